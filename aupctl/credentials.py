@@ -1,0 +1,104 @@
+"""Secrets: the directory bind password and the SSH key passphrase.
+
+Order: an environment variable (for scripts), then a file that only its owner can read (for cron
+on a headless server), then the OS keyring (for a technician's own machine). Secrets never go
+through argv, logs or the audit log.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .errors import ConfigError
+
+SERVICE = "aupctl"
+ENV_BIND = "AUPCTL_BIND_PASSWORD"
+ENV_SSH = "AUPCTL_SSH_PASSPHRASE"
+
+
+def read_secret_file(path: str, what: str) -> str:
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {p} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} file {p}: {exc}") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{what} file {p} can be read by others (mode {stat.S_IMODE(st.st_mode):04o})",
+            hint=f"chmod 600 {p}",
+        )
+    try:
+        value = p.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} file {p}: {exc}") from None
+    if not value:
+        raise ConfigError(f"{what} file {p} is empty")
+    return value
+
+
+def _keyring_get(account: str) -> tuple[str | None, str | None]:
+    """(secret, problem): problem says why the keyring could not be asked."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError, NoKeyringError
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        return None, "the keyring package is not installed"
+    try:
+        return keyring.get_password(SERVICE, account), None
+    except NoKeyringError:
+        return None, "this machine has no keyring backend"
+    except KeyringError as exc:
+        return None, f"the keyring failed: {exc}"
+    except Exception as exc:  # noqa: BLE001 - third-party backends raise anything (e.g. D-Bus errors)
+        return None, f"the keyring failed: {exc}"
+
+
+def bind_password(bind_dn: str, password_file: str | None) -> str:
+    if os.environ.get(ENV_BIND):
+        return os.environ[ENV_BIND]
+    if password_file:
+        return read_secret_file(password_file, "bind password")
+    secret, problem = _keyring_get(bind_dn)
+    if secret:
+        return secret
+    why = problem or f"the keyring holds no password for {bind_dn!r} (service {SERVICE!r})"
+    raise ConfigError(
+        f"no bind password: {why}",
+        hint=f"run `aupctl config set-password`, set {ENV_BIND}, or set directory.bind_password_file "
+        "to a file readable only by you (chmod 600)",
+    )
+
+
+def keyring_status(account: str) -> tuple[bool, str]:
+    """For doctor: (usable, what it says)."""
+    secret, problem = _keyring_get(account)
+    if problem:
+        return False, problem
+    return True, "holds the bind password" if secret else "usable; holds no bind password"
+
+
+def store_bind_password(bind_dn: str, secret: str) -> None:
+    import keyring
+    from keyring.errors import KeyringError, NoKeyringError
+
+    try:
+        keyring.set_password(SERVICE, bind_dn, secret)
+    except NoKeyringError:
+        raise ConfigError(
+            "this machine has no keyring backend",
+            hint=f"set directory.bind_password_file to a chmod-600 file, or {ENV_BIND} for scripts",
+        ) from None
+    except (KeyringError, Exception) as exc:  # noqa: BLE001
+        raise ConfigError(f"the keyring refused the password: {exc}") from None
+
+
+def ssh_passphrase(key_path: str) -> str | None:
+    """The SSH key's passphrase, or None for an unencrypted key."""
+    if os.environ.get(ENV_SSH):
+        return os.environ[ENV_SSH]
+    secret, _ = _keyring_get(f"ssh:{key_path}")
+    return secret

@@ -1,0 +1,493 @@
+"""Every Active Directory / OpenLDAP difference, in one place.
+
+Accounts are read into `Account` from plain attribute dicts (no ldap3 Entry objects: they are slow
+and heavy for thousands of people). userAccountControl is always tested with masks, never by value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import ldap3
+from ldap3.utils.conv import escape_filter_chars
+
+from .connection import Attrs, DirectoryError, parent_dn
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .connection import Directory
+
+# userAccountControl bits (MS-ADTS 2.2.16)
+UAC_ACCOUNTDISABLE = 0x0002
+UAC_PASSWD_NOTREQD = 0x0020
+UAC_ENCRYPTED_TEXT_PWD_ALLOWED = 0x0080
+UAC_NORMAL_ACCOUNT = 0x0200
+UAC_DONT_EXPIRE_PASSWORD = 0x10000
+
+LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
+FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)
+NEVER = (0, 0x7FFFFFFFFFFFFFFF)
+
+
+def first(attrs: Attrs, name: str, default: Any = None) -> Any:
+    for key, values in attrs.items():
+        if key.lower() == name.lower():
+            return values[0] if values else default
+    return default
+
+
+def values(attrs: Attrs, name: str) -> list[Any]:
+    for key, vals in attrs.items():
+        if key.lower() == name.lower():
+            return list(vals)
+    return []
+
+
+def parse_generalized(value: Any) -> dt.datetime | None:
+    """LDAP GeneralizedTime (or a datetime ldap3 already made) -> aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    text = text.strip()
+    if text == LOCKED_FOREVER:
+        return None
+    try:
+        base = text.rstrip("Z").split(".")[0].split("+")[0]
+        return dt.datetime.strptime(base[:14], "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def parse_filetime(value: Any) -> dt.datetime | None:
+    """AD's 100-ns intervals since 1601; 0 and max mean 'never'."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return None if value.year in (1601, 9999) else value
+    try:
+        n = int(value.decode() if isinstance(value, bytes) else value)
+    except (TypeError, ValueError):
+        return None
+    if n in NEVER or n < 0:
+        return None
+    return FILETIME_EPOCH + dt.timedelta(microseconds=n // 10)
+
+
+def to_filetime(when: dt.datetime) -> int:
+    return int((when - FILETIME_EPOCH).total_seconds() * 10_000_000)
+
+
+def as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+@dataclass
+class Account:
+    dn: str
+    username: str
+    given_name: str = ""
+    surname: str = ""
+    display_name: str = ""
+    email: str = ""
+    staff_code: str = ""
+    description: str = ""
+    disabled: bool = False
+    must_change: bool = False
+    groups: list[str] = field(default_factory=list)  # direct group DNs
+    created: dt.datetime | None = None
+    password_changed: dt.datetime | None = None
+    last_logon: dt.datetime | None = None
+    uac: int | None = None  # AD only
+    raw: Attrs = field(default_factory=dict, repr=False)
+
+    @property
+    def ou(self) -> str:
+        return parent_dn(self.dn)
+
+    @property
+    def name(self) -> str:
+        return self.display_name or " ".join(p for p in (self.given_name, self.surname) if p) or self.username
+
+
+def same_dn(a: str, b: str) -> bool:
+    return normalise_dn(a) == normalise_dn(b)
+
+
+def normalise_dn(dn: str) -> str:
+    try:
+        return ",".join(p.lower() for p in ldap3.utils.dn.safe_dn(dn).split(","))
+    except Exception:  # noqa: BLE001 - odd DNs still compare as text
+        return dn.lower().replace(", ", ",")
+
+
+def is_under(dn: str, base: str) -> bool:
+    d, b = normalise_dn(dn), normalise_dn(base)
+    return d == b or d.endswith("," + b)
+
+
+class Flavour:
+    """What both flavours share; subclasses hold the differences."""
+
+    name = ""
+    username_attr = ""
+    person_filter = ""
+    group_filter = ""
+    user_attributes: list[str] = []
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    # -- filters --
+    def user_filter(self, username: str) -> str:
+        return f"(&{self.person_filter}({self.username_attr}={escape_filter_chars(username)}))"
+
+    def users_filter(self, usernames: Iterable[str]) -> str:
+        parts = "".join(f"({self.username_attr}={escape_filter_chars(u)})" for u in usernames)
+        return f"(&{self.person_filter}(|{parts}))"
+
+    # -- reading --
+    def account(self, dn: str, attrs: Attrs) -> Account:
+        raise NotImplementedError
+
+    def find_user(self, directory: Directory, username: str) -> Account | None:
+        for dn, attrs in directory.search(self.cfg.directory.base_dn, self.user_filter(username), self.user_attributes):
+            acct = self.account(dn, attrs)
+            self.fill_groups(directory, [acct])
+            return acct
+        return None
+
+    def iter_accounts(
+        self, directory: Directory, base: str | None = None, ldap_filter: str | None = None, *, with_groups: bool = True
+    ) -> Iterator[Account]:
+        base = base or self.cfg.dn(self.cfg.directory.staff_ou)
+        batch: list[Account] = []
+        for dn, attrs in directory.search(base, ldap_filter or self.person_filter, self.user_attributes):
+            batch.append(self.account(dn, attrs))
+        if with_groups:
+            self.fill_groups(directory, batch)
+        yield from batch
+
+    def fill_groups(self, directory: Directory, accounts: list[Account]) -> None:
+        """Direct group DNs of each account (AD: memberOf is already there)."""
+
+    def group_members(self, directory: Directory, group_dn: str) -> list[str] | None:
+        """Direct member DNs of one group; None if the group does not exist."""
+        attrs = directory.read(group_dn, ["member"])
+        if attrs is None:
+            return None
+        return [m for m in values(attrs, "member") if not same_dn(m, group_dn)]
+
+    def all_groups(self, directory: Directory) -> dict[str, list[str]]:
+        """normalised group DN -> direct member DNs, for every group in the directory (one search)."""
+        out: dict[str, list[str]] = {}
+        for dn, attrs in directory.search(self.cfg.directory.base_dn, self.group_filter, ["member"]):
+            out[normalise_dn(dn)] = [m for m in values(attrs, "member") if not same_dn(m, dn)]
+        return out
+
+    def effective_members(
+        self, directory: Directory, group_dn: str, groups: dict[str, list[str]] | None = None
+    ) -> dict[str, str | None] | None:
+        """member DN -> None for a direct member, or the DN of the nested group that brought them in."""
+        direct = self.group_members(directory, group_dn)
+        if direct is None:
+            return None
+        return {m: None for m in direct}
+
+    # -- changing --
+    def disable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
+        raise NotImplementedError
+
+    def enable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
+        raise NotImplementedError
+
+    def set_password(self, directory: Directory, dn: str, password: str) -> None:
+        raise NotImplementedError
+
+    def force_change(self, directory: Directory, dn: str) -> None:
+        raise NotImplementedError
+
+    def add_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
+        """Idempotent; returns True if a change was made."""
+        try:
+            desc = directory.modify(
+                group_dn,
+                {"member": [(ldap3.MODIFY_ADD, [member_dn])]},
+                tolerate=("attributeOrValueExists", "entryAlreadyExists"),
+            )
+        except DirectoryError as exc:
+            if self.is_member(directory, group_dn, member_dn):
+                return False
+            raise exc
+        return desc == "success"
+
+    def remove_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
+        """Idempotent; returns True if a change was made."""
+        if not self.is_member(directory, group_dn, member_dn):
+            return False
+        directory.modify(group_dn, {"member": [(ldap3.MODIFY_DELETE, [member_dn])]})
+        return True
+
+    def is_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
+        members = self.group_members(directory, group_dn) or []
+        return any(same_dn(m, member_dn) for m in members)
+
+    def new_user(
+        self,
+        *,
+        username: str,
+        given_name: str,
+        surname: str,
+        display_name: str,
+        email: str,
+        staff_code: str,
+        ou_dn: str,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[str, list[str], dict]:
+        """(dn, objectClasses, attributes) for a new account, created without a password and disabled."""
+        raise NotImplementedError
+
+
+class OpenLDAP(Flavour):
+    name = "openldap"
+    username_attr = "uid"
+    person_filter = "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))"
+    group_filter = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+    user_attributes = [
+        "uid",
+        "givenName",
+        "sn",
+        "cn",
+        "displayName",
+        "mail",
+        "employeeNumber",
+        "description",
+        "pwdAccountLockedTime",
+        "pwdReset",
+        "createTimestamp",
+        "pwdChangedTime",
+        "pwdLastSuccess",
+        "authTimestamp",
+        "objectClass",
+    ]
+
+    def account(self, dn: str, attrs: Attrs) -> Account:
+        locked = as_text(first(attrs, "pwdAccountLockedTime", ""))
+        return Account(
+            dn=dn,
+            username=as_text(first(attrs, "uid", "")),
+            given_name=as_text(first(attrs, "givenName", "")),
+            surname=as_text(first(attrs, "sn", "")),
+            display_name=as_text(first(attrs, "displayName", "") or first(attrs, "cn", "")),
+            email=as_text(first(attrs, "mail", "")),
+            staff_code=as_text(first(attrs, "employeeNumber", "")),
+            description=as_text(first(attrs, "description", "")),
+            disabled=bool(locked),
+            must_change=as_text(first(attrs, "pwdReset", "")).upper() == "TRUE",
+            created=parse_generalized(first(attrs, "createTimestamp")),
+            password_changed=parse_generalized(first(attrs, "pwdChangedTime")),
+            last_logon=parse_generalized(first(attrs, "pwdLastSuccess") or first(attrs, "authTimestamp")),
+            raw=attrs,
+        )
+
+    def fill_groups(self, directory: Directory, accounts: list[Account]) -> None:
+        if not accounts:
+            return
+        by_dn = {normalise_dn(a.dn): a for a in accounts}
+        if len(accounts) <= 5:
+            for acct in accounts:
+                f = (
+                    f"(&{self.group_filter}(|(member={escape_filter_chars(acct.dn)})"
+                    f"(uniqueMember={escape_filter_chars(acct.dn)})))"
+                )
+                acct.groups = [dn for dn, _ in directory.search(self.cfg.directory.base_dn, f, [])]
+            return
+        # Many accounts: read every group once and invert, instead of one search per person.
+        for gdn, attrs in directory.search(self.cfg.directory.base_dn, self.group_filter, ["member", "uniqueMember"]):
+            for m in values(attrs, "member") + values(attrs, "uniqueMember"):
+                acct = by_dn.get(normalise_dn(m))
+                if acct is not None:
+                    acct.groups.append(gdn)
+
+    def disable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
+        return {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [LOCKED_FOREVER])]}
+
+    def enable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
+        return {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [])]}
+
+    def set_password(self, directory: Directory, dn: str, password: str) -> None:
+        directory.password_modify(dn, password)
+
+    def force_change(self, directory: Directory, dn: str) -> None:
+        directory.modify(dn, {"pwdReset": [(ldap3.MODIFY_REPLACE, ["TRUE"])]})
+
+    def remove_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
+        if not self.is_member(directory, group_dn, member_dn):
+            return False
+        try:
+            directory.modify(group_dn, {"member": [(ldap3.MODIFY_DELETE, [member_dn])]})
+        except DirectoryError as exc:
+            if exc.result != "objectClassViolation":
+                raise
+            # groupOfNames must keep one member: the group itself stands in for "empty" (ignored on read).
+            directory.modify(group_dn, {"member": [(ldap3.MODIFY_REPLACE, [group_dn])]})
+        return True
+
+    def new_user(
+        self,
+        *,
+        username: str,
+        given_name: str,
+        surname: str,
+        display_name: str,
+        email: str,
+        staff_code: str,
+        ou_dn: str,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[str, list[str], dict]:
+        from ldap3.utils.dn import escape_rdn
+
+        dn = f"uid={escape_rdn(username)},{ou_dn}"
+        attrs: dict[str, Any] = {
+            "uid": username,
+            "givenName": given_name,
+            "sn": surname,
+            "cn": display_name,
+            "displayName": display_name,
+            # Created locked: it gets a password, then is unlocked (never an open account without one).
+            "pwdAccountLockedTime": LOCKED_FOREVER,
+        }
+        if email:
+            attrs["mail"] = email
+        if staff_code:
+            attrs["employeeNumber"] = staff_code
+        attrs.update(extra or {})
+        return dn, ["inetOrgPerson"], attrs
+
+
+class ActiveDirectory(Flavour):
+    name = "ad"
+    username_attr = "sAMAccountName"
+    person_filter = "(&(objectCategory=person)(objectClass=user))"
+    group_filter = "(objectClass=group)"
+    user_attributes = [
+        "sAMAccountName",
+        "givenName",
+        "sn",
+        "cn",
+        "displayName",
+        "mail",
+        "employeeNumber",
+        "description",
+        "userAccountControl",
+        "whenCreated",
+        "pwdLastSet",
+        "lastLogonTimestamp",
+        "memberOf",
+        "userPrincipalName",
+        "accountExpires",
+        "primaryGroupID",
+    ]
+
+    def account(self, dn: str, attrs: Attrs) -> Account:
+        uac = int(first(attrs, "userAccountControl", 0) or 0)
+        pwd_last_set_raw = first(attrs, "pwdLastSet")
+        return Account(
+            dn=dn,
+            username=as_text(first(attrs, "sAMAccountName", "")),
+            given_name=as_text(first(attrs, "givenName", "")),
+            surname=as_text(first(attrs, "sn", "")),
+            display_name=as_text(first(attrs, "displayName", "") or first(attrs, "cn", "")),
+            email=as_text(first(attrs, "mail", "")),
+            staff_code=as_text(first(attrs, "employeeNumber", "")),
+            description=as_text(first(attrs, "description", "")),
+            disabled=bool(uac & UAC_ACCOUNTDISABLE),
+            must_change=str(pwd_last_set_raw) == "0",
+            groups=[as_text(g) for g in values(attrs, "memberOf")],
+            created=parse_generalized(first(attrs, "whenCreated")),
+            password_changed=parse_filetime(pwd_last_set_raw),
+            last_logon=parse_filetime(first(attrs, "lastLogonTimestamp")),
+            uac=uac,
+            raw=attrs,
+        )
+
+    def effective_members(
+        self, directory: Directory, group_dn: str, groups: dict[str, list[str]] | None = None
+    ) -> dict[str, str | None] | None:
+        """Nested groups count on AD; say which group brought each person in (first one found)."""
+        direct = self.group_members(directory, group_dn)
+        if direct is None:
+            return None
+        groups = groups if groups is not None else self.all_groups(directory)
+        out: dict[str, str | None] = {}
+        seen = {normalise_dn(group_dn)}
+        queue: list[tuple[str, str | None]] = [(m, None) for m in direct]
+        while queue:
+            member, via = queue.pop(0)
+            key = normalise_dn(member)
+            if key in groups:
+                if key in seen:
+                    continue
+                seen.add(key)
+                queue.extend((m, via or member) for m in groups[key])
+            elif member not in out:
+                out[member] = via
+        return out
+
+    def disable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
+        return {
+            "userAccountControl": [(ldap3.MODIFY_REPLACE, [str((acct.uac or UAC_NORMAL_ACCOUNT) | UAC_ACCOUNTDISABLE)])]
+        }
+
+    def enable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
+        uac = (acct.uac or UAC_NORMAL_ACCOUNT) & ~UAC_ACCOUNTDISABLE & ~UAC_PASSWD_NOTREQD
+        return {"userAccountControl": [(ldap3.MODIFY_REPLACE, [str(uac | UAC_NORMAL_ACCOUNT)])]}
+
+    def set_password(self, directory: Directory, dn: str, password: str) -> None:
+        encoded = f'"{password}"'.encode("utf-16-le")  # AD takes a quoted UTF-16LE string, over TLS only
+        directory.modify(dn, {"unicodePwd": [(ldap3.MODIFY_REPLACE, [encoded])]})
+
+    def force_change(self, directory: Directory, dn: str) -> None:
+        directory.modify(dn, {"pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0"])]})
+
+    def new_user(
+        self,
+        *,
+        username: str,
+        given_name: str,
+        surname: str,
+        display_name: str,
+        email: str,
+        staff_code: str,
+        ou_dn: str,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[str, list[str], dict]:
+        from ldap3.utils.dn import escape_rdn
+
+        dn = f"CN={escape_rdn(display_name)},{ou_dn}"
+        attrs: dict[str, Any] = {
+            "sAMAccountName": username,
+            "givenName": given_name,
+            "sn": surname,
+            "displayName": display_name,
+            "userAccountControl": str(UAC_NORMAL_ACCOUNT | UAC_ACCOUNTDISABLE),
+        }
+        suffix = self.cfg.accounts.upn_suffix
+        if suffix:
+            attrs["userPrincipalName"] = f"{username}@{suffix.lstrip('@')}"
+        if email:
+            attrs["mail"] = email
+        if staff_code:
+            attrs["employeeNumber"] = staff_code
+        attrs.update(extra or {})
+        return dn, ["top", "person", "organizationalPerson", "user"], attrs
+
+
+def flavour_for(cfg: Config) -> Flavour:
+    return ActiveDirectory(cfg) if cfg.directory.flavour == "ad" else OpenLDAP(cfg)

@@ -1,0 +1,48 @@
+"""A person's role: recorded by aupctl (at creation or by hand), else inferred from OU, else from groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Config
+from .directory.flavour import Account, is_under, same_dn
+from .state import State, actor, now_iso
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    role: str | None
+    why: str
+
+
+def recorded_roles(state: State) -> dict[str, tuple[str, str]]:
+    return {r["username"].lower(): (r["role"], r["source"]) for r in state.query("SELECT * FROM roles")}
+
+
+def role_of(
+    cfg: Config, acct: Account, recorded: dict[str, tuple[str, str]] | None = None, state: State | None = None
+) -> RoleInfo:
+    if recorded is None:
+        recorded = recorded_roles(state) if state else {}
+    rec = recorded.get(acct.username.lower())
+    if rec and rec[0] in cfg.roles:
+        role, source = rec
+        return RoleInfo(role, "recorded when aupctl created the account" if source == "created" else "set by hand")
+    for name, role in cfg.roles.items():
+        if role.ou and is_under(acct.dn, cfg.dn(role.ou)):
+            return RoleInfo(name, f"account is in {cfg.dn(role.ou)}")
+    for name, role in cfg.roles.items():
+        for group in role.groups:
+            gdn = cfg.group_dn(group)
+            if any(same_dn(g, gdn) for g in acct.groups):
+                return RoleInfo(name, f"member of {group}")
+    return RoleInfo(None, "no role: not in a role's OU or groups, and none recorded")
+
+
+def set_role(state: State, username: str, role: str, source: str = "set") -> None:
+    state.execute(
+        "INSERT INTO roles (username, role, source, recorded_by, recorded_at) VALUES (?,?,?,?,?) "
+        "ON CONFLICT(username) DO UPDATE SET role=excluded.role, source=excluded.source, "
+        "recorded_by=excluded.recorded_by, recorded_at=excluded.recorded_at",
+        (username, role, source, actor(), now_iso()),
+    )

@@ -1,0 +1,77 @@
+"""Reading staff accounts for `staff list` and `staff show`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config
+from .directory import Account, Directory
+from .directory.flavour import is_under
+from .errors import NotFoundError
+from .roles import RoleInfo, recorded_roles, role_of
+from .state import State
+
+
+def require_user(directory: Directory, username: str) -> Account:
+    acct = directory.flavour.find_user(directory, username)
+    if acct is None:
+        raise NotFoundError(f"no account {username!r} in {directory.cfg.directory.base_dn}")
+    return acct
+
+
+def is_leaver(cfg: Config, acct: Account) -> bool:
+    return is_under(acct.dn, cfg.dn(cfg.directory.leavers_ou))
+
+
+def group_name(dn: str) -> str:
+    """The cn of a group DN, for people to read."""
+    first = dn.split(",", 1)[0]
+    return first.split("=", 1)[1] if "=" in first else first
+
+
+def list_staff(
+    cfg: Config, directory: Directory, state: State, *, role: str | None = None, include_disabled: bool = False
+) -> list[dict[str, Any]]:
+    if role is not None:
+        cfg.role(role)  # refuses an unknown role with the known ones
+    recorded = recorded_roles(state)
+    rows = []
+    for acct in directory.flavour.iter_accounts(directory):
+        if acct.disabled and not include_disabled:
+            continue
+        info = role_of(cfg, acct, recorded)
+        if role is not None and info.role != role:
+            continue
+        rows.append(account_row(acct, info))
+    rows.sort(key=lambda r: (r["surname"].lower(), r["given_name"].lower(), r["username"]))
+    return rows
+
+
+def account_row(acct: Account, info: RoleInfo) -> dict[str, Any]:
+    return {
+        "username": acct.username,
+        "name": acct.name,
+        "given_name": acct.given_name,
+        "surname": acct.surname,
+        "role": info.role,
+        "email": acct.email,
+        "staff_code": acct.staff_code,
+        "enabled": not acct.disabled,
+        "dn": acct.dn,
+    }
+
+
+def show(cfg: Config, directory: Directory, state: State, username: str) -> dict[str, Any]:
+    acct = require_user(directory, username)
+    info = role_of(cfg, acct, state=state)
+    return {
+        **account_row(acct, info),
+        "role_reason": info.why,
+        "leaver": is_leaver(cfg, acct),
+        "description": acct.description,
+        "groups": sorted(group_name(g) for g in acct.groups),
+        "created": acct.created,
+        "password_changed": acct.password_changed,
+        "must_change_password": acct.must_change,
+        "last_logon": acct.last_logon,
+    }

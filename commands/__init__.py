@@ -1,0 +1,106 @@
+"""The click layer: the root group, global options, and the one handler that turns an AupctlError into
+a message on stderr and an exit code. Subcommands load lazily so `aupctl --help` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from aupctl.errors import EXIT_USAGE, AupctlError
+
+from .context import Ctx
+
+# name -> (module, attribute, one-line help). Help lives here so listing commands imports nothing.
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "access": ("access", "cli", "Access to restricted systems: grant, revoke, list, review (policy 1.3)."),
+    "aup": ("aup", "cli", "AUP declarations: record, import and report signatures (policy 8.1, 9.1)."),
+    "config": ("config", "cli", "Check the config file; store the bind password in the keyring."),
+    "doctor": ("doctor", "cli", "Check config, directory, TLS, bind, state store and keyring."),
+    "laptop": ("laptop", "cli", "School laptops: enrol, check in over SSH, audit (policy 1.4, 6.7, 6.8)."),
+    "leaver": ("leaver", "cli", "Staff leavers: withdraw access, schedule, restore (policy 4.2, 9.2)."),
+    "licence": ("licence", "cli", "Software licences: seats used against seats owned (policy 6.7)."),
+    "log": ("log", "cli", "The audit log: show it, verify its hash chain."),
+    "password": ("password", "cli", "Password hygiene: audit, check, reset (policy 6.2)."),
+    "sandbox": ("sandbox", "cli", "A throwaway school directory to try aupctl on."),
+    "staff": ("staff", "cli", "Staff accounts: list, show, import, set a role."),
+    "tasks": ("tasks", "cli", "Work to do by hand in systems without a directory group."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return None
+        module, attr, _ = SUBCOMMANDS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="AUPCTL_CONFIG",
+    help="Config file (else $AUPCTL_CONFIG, else the user config dir).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format for data on stdout.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="aupctl", prog_name="aupctl")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, fmt: str, debug: bool) -> None:
+    """aupctl: enforce the staff Acceptable Use Policy on the school's directory, laptops and passwords.
+
+    Exit codes: 0 clean, 1 findings, 2 bad usage/config/input, 3 directory or host unreachable or
+    authentication failed, 4 a change failed part-way (re-run to resume).
+    """
+    ctx.obj = Ctx(config_path=config_path, fmt=fmt, debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        return cli.main(args=argv, prog_name="aupctl", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted: nothing more was changed", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except AupctlError as exc:
+        if debug:
+            raise
+        click.echo(f"aupctl: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("aupctl: interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a traceback is a bug; show it only with --debug
+        if debug:
+            raise
+        click.echo(
+            f"aupctl: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback; "
+            "please report it)",
+            err=True,
+        )
+        sys.exit(70)

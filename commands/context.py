@@ -1,0 +1,56 @@
+"""The object every command gets: the loaded config, the state store and the directory, opened lazily."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from aupctl.config import Config
+    from aupctl.directory import Directory
+    from aupctl.state import State
+
+
+@dataclass
+class Ctx:
+    config_path: str | None
+    fmt: str = "table"
+    debug: bool = False
+    _config: Config | None = field(default=None, repr=False)
+    _state: State | None = field(default=None, repr=False)
+    _directory: Directory | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from aupctl.config import load
+
+            self._config = load(self.config_path)
+        return self._config
+
+    @property
+    def state(self) -> State:
+        if self._state is None:
+            from aupctl.state import State
+
+            self._state = State(self.config.state.path)
+        return self._state
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            from aupctl.directory import open_directory
+
+            self._directory = open_directory(self.config)
+        return self._directory
+
+    def close(self) -> None:
+        if self._directory is not None:
+            self._directory.close()
+        if self._state is not None:
+            self._state.close()
+
+
+pass_ctx = click.make_pass_decorator(Ctx)

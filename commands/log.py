@@ -1,0 +1,59 @@
+"""aupctl log [--since DATE] [--user USER] | log verify"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+
+import click
+
+from aupctl.errors import EXIT_FINDINGS, InputError
+
+from .context import Ctx, pass_ctx
+from .output import message, render
+
+
+def parse_date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@click.group("log", invoke_without_command=True)
+@click.option("--since", metavar="DATE", help="Entries on or after this date (YYYY-MM-DD).")
+@click.option("--user", metavar="USER", help="Entries about this account.")
+@click.pass_context
+def cli(click_ctx: click.Context, since: str | None, user: str | None) -> None:
+    """The audit log: every change aupctl made, who made it and when."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx: Ctx = click_ctx.obj
+    day = parse_date(since, "--since")
+    entries = ctx.state.audit_entries(since=day.isoformat() if day else None, target=user)
+    rows = [
+        {
+            "id": e.id,
+            "at": e.at,
+            "actor": e.actor,
+            "action": e.action,
+            "target": e.target,
+            "details": e.details if ctx.fmt == "json" else json.dumps(e.details, ensure_ascii=False),
+        }
+        for e in entries
+    ]
+    render(ctx, rows, ["id", "at", "actor", "action", "target", "details"], empty="the audit log has no such entries")
+
+
+@cli.command("verify")
+@pass_ctx
+def verify(ctx: Ctx) -> None:
+    """Check the hash chain; exit 1 and name the first broken entry if the log was edited."""
+    count, broken = ctx.state.verify_audit()
+    if broken:
+        message(f"audit log BROKEN at entry {broken.id}: {broken.reason} ({count} entries read)")
+        sys.exit(EXIT_FINDINGS)
+    message(f"audit log intact: {count} entries, hash chain verified")

@@ -1,0 +1,168 @@
+"""--format table|json|csv, messages on stderr, progress bars, and the plan -> confirm -> apply road."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from aupctl.errors import EXIT_FINDINGS, ConfirmationRequired
+from aupctl.findings import Finding, sort_findings
+from aupctl.plan import ApplyResult, Change, Plan, apply
+
+from .context import Ctx
+
+FINDING_COLUMNS = ["severity", "subject", "system", "check", "clause", "detail"]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def render(
+    ctx: Ctx,
+    rows: Sequence[dict[str, Any]],
+    columns: list[str] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    empty: str = "nothing to show",
+    json_obj: Any = None,
+) -> None:
+    """Data to stdout in the chosen format. JSON is the same rows the table shows (or json_obj if given)."""
+    columns = columns or (list(rows[0].keys()) if rows else [])
+    if ctx.fmt == "json":
+        payload = json_obj if json_obj is not None else [{c: _plain(r.get(c)) for c in columns} for r in rows]
+        click.echo(json.dumps(_plain(payload), indent=2, ensure_ascii=False))
+        return
+    if ctx.fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow([_cell(r.get(c)) for c in columns])
+        click.echo(buf.getvalue(), nl=False)
+        return
+    if not rows:
+        message(empty)
+        return
+    from tabulate import tabulate
+
+    heads = [(headers or {}).get(c, c.replace("_", " ")) for c in columns]
+    click.echo(tabulate([[_cell(r.get(c)) for c in columns] for r in rows], headers=heads, tablefmt="simple"))
+
+
+def message(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def warn(text: str) -> None:
+    click.echo(click.style("warning: ", fg="yellow") + text, err=True)
+
+
+def render_findings(ctx: Ctx, findings: list[Finding], *, clean: str = "no findings") -> int:
+    """Findings as rows; returns the exit code (1 if any)."""
+    rows = [f.as_row() for f in sort_findings(findings)]
+    columns = FINDING_COLUMNS if any(f.system for f in findings) else [c for c in FINDING_COLUMNS if c != "system"]
+    if ctx.fmt == "json":
+        render(ctx, rows, ["subject", "system", "check", "clause", "severity", "detail"])
+    else:
+        render(ctx, rows, columns, empty=clean)
+    if ctx.fmt == "table" and findings:
+        message(f"{len(findings)} finding(s)")
+    return EXIT_FINDINGS if findings else 0
+
+
+def dry_run_option(f: Callable) -> Callable:
+    return click.option("--dry-run", is_flag=True, help="Show the exact plan and change nothing.")(f)
+
+
+def yes_option(f: Callable) -> Callable:
+    return click.option("--yes", "-y", is_flag=True, help="Apply without asking (for scripts and cron).")(f)
+
+
+def changing(f: Callable) -> Callable:
+    """--dry-run and --yes, for every command that changes something."""
+    return dry_run_option(yes_option(f))
+
+
+def show_plan(ctx: Ctx, plan: Plan) -> None:
+    if ctx.fmt == "json":
+        render(
+            ctx, [], json_obj={"plan": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}
+        )
+        return
+    out = sys.stdout if ctx.fmt == "table" else sys.stderr
+    click.echo(f"Plan: {plan.title}", file=out)
+    for i, change in enumerate(plan.changes, 1):
+        click.echo(f"  {i:>3}. {change.description}", file=out)
+    for note in plan.notes:
+        click.echo(f"  - {note}", file=out)
+    if plan.empty:
+        click.echo("  nothing to do", file=out)
+
+
+def confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfirmationRequired(
+            f"{question} — no terminal to ask and no --yes given; nothing was changed",
+            hint="review the plan with --dry-run, then re-run with --yes",
+        )
+    if not click.confirm(question, default=False, err=True):
+        raise click.exceptions.Abort()
+
+
+def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = True) -> ApplyResult | None:
+    """Show the plan; stop for --dry-run; confirm unless --yes; apply with a progress bar on stderr."""
+    if show:
+        show_plan(ctx, plan)
+    if dry_run:
+        message("dry run: nothing was changed")
+        return None
+    if plan.empty:
+        return ApplyResult("", [], [])
+    confirm(f"Apply these {len(plan.changes)} change(s)?", yes)
+    bar_needed = len(plan.changes) >= 10 and sys.stderr.isatty()
+    if bar_needed:
+        with click.progressbar(length=len(plan.changes), label="applying", file=sys.stderr) as bar:
+
+            def progress(i: int, total: int, change: Change) -> None:
+                bar.update(1)
+
+            result = apply(plan, ctx.state, progress)
+    else:
+        result = apply(plan, ctx.state)
+    message(f"done: {len(result.done)} change(s) applied and recorded in the audit log")
+    return result
+
+
+def exit_with(code: int) -> None:
+    if code:
+        sys.exit(code)

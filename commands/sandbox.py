@@ -1,0 +1,62 @@
+"""aupctl sandbox start | status | stop"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .context import Ctx, pass_ctx
+from .output import message, render
+
+dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the sandbox lives (default: the user data dir).",
+)
+
+
+@click.group("sandbox")
+def cli() -> None:
+    """A throwaway school directory (slapd or Samba AD) seeded with a fictional school."""
+
+
+@cli.command("start")
+@click.option("--flavour", type=click.Choice(["openldap", "ad"]), default="openldap", show_default=True)
+@dir_option
+@pass_ctx
+def start(ctx: Ctx, flavour: str, directory: Path | None) -> None:
+    """Start a sandbox directory and write DIR/aupctl.toml for it."""
+    from aupctl import sandbox
+
+    info = sandbox.start(flavour, directory)
+    message(f"{flavour} sandbox running (pid {info.pid}) at {', '.join(info.urls)}")
+    message(f"config: {info.config_path}")
+    message("next:")
+    message(f"  export AUPCTL_CONFIG={info.config_path}")
+    for cmd in ("aupctl doctor", "aupctl staff list", "aupctl access review", "aupctl password audit"):
+        message(f"  {cmd}")
+
+
+@cli.command("status")
+@dir_option
+@pass_ctx
+def status(ctx: Ctx, directory: Path | None) -> None:
+    """Is the sandbox running, and where."""
+    from aupctl import sandbox
+
+    st = sandbox.status(directory or sandbox.default_dir())
+    render(ctx, [{"field": k, "value": v} for k, v in st.items()], ["field", "value"]) if ctx.fmt != "json" else render(
+        ctx, [], json_obj=st
+    )
+
+
+@cli.command("stop")
+@dir_option
+def stop(directory: Path | None) -> None:
+    """Stop the sandbox server this directory started (nothing else)."""
+    from aupctl import sandbox
+
+    d = directory or sandbox.default_dir()
+    message("stopped" if sandbox.stop(d) else f"no running sandbox in {d}")

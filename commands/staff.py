@@ -1,0 +1,40 @@
+"""aupctl staff list | show (import and set-role join later)"""
+
+from __future__ import annotations
+
+import click
+
+from .context import Ctx, pass_ctx
+from .output import render
+
+
+@click.group("staff")
+def cli() -> None:
+    """Staff accounts: list, show, import, set a role."""
+
+
+@cli.command("list")
+@click.option("--role", metavar="ROLE", help="Only this role (a [roles.NAME] in the config).")
+@click.option("--include-disabled", is_flag=True, help="Include disabled accounts.")
+@pass_ctx
+def list_(ctx: Ctx, role: str | None, include_disabled: bool) -> None:
+    """Staff accounts under the staff OU, with their role."""
+    from aupctl.staff import list_staff
+
+    rows = list_staff(ctx.config, ctx.directory, ctx.state, role=role, include_disabled=include_disabled)
+    cols = ["username", "name", "role", "email", "staff_code", "enabled"]
+    render(ctx, rows, cols if ctx.fmt != "json" else cols + ["dn"], empty="no staff accounts match")
+
+
+@cli.command("show")
+@click.argument("user")
+@pass_ctx
+def show(ctx: Ctx, user: str) -> None:
+    """One account: details, role and why, groups, password and logon dates."""
+    from aupctl.staff import show as show_user
+
+    row = show_user(ctx.config, ctx.directory, ctx.state, user)
+    if ctx.fmt == "json":
+        render(ctx, [], json_obj=row)
+        return
+    render(ctx, [{"field": k.replace("_", " "), "value": v} for k, v in row.items()], ["field", "value"])
