@@ -1,0 +1,133 @@
+"""The one CSV reader for files from the office: `staff import`, `aup import`, `leaver withdraw --from-csv`.
+
+Excel on a UK PC writes Windows-1252 ("CSV") or UTF-8 with a BOM ("CSV UTF-8"); continental
+settings use ';'. Headers are matched case- and space-insensitively, and a school can map its own
+headers onto ours ([import.columns]).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+MAX_BYTES = 20 * 1024 * 1024  # a staff list is kilobytes; refuse something that is clearly not one
+
+
+def norm_header(text: str) -> str:
+    return "_".join(text.replace("\ufeff", "").strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int  # the line number in the file where the row starts (header is line 1)
+    values: dict[str, str]  # our column name -> stripped value ('' when empty or absent)
+
+    def get(self, key: str) -> str:
+        return self.values.get(key, "")
+
+
+@dataclass(frozen=True)
+class Table:
+    path: str
+    encoding: str
+    delimiter: str
+    columns: list[str]  # our names of the columns present
+    rows: list[Row]
+
+
+def decode(data: bytes, path: str) -> tuple[str, str]:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8"), "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "utf-16"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "windows-1252"
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: cannot read the file as UTF-8 or Windows-1252 (byte {exc.start})",
+            hint="save it from Excel as 'CSV UTF-8'",
+        ) from None
+
+
+def sniff_delimiter(text: str) -> str:
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read(
+    path: str | Path, *, required: Iterable[str], optional: Iterable[str] = (), mapping: dict[str, str] | None = None
+) -> Table:
+    """Read a CSV; refuse a missing file, a missing required column, or an unknown column (naming it)."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_BYTES:
+            raise InputError(f"{p}: {p.stat().st_size} bytes is too large for a staff CSV")
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read: {exc.strerror}") from None
+    text, encoding = decode(data, str(p))
+    if "\x00" in text:
+        raise InputError(f"{p}: this is not a text CSV file (it holds NUL bytes); is it an .xlsx?")
+    delimiter = sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"{p}: the file is empty") from None
+    except csv.Error as exc:
+        raise InputError(f"{p}: line 1: {exc}") from None
+
+    required, optional = list(required), list(optional)
+    known = set(required) | set(optional)
+    # their header (normalised) -> our column
+    aliases = {norm_header(theirs): ours for ours, theirs in (mapping or {}).items()}
+    columns: list[str | None] = []
+    for i, h in enumerate(header, 1):
+        key = norm_header(h)
+        ours = aliases.get(key, key)
+        if not key:
+            columns.append(None)  # a blank trailing column from Excel
+            continue
+        if ours not in known:
+            raise InputError(
+                f"{p}: line 1, column {i}: unknown column {h.strip()!r} (expected: {', '.join(required + optional)})",
+                hint="map the school's own header in [import.columns] of the config",
+            )
+        if ours in columns:
+            raise InputError(f"{p}: line 1, column {i}: column {h.strip()!r} appears twice")
+        columns.append(ours)
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise InputError(f"{p}: line 1: missing required column(s): {', '.join(missing)}")
+
+    rows: list[Row] = []
+    try:
+        for fields in reader:
+            line = reader.line_num
+            if not any(f.strip() for f in fields):
+                continue  # blank lines between blocks are common in hand-made files
+            if len(fields) > len(columns) and any(f.strip() for f in fields[len(columns) :]):
+                raise InputError(
+                    f"{p}: line {line}: {len(fields)} fields but the header has {len(columns)} "
+                    "(an unquoted comma in a value?)"
+                )
+            values = {c: (fields[i].strip() if i < len(fields) else "") for i, c in enumerate(columns) if c}
+            rows.append(Row(line, values))
+    except csv.Error as exc:
+        raise InputError(f"{p}: line {reader.line_num}: {exc}") from None
+    return Table(str(p), encoding, delimiter, [c for c in columns if c], rows)
