@@ -1,0 +1,139 @@
+"""Config loading: every error names the file, the dotted key and what was expected."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from aupctl import config
+from aupctl.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """
+[school]
+name = "Test School"
+aup_version = "2024-09"
+
+[directory]
+flavour = "openldap"
+url = "ldaps://127.0.0.1:6360"
+bind_dn = "cn=admin,dc=t,dc=test"
+base_dn = "dc=t,dc=test"
+staff_ou = "ou=Staff"
+leavers_ou = "ou=Leavers"
+groups_ou = "ou=Groups"
+"""
+
+
+def test_example_config_loads_and_documents_every_key() -> None:
+    cfg = config.parse((ROOT / "config.example.toml").read_text(), "config.example.toml")
+    assert cfg.directory.flavour == "ad"
+    assert len(cfg.directory.url) == 2
+    assert cfg.systems["sap"].group is None  # managed by hand
+    assert cfg.licences and cfg.licences[0].seats == 40
+    assert cfg.import_.columns["last_name"] == "Legal Surname"
+    text = (ROOT / "config.example.toml").read_text()
+    # every field of every section appears in the example with a comment
+    import dataclasses
+
+    for section in (config.School, config.Directory, config.Accounts, config.Passwords, config.Laptops):
+        for f in dataclasses.fields(section):
+            assert (
+                f"\n{f.name} =" in text or f"\n{f.name}=" in text or f"[{section.__name__.lower()}.{f.name}]" in text
+            ), f"{section.__name__}.{f.name} is not documented in config.example.toml"
+
+
+def test_minimal_config_gets_defaults() -> None:
+    cfg = config.parse(MINIMAL, "t.toml")
+    assert cfg.directory.url == ["ldaps://127.0.0.1:6360"]  # a string becomes a list of one
+    assert cfg.accounts.max_length == 20
+    assert cfg.passwords.max_age_days == 0
+    assert cfg.dn("ou=Staff") == "ou=Staff,dc=t,dc=test"
+    assert cfg.dn("ou=Staff,dc=t,dc=test") == "ou=Staff,dc=t,dc=test"
+    assert cfg.group_dn("SIMS Users") == "cn=SIMS Users,ou=Groups,dc=t,dc=test"
+    assert cfg.group_dn("a,b") == "cn=a\\,b,ou=Groups,dc=t,dc=test"
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ("[directry]\nx = 1\n", "unknown key 'directry'"),
+        ("[passwords]\nmin_lenght = 12\n", "unknown key 'passwords.min_lenght'"),
+        ('[passwords]\nmin_length = "twelve"\n', "passwords.min_length must be a whole number"),
+        ("[passwords]\nmin_length = -1\n", "passwords.min_length must not be negative"),
+        ('[systems.sims]\ngroup = "SIMS"\n', "missing required key 'systems.sims.name'"),
+        ('[roles.teacher]\nou = "ou=T"\nsystems = ["nope"]\n', "roles.teacher.systems names 'nope'"),
+        (
+            '[[licences]]\nproduct = "X"\nmatch = "X*"\nseats = 1\nexpires = "31/08/2027"\n',
+            "licences[0].expires must be a date",
+        ),
+        ("[laptops]\nparallel = true\n", "laptops.parallel must be a whole number"),
+    ],
+)
+def test_bad_keys_are_named(extra: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config.parse(MINIMAL + extra, "school.toml")
+    assert needle in str(exc.value)
+    assert "school.toml" in str(exc.value)
+
+
+def test_bad_flavour_and_url() -> None:
+    with pytest.raises(ConfigError, match=r"directory.flavour must be 'ad' or 'openldap'"):
+        config.parse(MINIMAL.replace('"openldap"', '"novell"'), "t.toml")
+    with pytest.raises(ConfigError, match=r"directory.url\[0\] must start with ldap"):
+        config.parse(MINIMAL.replace("ldaps://127.0.0.1:6360", "127.0.0.1"), "t.toml")
+
+
+def test_missing_section_and_bad_toml() -> None:
+    with pytest.raises(ConfigError, match="missing required key 'directory'"):
+        config.parse(MINIMAL.split("[directory]")[0], "t.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.parse("[school\nname=", "t.toml")
+
+
+def test_load_resolves_relative_paths_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "aupctl.toml"
+    p.write_text(
+        MINIMAL.replace('groups_ou = "ou=Groups"', 'groups_ou = "ou=Groups"\nca_file = "ca.pem"')
+        + '\n[state]\npath = "state.db"\n'
+    )
+    monkeypatch.setenv("AUPCTL_CONFIG", str(p))
+    cfg = config.load(None)
+    assert cfg.directory.ca_file == str(tmp_path / "ca.pem")
+    assert cfg.state.path == str(tmp_path / "state.db")
+    with pytest.raises(ConfigError, match="no config file at"):
+        config.load(str(tmp_path / "missing.toml"))
+
+
+def test_credentials_file_must_be_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aupctl.credentials import bind_password
+
+    monkeypatch.delenv("AUPCTL_BIND_PASSWORD", raising=False)
+    pw = tmp_path / "bind.pw"
+    pw.write_text("s3cret\n")
+    os.chmod(pw, 0o644)
+    with pytest.raises(ConfigError, match="can be read by others"):
+        bind_password("cn=x", str(pw))
+    os.chmod(pw, stat.S_IRUSR | stat.S_IWUSR)
+    assert bind_password("cn=x", str(pw)) == "s3cret"
+    monkeypatch.setenv("AUPCTL_BIND_PASSWORD", "from-env")
+    assert bind_password("cn=x", str(pw)) == "from-env"
+
+
+def test_no_keyring_backend_names_the_other_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+    from keyring.backends.fail import Keyring as FailKeyring
+
+    from aupctl.credentials import bind_password
+
+    monkeypatch.delenv("AUPCTL_BIND_PASSWORD", raising=False)
+    monkeypatch.setattr(keyring, "get_keyring", lambda: FailKeyring())
+    keyring.set_keyring(FailKeyring())
+    with pytest.raises(ConfigError) as exc:
+        bind_password("cn=x", None)
+    text = str(exc.value)
+    assert "AUPCTL_BIND_PASSWORD" in text and "bind_password_file" in text
