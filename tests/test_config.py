@@ -137,3 +137,20 @@ def test_no_keyring_backend_names_the_other_ways(monkeypatch: pytest.MonkeyPatch
         bind_password("cn=x", None)
     text = str(exc.value)
     assert "AUPCTL_BIND_PASSWORD" in text and "bind_password_file" in text
+
+
+def test_configuration_doc_names_every_key() -> None:
+    import dataclasses
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    sections = {
+        "school": config.School, "directory": config.Directory, "accounts": config.Accounts,
+        "roles.NAME": config.Role, "systems.KEY": config.System, "passwords": config.Passwords,
+        "laptops": config.Laptops, "[licences]": config.Licence, "state": config.State,
+    }
+    for title, cls in sections.items():
+        assert f"## [{title}]" in doc, title
+        for f in dataclasses.fields(cls):
+            assert f"`{f.name}`" in doc or f"`update_commands.windows`" in doc and f.name == "update_commands", (
+                f"docs/configuration.md does not document {title}.{f.name}"
+            )
