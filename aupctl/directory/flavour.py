@@ -253,6 +253,26 @@ class Flavour:
         """(dn, objectClasses, attributes) for a new account, created without a password and disabled."""
         raise NotImplementedError
 
+    # -- leavers --
+    # What withdrawal changes (kept raw in the leaver snapshot), and which of those `leaver restore`
+    # writes back as they were (the disable attribute is put right by enable_changes instead).
+    withdrawal_attributes: list[str] = ["description"]
+    restorable_attributes: list[str] = ["description"]
+
+    def find_by_staff_code(self, directory: Directory, staff_code: str) -> list[Account]:
+        """Every account with this employeeNumber (more than one is the caller's problem to report)."""
+        f = f"(&{self.person_filter}(employeeNumber={escape_filter_chars(staff_code)}))"
+        found = [
+            self.account(dn, attrs)
+            for dn, attrs in directory.search(self.cfg.directory.base_dn, f, self.user_attributes)
+        ]
+        self.fill_groups(directory, found)
+        return found
+
+    def expiry_changes(self, current: str | None, on: dt.date) -> dict[str, list[tuple[str, list[Any]]]]:
+        """Changes that make the account expire at the end of `on`; {} where the flavour has no expiry."""
+        return {}
+
 
 class OpenLDAP(Flavour):
     name = "openldap"
@@ -320,6 +340,9 @@ class OpenLDAP(Flavour):
 
     def enable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
         return {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [])]}
+
+    withdrawal_attributes = ["description", "pwdAccountLockedTime"]
+    restorable_attributes = ["description"]
 
     def set_password(self, directory: Directory, dn: str, password: str) -> None:
         directory.password_modify(dn, password)
@@ -448,6 +471,18 @@ class ActiveDirectory(Flavour):
     def enable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
         uac = (acct.uac or UAC_NORMAL_ACCOUNT) & ~UAC_ACCOUNTDISABLE & ~UAC_PASSWD_NOTREQD
         return {"userAccountControl": [(ldap3.MODIFY_REPLACE, [str(uac | UAC_NORMAL_ACCOUNT)])]}
+
+    # The primary group (primaryGroupID, usually Domain Users) is not in memberOf, so a leaver keeps it.
+    withdrawal_attributes = ["description", "userAccountControl", "accountExpires"]
+    restorable_attributes = ["description", "accountExpires"]
+
+    def expiry_changes(self, current: str | None, on: dt.date) -> dict[str, list[tuple[str, list[Any]]]]:
+        # Like "End of: <date>" in Active Directory Users and Computers: midnight after the leaving day.
+        end = dt.datetime.combine(on + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+        value = str(to_filetime(end))
+        if current == value:
+            return {}
+        return {"accountExpires": [(ldap3.MODIFY_REPLACE, [value])]}
 
     def set_password(self, directory: Directory, dn: str, password: str) -> None:
         encoded = f'"{password}"'.encode("utf-16-le")  # AD takes a quoted UTF-16LE string, over TLS only
