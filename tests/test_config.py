@@ -151,6 +151,6 @@ def test_configuration_doc_names_every_key() -> None:
     for title, cls in sections.items():
         assert f"## [{title}]" in doc, title
         for f in dataclasses.fields(cls):
-            assert f"`{f.name}`" in doc or f"`update_commands.windows`" in doc and f.name == "update_commands", (
+            assert f"`{f.name}`" in doc or "`update_commands.windows`" in doc and f.name == "update_commands", (
                 f"docs/configuration.md does not document {title}.{f.name}"
             )

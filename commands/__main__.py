@@ -1,0 +1,5 @@
+"""`python -m aupctl.commands`: the same as the `aupctl` script."""
+
+from . import main
+
+main()
