@@ -200,6 +200,12 @@ class Flavour:
             return None
         return {m: None for m in direct}
 
+    def members_of_groups(
+        self, directory: Directory, group_dns: list[str]
+    ) -> dict[str, dict[str, str | None] | None]:
+        """Effective members of several groups (as effective_members), reading each group once."""
+        return {g: self.effective_members(directory, g) for g in group_dns}
+
     # -- changing --
     def disable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
         raise NotImplementedError
@@ -461,6 +467,33 @@ class ActiveDirectory(Flavour):
                 queue.extend((m, via or member) for m in groups[key])
             elif member not in out:
                 out[member] = via
+        return out
+
+    def members_of_groups(
+        self, directory: Directory, group_dns: list[str]
+    ) -> dict[str, dict[str, str | None] | None]:
+        """One search of every group (auto_range follows ranged reads of groups over 1,500 members), then
+        nesting resolved in memory: no group is read twice however many systems share it."""
+        groups = self.all_groups(directory)
+        out: dict[str, dict[str, str | None] | None] = {}
+        for gdn in group_dns:
+            top = normalise_dn(gdn)
+            if top not in groups:
+                out[gdn] = None
+                continue
+            found: dict[str, str | None] = {}
+            seen = {top}
+            queue: list[tuple[str, str | None]] = [(m, None) for m in groups[top]]
+            while queue:
+                member, via = queue.pop(0)
+                key = normalise_dn(member)
+                if key in groups:
+                    if key not in seen:
+                        seen.add(key)
+                        queue.extend((m, via or member) for m in groups[key])
+                elif member not in found:
+                    found[member] = via
+            out[gdn] = found
         return out
 
     def disable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:

@@ -1,0 +1,369 @@
+"""`access review`: each system's effective membership against the approvals (policy 1.3, 9.1).
+
+Reads each system group once (flavour.members_of_groups: one search of every group on AD, where
+nesting counts) and each person at most once (the staff and leavers OUs in one or two searches; any
+member or approval outside them by DN or in OR'd batches), then compares in memory. `fix_plan` turns
+the findings into one Plan: members who should not be there leave the group; by-hand systems get tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import approvals
+from .aup import signed_users
+from .config import Config
+from .directory import Account, Directory
+from .directory.flavour import is_under, normalise_dn
+from .findings import Finding, sort_findings
+from .plan import Change, Plan
+from .roles import RoleInfo, recorded_roles, role_of
+from .staff import group_name
+from .state import State, today
+
+BATCH = 100  # usernames OR'd into one filter
+
+# check -> (clause, severity, removed by --fix)
+CHECKS: dict[str, tuple[str, str, bool]] = {
+    "no-approval": ("1.3", "high", True),
+    "leaver-member": ("1.3", "high", True),
+    "disabled-member": ("1.3", "high", True),
+    "role-not-eligible": ("1.3", "high", True),
+    "approval-expired": ("1.3", "high", True),
+    "aup-unsigned": ("9.1", "medium", True),
+    "approval-overdue": ("1.3", "medium", False),
+    "not-a-member": ("1.3", "low", False),
+}
+
+
+def _key(dn: str) -> str:
+    return dn.lower()
+
+
+@dataclass
+class People:
+    """The accounts involved, indexed by DN (as the server spells it, lower-cased; and normalised) and username."""
+
+    by_dn: dict[str, Account] = field(default_factory=dict)
+    by_user: dict[str, Account] = field(default_factory=dict)
+    by_norm: dict[str, Account] = field(default_factory=dict)
+
+    def add(self, acct: Account) -> None:
+        self.by_dn[_key(acct.dn)] = acct
+        if self.by_norm:
+            self.by_norm[normalise_dn(acct.dn)] = acct
+        if acct.username:
+            self.by_user.setdefault(acct.username.lower(), acct)
+
+    def find(self, dn: str) -> Account | None:
+        acct = self.by_dn.get(_key(dn))
+        if acct is not None:
+            return acct
+        if not self.by_norm and self.by_dn:  # spelling differs (spaces, escapes): compare normalised DNs
+            self.by_norm = {normalise_dn(a.dn): a for a in self.by_dn.values()}
+        acct = self.by_norm.get(normalise_dn(dn))
+        if acct is not None:
+            self.by_dn[_key(dn)] = acct
+        return acct
+
+
+def read_memberships(cfg: Config, directory: Directory, keys: Iterable[str]) -> dict[str, dict[str, str | None] | None]:
+    """system key -> {member DN: via nested group DN or None}, or None when the group does not exist."""
+    wanted = {k: cfg.group_dn(cfg.systems[k].group) for k in keys if cfg.systems[k].group}  # type: ignore[arg-type]
+    if not wanted:
+        return {}
+    found = directory.flavour.members_of_groups(directory, list(dict.fromkeys(wanted.values())))
+    return {k: found.get(g) for k, g in wanted.items()}
+
+
+def _bases(cfg: Config) -> list[str]:
+    staff, leavers = cfg.dn(cfg.directory.staff_ou), cfg.dn(cfg.directory.leavers_ou)
+    if is_under(leavers, staff):
+        return [staff]
+    if is_under(staff, leavers):
+        return [leavers]
+    return [staff, leavers]
+
+
+def read_people(cfg: Config, directory: Directory, member_dns: set[str], usernames: set[str]) -> People:
+    """Every account involved, each read once: the staff and leavers OUs in one search each, then members
+    outside them by DN and approval holders not yet seen in batches of OR'd usernames."""
+    fl = directory.flavour
+    people = People()
+    for base in _bases(cfg):
+        for acct in fl.iter_accounts(directory, base=base, with_groups=False):
+            people.add(acct)
+    for dn in sorted(member_dns):
+        if people.find(dn) is None:
+            for rdn, attrs in directory.search(dn, fl.person_filter, fl.user_attributes, "BASE"):
+                people.add(fl.account(rdn, attrs))
+    missing = sorted(u for u in usernames if u.lower() not in people.by_user)
+    for i in range(0, len(missing), BATCH):
+        for dn, attrs in directory.search(
+            cfg.directory.base_dn, fl.users_filter(missing[i : i + BATCH]), fl.user_attributes
+        ):
+            people.add(fl.account(dn, attrs))
+    return people
+
+
+def roles_for(cfg: Config, directory: Directory, state: State, people: People) -> dict[str, RoleInfo]:
+    """username (lower) -> role. Role groups are read (once) only for accounts their OU does not place."""
+    recorded = recorded_roles(state)
+    out: dict[str, RoleInfo] = {}
+    undecided: list[Account] = []
+    for acct in people.by_user.values():
+        info = role_of(cfg, acct, recorded)
+        if info.role is None and not acct.groups:
+            undecided.append(acct)
+        out[acct.username.lower()] = info
+    role_groups = list(dict.fromkeys(cfg.group_dn(g) for r in cfg.roles.values() for g in r.groups))
+    if undecided and role_groups:
+        by_dn = {_key(a.dn): a for a in undecided}
+        for gdn in role_groups:
+            for m in directory.flavour.group_members(directory, gdn) or []:
+                acct = by_dn.get(_key(m))
+                if acct is not None:
+                    acct.groups.append(gdn)
+        for acct in undecided:
+            out[acct.username.lower()] = role_of(cfg, acct, recorded)
+    return out
+
+
+@dataclass
+class Problem:
+    """A finding plus what --fix needs to act on it."""
+
+    finding: Finding
+    system: str
+    username: str | None
+    member_dn: str | None = None
+    via: str | None = None
+    approval: dict[str, Any] | None = None
+
+
+@dataclass
+class Review:
+    problems: list[Problem]
+    checked: dict[str, int]  # system -> members (or approvals, for by-hand systems) looked at
+
+    @property
+    def findings(self) -> list[Finding]:
+        return sort_findings([p.finding for p in self.problems])
+
+
+def _finding(check: str, subject: str, system: str, detail: str) -> Finding:
+    clause, severity, _ = CHECKS[check]
+    return Finding(subject=subject, check=check, clause=clause, severity=severity, detail=detail, system=system)  # type: ignore[arg-type]
+
+
+def _age_days(when: str) -> int:
+    try:
+        day = dt.datetime.fromisoformat(when).date()
+    except ValueError:
+        return 0
+    return (today() - day).days
+
+
+def review(cfg: Config, directory: Directory, state: State, system_key: str | None = None) -> Review:
+    keys = [system_key] if system_key else list(cfg.systems)
+    for k in keys:
+        cfg.system(k)
+    memberships = read_memberships(cfg, directory, keys)
+    live = [r for r in approvals.live(state) if r["system"] in keys]
+    member_dns = {dn for m in memberships.values() if m for dn in m}
+    people = read_people(cfg, directory, member_dns, {r["username"] for r in live})
+    roles = roles_for(cfg, directory, state, people)
+    signed = signed_users(state, cfg.school.aup_version)
+    leavers_ou = cfg.dn(cfg.directory.leavers_ou)
+    by_system: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in live:
+        by_system.setdefault(r["system"], {})[r["username"].lower()] = r
+
+    problems: list[Problem] = []
+    checked: dict[str, int] = {}
+
+    def person_checks(key: str, acct: Account, where: str, appr: dict[str, Any] | None, add: Any) -> None:
+        system = cfg.systems[key]
+        if is_under(acct.dn, leavers_ou):
+            add("leaver-member", f"{acct.name} is a leaver (in {leavers_ou}) and still {where}")
+        elif acct.disabled:
+            add("disabled-member", f"{acct.name}'s account is disabled and still {where}")
+        info = roles.get(acct.username.lower()) or RoleInfo(None, "no role")
+        if info.role is None:
+            add("role-not-eligible", f"{acct.name} has no role ({info.why}) and is {where}")
+        elif key not in cfg.roles[info.role].systems:
+            add(
+                "role-not-eligible",
+                f"{acct.name}'s role {info.role!r} ({info.why}) may not be nominated for {system.name}",
+            )
+        if acct.username.lower() not in signed:
+            add("aup-unsigned", f"{acct.name} has not signed the current AUP ({cfg.school.aup_version}) and is {where}")
+        if appr and appr["status"] == "active":
+            if appr["until"] and appr["until"] < today().isoformat():
+                add("approval-expired", f"approval by {appr['approver']} ended on {appr['until']}; still {where}")
+            elif _age_days(appr["granted_at"]) > system.review_days:
+                add(
+                    "approval-overdue",
+                    f"approval by {appr['approver']} on {appr['granted_at'][:10]} is older than "
+                    f"{system.review_days} days: renew it (access grant) or revoke it",
+                )
+
+    for key in keys:
+        system = cfg.systems[key]
+        approved = by_system.get(key, {})
+        if system.group:
+            members = memberships.get(key)
+            if members is None:
+                continue  # `access systems` and `doctor` say the group is missing
+            checked[key] = len(members)
+            seen_users: set[str] = set()
+            for dn, via in members.items():
+                acct = people.find(dn)
+                via_text = f" through {group_name(via)}" if via else ""
+                where = f"in {system.group}{via_text}"
+                username = acct.username if acct else None
+                appr = approved.get(username.lower()) if username else None
+
+                def add(
+                    check: str,
+                    detail: str,
+                    dn: str = dn,
+                    via: str | None = via,
+                    appr: Any = appr,
+                    key: str = key,
+                    username: str | None = username,
+                ) -> None:
+                    problems.append(Problem(_finding(check, username or dn, key, detail), key, username, dn, via, appr))
+
+                if acct is None:
+                    add("no-approval", f"{dn} is {where} but is not a person account aupctl can see")
+                    continue
+                seen_users.add(acct.username.lower())
+                if appr is None:
+                    add("no-approval", f"{acct.name} is {where} with no approval on record (granted outside aupctl)")
+                elif appr["status"] == "waiting":
+                    add(
+                        "no-approval",
+                        f"{acct.name} is {where} but the approval by {appr['approver']} is still waiting for "
+                        "the AUP signature",
+                    )
+                person_checks(key, acct, where, appr, add)
+            for user, appr in approved.items():
+                if user in seen_users or appr["status"] != "active":
+                    continue
+                acct = people.by_user.get(user)
+                state_text = "" if acct else " (no such account any more)"
+                problems.append(
+                    Problem(
+                        _finding(
+                            "not-a-member",
+                            appr["username"],
+                            key,
+                            f"approved by {appr['approver']} on {appr['granted_at'][:10]} but not in "
+                            f"{system.group}{state_text}: re-grant or revoke to make the record true",
+                        ),
+                        key,
+                        appr["username"],
+                        approval=appr,
+                    )
+                )
+        else:
+            checked[key] = sum(1 for a in approved.values() if a["status"] == "active")
+            for user, appr in approved.items():
+                if appr["status"] != "active":
+                    continue
+                acct = people.by_user.get(user)
+                where = f"approved for {system.name} (managed by hand)"
+
+                def add_hand(
+                    check: str, detail: str, appr: Any = appr, user: str = appr["username"], key: str = key
+                ) -> None:
+                    problems.append(Problem(_finding(check, user, key, detail), key, user, approval=appr))
+
+                if acct is None:
+                    add_hand("leaver-member", f"{user} has no account any more but is still {where}")
+                    continue
+                person_checks(key, acct, where, appr, add_hand)
+    return Review(problems, checked)
+
+
+def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) -> Plan:
+    """One plan: members who should not be there leave the group (their approval ended, or put back to
+    waiting when only the AUP signature is missing); by-hand systems get a task to remove access."""
+    from .access import _task_change
+
+    plan = Plan("access review: remove access that should not be there")
+    done: set[tuple[str, str]] = set()
+    by_target: dict[tuple[str, str], list[Problem]] = {}
+    for p in result.problems:
+        if CHECKS[p.finding.check][2]:
+            by_target.setdefault((p.system, p.member_dn or p.username or ""), []).append(p)
+    overdue = sum(1 for p in result.problems if p.finding.check == "approval-overdue")
+    if overdue:
+        plan.notes.append(f"{overdue} approval(s) past review_days are left for a decision: renew or revoke")
+    for (key, target), found in sorted(by_target.items()):
+        system = cfg.systems[key]
+        first = found[0]
+        checks = sorted({p.finding.check for p in found})
+        why = ", ".join(checks)
+        user = first.username or target
+        appr = next((p.approval for p in found if p.approval), None)
+        if system.group:
+            gdn = cfg.group_dn(system.group)
+            if first.via:
+                plan.notes.append(
+                    f"{user} has {system.name} through the nested group {group_name(first.via)} ({why}): "
+                    f"remove them from {group_name(first.via)} by hand, or unnest it"
+                )
+                continue
+            if (key, target) in done:
+                continue
+            done.add((key, target))
+            fl, d, dn = directory.flavour, directory, first.member_dn or ""
+            plan.add(
+                Change(
+                    "remove-member",
+                    user,
+                    f"remove {user} from {group_name(gdn)} ({system.name}): {why}",
+                    run=lambda fl=fl, d=d, gdn=gdn, dn=dn: {"changed": fl.remove_member(d, gdn, dn)},
+                    details={"system": key, "group": gdn, "member": dn, "checks": checks, "by": "access review"},
+                )
+            )
+        else:
+            acct_name = user
+            text = f"Remove {acct_name}'s access to {system.name} ({why})" + (
+                f" — {system.instructions}" if system.instructions else ""
+            )
+            plan.add(_task_change(state, "revoke", user, key, text))
+        if appr and appr["status"] == "active":
+            plan.add(_approval_change(state, appr, checks, system.name))
+    plan.summary = {"changes": len(plan.changes)}
+    return plan
+
+
+def _approval_change(state: State, appr: dict[str, Any], checks: list[str], system_name: str) -> Change:
+    user, aid = appr["username"], int(appr["id"])
+    if checks == ["aup-unsigned"]:
+        # Only the signature is missing: the approval waits for it, and `aup sign` gives the access back.
+        return Change(
+            "approval-waiting",
+            user,
+            f"keep {user}'s approval of {system_name} waiting for their AUP signature",
+            run=lambda: {
+                "rows": state.execute("UPDATE approvals SET status='waiting' WHERE id=? AND status='active'", (aid,))
+            },
+            details={"system": appr["system"], "approval": aid, "checks": checks},
+        )
+    reason = "access review: " + ", ".join(checks)
+    return Change(
+        "end-approval",
+        user,
+        f"end {user}'s approval of {system_name} ({', '.join(checks)})",
+        run=lambda: {
+            "ended": [r["id"] for r in approvals.end(state, username=user, system=appr["system"], reason=reason)]
+        },
+        details={"system": appr["system"], "approval": aid, "checks": checks},
+    )

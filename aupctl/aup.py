@@ -1,0 +1,327 @@
+"""AUP declarations (policy 8.1, 9.1): who signed which version, when, recorded by whom.
+
+A signature carries the SHA-256 of the policy text (`[school] aup_text`) when the school names the
+file, so a later dispute can show which words were signed. Restricted access needs a signature of the
+current `[school] aup_version`: grants made while one was missing wait (approvals with status
+'waiting'), and `sign` hands them back so the caller can apply them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from . import approvals
+from .config import Config
+from .csvfile import read as read_csv
+from .errors import ConfigError, InputError
+from .state import State, actor, now_iso, today
+
+IMPORT_REQUIRED = ["username"]
+# Extra columns an office export may carry; read and ignored except those we use.
+IMPORT_OPTIONAL = ["version", "signed_on", "name", "first_name", "last_name", "staff_code", "notes"]
+IMPORT_ALIASES = {"signed_on": ("date", "signed", "date_signed", "signed_date"), "version": ("aup_version",)}
+
+
+def text_hash(cfg: Config) -> str | None:
+    """SHA-256 of the policy text named by [school] aup_text, or None when no file is named."""
+    path = cfg.school.aup_text
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(
+            f"{cfg.source}: school.aup_text names {path}, which cannot be read: {exc.strerror}",
+            hint="fix the path or remove the key",
+        ) from None
+
+
+def parse_date(value: str, what: str) -> dt.date:
+    """A YYYY-MM-DD date (also DD/MM/YYYY as UK office exports write it), not in the future."""
+    text = value.strip()
+    day: dt.date | None = None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        try:
+            day = dt.datetime.strptime(text, "%d/%m/%Y").date()
+        except ValueError:
+            raise InputError(f"{what}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+    if day > today():
+        raise InputError(f"{what}: {day.isoformat()} is in the future")
+    return day
+
+
+def signature(state: State, username: str, version: str) -> dict[str, Any] | None:
+    rows = state.query("SELECT * FROM signatures WHERE username = ? AND version = ?", (username, version))
+    return dict(rows[0]) if rows else None
+
+
+def is_signed(cfg: Config, state: State, username: str, version: str | None = None) -> bool:
+    """Has this person signed the AUP version (the current [school] aup_version by default)?"""
+    return signature(state, username, version or cfg.school.aup_version) is not None
+
+
+def signed_users(state: State, version: str) -> set[str]:
+    """Lower-cased usernames with a signature of this version (one query, for reviews)."""
+    return {r["username"].lower() for r in state.query("SELECT username FROM signatures WHERE version = ?", (version,))}
+
+
+def latest_signatures(state: State) -> dict[str, dict[str, Any]]:
+    """username (lower) -> their most recent signature."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in state.query("SELECT * FROM signatures ORDER BY signed_on, id"):
+        out[r["username"].lower()] = dict(r)
+    return out
+
+
+def waiting_grants(cfg: Config, state: State, username: str) -> list[dict[str, Any]]:
+    """Approvals recorded while this person's signature was missing, waiting to be applied."""
+    return approvals.live(state, username=username, status=("waiting",))
+
+
+def sign(
+    cfg: Config,
+    state: State,
+    username: str,
+    version: str | None = None,
+    on: dt.date | str | None = None,
+    *,
+    audit: bool = True,
+) -> list[dict[str, Any]]:
+    """Record a signed declaration (idempotent: a second one of the same version is kept as the first).
+
+    Returns the approvals that were waiting for it (only when the current version is signed); the caller
+    applies them through access.grant_changes.
+    """
+    version = (version or cfg.school.aup_version).strip()
+    if not version:
+        raise InputError("the AUP version is empty")
+    if on is None:
+        day = today()
+    elif isinstance(on, dt.date):
+        day = on
+    else:
+        day = parse_date(on, "--on")
+    digest = text_hash(cfg) if version == cfg.school.aup_version else None
+    with state.transaction() as db:
+        cur = db.execute(
+            "INSERT INTO signatures (username, version, signed_on, recorded_by, recorded_at, text_hash) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT(username, version) DO NOTHING",
+            (username, version, day.isoformat(), actor(), now_iso(), digest),
+        )
+        if audit and cur.rowcount:
+            state.audit("aup-sign", username, {"version": version, "signed_on": day.isoformat(), "text_hash": digest})
+    if version != cfg.school.aup_version:
+        return []
+    return waiting_grants(cfg, state, username)
+
+
+@dataclass(frozen=True)
+class SignatureRow:
+    line: int
+    username: str
+    version: str
+    signed_on: dt.date
+
+
+def read_signatures(cfg: Config, path: str) -> list[SignatureRow]:
+    """Read and check a signatures CSV; one bad row refuses the whole file, naming the line and field."""
+    mapping = {k: v for k, v in cfg.import_.columns.items() if k in IMPORT_REQUIRED + IMPORT_OPTIONAL}
+    # Common office headers for the date and version, unless the school mapped its own.
+    table = read_csv(path, required=IMPORT_REQUIRED, optional=IMPORT_OPTIONAL + _alias_names(mapping), mapping=mapping)
+    out: list[SignatureRow] = []
+    seen: dict[tuple[str, str], int] = {}
+    errors: list[str] = []
+    for row in table.rows:
+        values = _unalias(row.values)
+        username = values.get("username", "").strip()
+        if not username:
+            errors.append(f"{path}: line {row.line}: username is empty")
+            continue
+        version = values.get("version", "").strip() or cfg.school.aup_version
+        try:
+            day = (
+                parse_date(values["signed_on"], f"{path}: line {row.line}: signed_on")
+                if values.get("signed_on")
+                else today()
+            )
+        except InputError as exc:
+            errors.append(exc.message)
+            continue
+        key = (username.lower(), version)
+        if key in seen:
+            errors.append(f"{path}: line {row.line}: {username} version {version} is already on line {seen[key]}")
+            continue
+        seen[key] = row.line
+        out.append(SignatureRow(row.line, username, version, day))
+    if errors:
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise InputError("; ".join(errors[:5]) + more + "; nothing was recorded")
+    return out
+
+
+def _alias_names(mapping: dict[str, str]) -> list[str]:
+    return [a for ours, names in IMPORT_ALIASES.items() if ours not in mapping for a in names]
+
+
+def _unalias(values: dict[str, str]) -> dict[str, str]:
+    out = dict(values)
+    for ours, names in IMPORT_ALIASES.items():
+        if not out.get(ours):
+            for n in names:
+                if out.get(n):
+                    out[ours] = out[n]
+                    break
+    return out
+
+
+def status_rows(
+    cfg: Config, state: State, accounts: list[Any], roles: dict[str, str | None], *, unsigned_only: bool = False
+) -> list[dict[str, Any]]:
+    """One row per account: the current version signed or not, and their latest signature."""
+    current = cfg.school.aup_version
+    signed_now = signed_users(state, current)
+    latest = latest_signatures(state)
+    cur_rows = {
+        r["username"].lower(): dict(r) for r in state.query("SELECT * FROM signatures WHERE version = ?", (current,))
+    }
+    rows = []
+    for acct in accounts:
+        key = acct.username.lower()
+        has = key in signed_now
+        if unsigned_only and has:
+            continue
+        last = cur_rows.get(key) or latest.get(key)
+        rows.append(
+            {
+                "username": acct.username,
+                "name": acct.name,
+                "role": roles.get(key),
+                "current_version": current,
+                "signed": has,
+                "signed_version": last["version"] if last else None,
+                "signed_on": last["signed_on"] if last else None,
+                "recorded_by": last["recorded_by"] if last else None,
+            }
+        )
+    rows.sort(key=lambda r: (r["signed"], r["name"].lower(), r["username"].lower()))
+    return rows
+
+
+# -- plans: recording signatures, and the grants that were waiting for them --
+
+
+def _sign_change(cfg: Config, state: State, username: str, version: str, day: dt.date) -> Any:
+    from .plan import Change
+
+    return Change(
+        "aup-sign",
+        username,
+        f"record {username}'s signed AUP declaration, version {version}, signed on {day.isoformat()}",
+        run=lambda: (
+            {"text_hash": text_hash(cfg) if version == cfg.school.aup_version else None}
+            | {"waiting": len(sign(cfg, state, username, version, day, audit=False))}
+        ),
+        details={"version": version, "signed_on": day.isoformat()},
+    )
+
+
+def _waiting_changes(cfg: Config, directory: Any, state: State, acct: Any, plan: Any) -> None:
+    """Add the grants that waited for this signature; one that can no longer be given becomes a note."""
+    from .access import grant_changes
+    from .errors import AupctlError
+
+    for row in waiting_grants(cfg, state, acct.username):
+        if row["system"] not in cfg.systems:
+            plan.notes.append(f"{acct.username}: a waiting grant names system {row['system']!r}, no longer configured")
+            continue
+        try:
+            plan.extend(
+                grant_changes(
+                    cfg,
+                    directory,
+                    state,
+                    acct.username,
+                    row["system"],
+                    row["approver"],
+                    row["reason"],
+                    row["until"],
+                    source=row["source"],
+                    acct=acct,
+                    assume_signed=True,
+                )
+            )
+            plan.notes.append(
+                f"{acct.username}: {cfg.systems[row['system']].name} was waiting for this signature "
+                f"(approved by {row['approver']} on {row['granted_at'][:10]})"
+            )
+        except AupctlError as exc:
+            plan.notes.append(f"{acct.username}: the waiting grant of {row['system']} stays waiting: {exc.message}")
+
+
+def sign_plan(
+    cfg: Config, directory: Any, state: State, username: str, version: str | None = None, on: str | None = None
+) -> Any:
+    from .access import find_account
+    from .plan import Plan
+
+    acct = find_account(directory, username)
+    version = (version or cfg.school.aup_version).strip()
+    if not version:
+        raise InputError("--version is empty")
+    day = parse_date(on, "--on") if on else today()
+    plan = Plan(f"record {acct.username}'s AUP declaration ({version})")
+    existing = signature(state, acct.username, version)
+    if existing:
+        plan.notes.append(
+            f"{acct.username} already signed version {version} on {existing['signed_on']} "
+            f"(recorded by {existing['recorded_by']})"
+        )
+    else:
+        plan.add(_sign_change(cfg, state, acct.username, version, day))
+    if version == cfg.school.aup_version:
+        _waiting_changes(cfg, directory, state, acct, plan)
+    else:
+        plan.notes.append(f"version {version} is not the current one ({cfg.school.aup_version})")
+    return plan
+
+
+def import_plan(cfg: Config, directory: Any, state: State, path: str) -> Any:
+    """A file of signed declarations: every username must be an account (else nothing is recorded)."""
+    from .plan import Plan
+
+    rows = read_signatures(cfg, path)
+    fl = directory.flavour
+    found: dict[str, Any] = {}
+    names = sorted({r.username for r in rows})
+    for i in range(0, len(names), 100):
+        for dn, attrs in directory.search(
+            cfg.directory.base_dn, fl.users_filter(names[i : i + 100]), fl.user_attributes
+        ):
+            acct = fl.account(dn, attrs)
+            found[acct.username.lower()] = acct
+    unknown = [r for r in rows if r.username.lower() not in found]
+    if unknown:
+        listed = "; ".join(f"line {r.line}: no account {r.username!r}" for r in unknown[:5])
+        more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+        raise InputError(f"{path}: {listed}{more}; nothing was recorded", hint="fix the usernames and import again")
+    already = {(r["username"].lower(), r["version"]) for r in state.query("SELECT username, version FROM signatures")}
+    plan = Plan(f"record {len(rows)} signed AUP declaration(s) from {path}")
+    skipped = 0
+    for r in rows:
+        acct = found[r.username.lower()]
+        if (acct.username.lower(), r.version) in already:
+            skipped += 1
+            continue
+        plan.add(_sign_change(cfg, state, acct.username, r.version, r.signed_on))
+        if r.version == cfg.school.aup_version:
+            _waiting_changes(cfg, directory, state, acct, plan)
+    if skipped:
+        plan.notes.append(f"{skipped} declaration(s) already on record")
+    plan.summary = {"signatures": sum(1 for c in plan.changes if c.action == "aup-sign"), "already": skipped}
+    return plan
