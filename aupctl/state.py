@@ -164,6 +164,12 @@ MIGRATIONS: list[str] = [
         run_id TEXT NOT NULL
     );
     """,
+    # 2: the intake marks an account 'creating' before it touches the directory and 'done' once it has its
+    # password, is enabled and in its groups, so a re-run after a crash knows which ones to finish.
+    """
+    ALTER TABLE provisioned ADD COLUMN status TEXT NOT NULL DEFAULT 'done';
+    ALTER TABLE provisioned ADD COLUMN role TEXT;
+    """,
 ]
 
 
