@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import ssl
 from collections.abc import Iterator
@@ -98,7 +99,8 @@ class Directory:
             user=self.d.bind_dn,
             password=self._password,
             client_strategy=self._strategy,
-            receive_timeout=self.d.timeout,
+            # ldap3 packs SO_RCVTIMEO as whole seconds ('LL'): a float such as 5.0 raises struct.error
+            receive_timeout=max(1, math.ceil(self.d.timeout)),
             raise_exceptions=False,
             auto_range=True,
             return_empty_attributes=False,
