@@ -231,24 +231,31 @@ def revoke_changes(
     if live:
         changes.append(_end_change(state, user, system_key, system.name, reason))
     if not gdn and (live or acct is not None):
-        name = acct.name if acct else user
-        text = f"Remove {name} ({user})'s access to {system.name}" + (
-            f" — {system.instructions}" if system.instructions else ""
-        )
-        if live or not tasks.list_tasks(state, username=user, kind="revoke", ref=f"revoke:{system_key}:{user.lower()}"):
-            changes.append(_task_change(state, "revoke", user, system_key, text))
-        for t in tasks.list_tasks(state, open_only=True, username=user, kind="grant"):
-            if t["system"] == system_key:
-                tid = int(t["id"])
-                changes.append(
-                    Change(
-                        "close-task",
-                        user,
-                        f"close task {tid} (giving {system.name}): no longer wanted",
-                        run=lambda tid=tid: {"task": tasks.close_task(state, tid, f"access revoked: {reason}")["id"]},
-                        details=details,
-                    )
+        pending = [
+            t for t in tasks.list_tasks(state, open_only=True, username=user, kind="grant") if t["system"] == system_key
+        ]
+        for t in pending:
+            # Access was never given: the open "give access" task is closed instead of asking for removal.
+            tid = int(t["id"])
+            changes.append(
+                Change(
+                    "close-task",
+                    user,
+                    f"close task {tid} (giving {system.name}): no longer wanted",
+                    run=lambda tid=tid: {
+                        "task": tasks.close_task(state, tid, f"not needed: access revoked ({reason})")["id"]
+                    },
+                    details=details,
                 )
+            )
+        ref = f"revoke:{system_key}:{user.lower()}"
+        # Without an approval on record a removal is still asked for once (access given outside aupctl).
+        if not pending and (live or not tasks.list_tasks(state, kind="revoke", ref=ref)):
+            name = acct.name if acct else user
+            text = f"Remove {name} ({user})'s access to {system.name}" + (
+                f" — {system.instructions}" if system.instructions else ""
+            )
+            changes.append(_task_change(state, "revoke", user, system_key, text))
     return changes
 
 
@@ -404,3 +411,26 @@ def systems_rows(cfg: Config, directory: Directory, state: State) -> list[dict[s
             }
         )
     return rows
+
+
+def set_role_plan(cfg: Config, directory: Directory, state: State, username: str, role: str) -> Plan:
+    """`staff set-role`: record a person's role by hand (it decides which systems they may be nominated for)."""
+    from .roles import set_role
+
+    cfg.role(role)  # refuses an unknown role, listing the known ones
+    acct = find_account(directory, username)
+    before = role_of(cfg, acct, state=state)
+    plan = Plan(f"set {acct.username}'s role to {role}")
+    if before.role == role and before.why == "set by hand":
+        plan.notes.append(f"{acct.username}'s role is already {role} (set by hand)")
+        return plan
+    plan.add(
+        Change(
+            "set-role",
+            acct.username,
+            f"record {acct.username}'s role as {role} (was {before.role or 'none'}: {before.why})",
+            run=lambda: set_role(state, acct.username, role, "set"),
+            details={"role": role, "was": before.role, "was_why": before.why},
+        )
+    )
+    return plan

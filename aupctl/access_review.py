@@ -192,7 +192,9 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
         elif acct.disabled:
             add("disabled-member", f"{acct.name}'s account is disabled and still {where}")
         info = roles.get(acct.username.lower()) or RoleInfo(None, "no role")
-        if info.role is None:
+        if is_under(acct.dn, leavers_ou):
+            pass  # a leaver keeps no role; the leaver finding says it all
+        elif info.role is None:
             add("role-not-eligible", f"{acct.name} has no role ({info.why}) and is {where}")
         elif key not in cfg.roles[info.role].systems:
             add(

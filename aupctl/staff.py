@@ -74,4 +74,28 @@ def show(cfg: Config, directory: Directory, state: State, username: str) -> dict
         "password_changed": acct.password_changed,
         "must_change_password": acct.must_change,
         "last_logon": acct.last_logon,
+        **_access_and_aup(cfg, state, acct.username),
+    }
+
+
+def _access_and_aup(cfg: Config, state: State, username: str) -> dict[str, Any]:
+    """The approvals on record and the AUP signature, for `staff show`."""
+    from .approvals import live
+    from .aup import latest_signatures, signature
+
+    current = signature(state, username, cfg.school.aup_version)
+    last = current or latest_signatures(state).get(username.lower())
+    approvals = [
+        f"{a['system']}: {a['status']}, approved by {a['approver']} on {a['granted_at'][:10]}"
+        + (f" until {a['until']}" if a["until"] else "")
+        for a in live(state, username=username)
+    ]
+    return {
+        "approvals": approvals,
+        "aup_signed": current is not None,
+        "aup_signature": (
+            f"version {last['version']} signed on {last['signed_on']} (recorded by {last['recorded_by']})"
+            if last
+            else f"none (current version {cfg.school.aup_version})"
+        ),
     }

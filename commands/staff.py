@@ -1,4 +1,4 @@
-"""aupctl staff list | show (import and set-role join later)"""
+"""aupctl staff list | show | set-role (import joins later)"""
 
 from __future__ import annotations
 
@@ -38,3 +38,30 @@ def show(ctx: Ctx, user: str) -> None:
         render(ctx, [], json_obj=row)
         return
     render(ctx, [{"field": k.replace("_", " "), "value": v} for k, v in row.items()], ["field", "value"])
+
+
+@cli.command("set-role")
+@click.argument("user")
+@click.argument("role")
+@click.option("--dry-run", is_flag=True, help="Show what would be recorded and change nothing.")
+@pass_ctx
+def set_role(ctx: Ctx, user: str, role: str, dry_run: bool) -> None:
+    """Record USER's ROLE by hand (a [roles.NAME] in the config).
+
+    A person's role decides which restricted systems they may be nominated for. Without one set by
+    hand or at creation, aupctl infers it from the account's OU, then its groups (`staff show` says
+    which and why). Recorded in the state store and the audit log; the directory is not changed.
+    """
+    from aupctl.access import set_role_plan
+    from aupctl.plan import apply
+
+    from .output import message, show_plan
+
+    plan = set_role_plan(ctx.config, ctx.directory, ctx.state, user, role)
+    show_plan(ctx, plan)
+    if dry_run:
+        message("dry run: nothing was changed")
+        return
+    if not plan.empty:
+        apply(plan, ctx.state)
+        message("done: recorded in the audit log")

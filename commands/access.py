@@ -1,0 +1,175 @@
+"""aupctl access systems | grant | revoke | list | review | adopt (policy 1.3)"""
+
+from __future__ import annotations
+
+import click
+
+from .context import Ctx, pass_ctx
+from .output import changing, exit_with, message, render, render_findings, run_plan
+
+
+@click.group("access")
+def cli() -> None:
+    """Access to restricted systems (SIMS, SAP, Target Tracker, RAISE Online, Schoolcomms, the county
+    intranet): only nominated staff, only with an approval on record (policy 1.3), only after they
+    signed the current AUP (policy 9.1).
+
+    SYSTEM is a key of a [systems.KEY] table in the config (`aupctl access systems` lists them).
+    Exit codes: 0 done/clean, 1 findings (review), 2 refused or bad input (nothing changed),
+    3 directory unreachable, 4 a change failed part-way (run the same command again).
+    """
+
+
+@cli.command("systems")
+@pass_ctx
+def systems(ctx: Ctx) -> None:
+    """Each system: name, group (or "by hand"), eligible roles, approvers, members and approvals."""
+    from aupctl.access import systems_rows
+
+    rows = systems_rows(ctx.config, ctx.directory, ctx.state)
+    render(ctx, rows, ["system", "name", "group", "roles", "approvers", "members", "approved", "review_days"])
+
+
+@cli.command("grant")
+@click.argument("user")
+@click.argument("system")
+@click.option(
+    "--approved-by",
+    "approver",
+    required=True,
+    metavar="NAME",
+    help="Who approved it: one of the system's approvers (a unique start of the name is enough).",
+)
+@click.option("--reason", default="", metavar="TEXT", help="Why they need it (kept with the approval).")
+@click.option("--until", metavar="DATE", help="YYYY-MM-DD: the approval ends then (access review reports it).")
+@changing
+@pass_ctx
+def grant(
+    ctx: Ctx, user: str, system: str, approver: str, reason: str, until: str | None, dry_run: bool, yes: bool
+) -> None:
+    """Give USER access to SYSTEM, recording who approved it.
+
+    Refused (exit 2, nothing changed) when the account does not exist, is disabled or a leaver, their
+    role may not be nominated for the system, they have not signed the current AUP, or NAME is not one
+    of the system's approvers. A system with a group: USER is added to it. A system managed by hand: a
+    task is opened (`aupctl tasks list`).
+
+    \b
+    Example:
+      aupctl access grant sobrien sims --approved-by "Mrs A Patel" --reason "new SENCo"
+    """
+    from aupctl.access import grant_plan
+
+    plan = grant_plan(ctx.config, ctx.directory, ctx.state, user, system, approver, reason, until)
+    run_plan(ctx, plan, dry_run=dry_run, yes=yes)
+
+
+@cli.command("revoke")
+@click.argument("user")
+@click.argument("system")
+@click.option("--reason", required=True, metavar="TEXT", help="Why access is withdrawn (kept in the record).")
+@changing
+@pass_ctx
+def revoke(ctx: Ctx, user: str, system: str, reason: str, dry_run: bool, yes: bool) -> None:
+    """Take SYSTEM away from USER: out of the group, approval ended; a task for by-hand systems."""
+    from aupctl.access import revoke_plan
+
+    plan = revoke_plan(ctx.config, ctx.directory, ctx.state, user, system, reason)
+    run_plan(ctx, plan, dry_run=dry_run, yes=yes)
+
+
+@cli.command("list")
+@click.argument("system", required=False)
+@pass_ctx
+def list_(ctx: Ctx, system: str | None) -> None:
+    """Who has what on record: approvals (active, and waiting for an AUP signature), who approved them
+    and when. Membership itself is checked by `access review`."""
+    from aupctl.access import list_rows
+
+    rows = list_rows(ctx.config, ctx.state, system)
+    cols = ["username", "system", "status", "approver", "granted_at", "until", "reason", "source"]
+    render(
+        ctx,
+        rows,
+        cols if ctx.fmt == "table" else cols + ["system_name", "granted_by", "id"],
+        empty="no approvals on record",
+    )
+
+
+@cli.command("review")
+@click.argument("system", required=False)
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Also build one plan removing the members who should not be there (tasks for by-hand systems).",
+)
+@changing
+@pass_ctx
+def review(ctx: Ctx, system: str | None, fix: bool, dry_run: bool, yes: bool) -> None:
+    """Compare each system's members (nested groups count on AD) with the approvals.
+
+    Reports, each citing its AUP clause: a member with no approval (granted outside aupctl); an
+    approval past --until (expired) or older than review_days (overdue); a member who is disabled or
+    in the leavers OU; a member whose role is not eligible; a member without a current AUP signature;
+    an approval on record for someone not in the group (drift).
+
+    With --fix: one plan, shown first and applied on confirmation, removes from the group every member
+    who should not be there (their approval ended; put back to waiting when only the AUP signature is
+    missing) and opens tasks for by-hand systems. Overdue approvals and drift are left for a decision.
+
+    Exit 1 if anything was found (also with --fix), 0 if clean.
+    """
+    from aupctl.access_review import fix_plan
+    from aupctl.access_review import review as run_review
+
+    result = run_review(ctx.config, ctx.directory, ctx.state, system)
+    findings = result.findings
+    if fix and ctx.fmt == "json":
+        plan = fix_plan(ctx.config, ctx.directory, ctx.state, result)
+        render(ctx, [], json_obj={"findings": [f.as_row() for f in findings], "plan": _plan_json(plan)})
+        if not dry_run and not plan.empty:
+            run_plan(ctx, plan, dry_run=False, yes=yes, show=False)
+        exit_with(1 if findings else 0)
+        return
+    code = render_findings(ctx, findings, clean="no findings: every member is approved, eligible and signed")
+    if ctx.fmt == "table":
+        checked = ", ".join(f"{k} {n}" for k, n in result.checked.items())
+        message(f"checked: {checked}" if checked else "no systems checked")
+    if fix:
+        plan = fix_plan(ctx.config, ctx.directory, ctx.state, result)
+        run_plan(ctx, plan, dry_run=dry_run, yes=yes)
+    exit_with(code)
+
+
+def _plan_json(plan: object) -> dict:
+    return {"plan": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}  # type: ignore[attr-defined]
+
+
+@cli.command("adopt")
+@click.argument("system", required=False)
+@click.option(
+    "--approved-by",
+    "approver",
+    required=True,
+    metavar="NAME",
+    help="Who stands behind the access held today (e.g. the headteacher).",
+)
+@click.option(
+    "--reason",
+    default="",
+    metavar="TEXT",
+    help='Kept with each approval (default "access held when aupctl was adopted").',
+)
+@changing
+@pass_ctx
+def adopt(ctx: Ctx, system: str | None, approver: str, reason: str, dry_run: bool, yes: bool) -> None:
+    """Record the current members of SYSTEM's group (all systems by default) as approved by NAME.
+
+    Run once when a school starts using aupctl, so the first review reports real problems instead of
+    every member. Members who already have an approval are left alone; disabled, leaver, ineligible
+    and unsigned members are still reported by `access review`.
+    """
+    from aupctl.access import adopt_plan
+
+    plan = adopt_plan(ctx.config, ctx.directory, ctx.state, approver, system, reason)
+    run_plan(ctx, plan, dry_run=dry_run, yes=yes)

@@ -1,0 +1,77 @@
+"""aupctl aup sign | import | status (policy 8.1, 9.1)"""
+
+from __future__ import annotations
+
+import click
+
+from .context import Ctx, pass_ctx
+from .output import changing, render, run_plan
+
+
+@click.group("aup")
+def cli() -> None:
+    """AUP declarations: record, import and report signatures (policy 8.1, 9.1).
+
+    Each signature keeps the version, the date signed, who recorded it and (when [school] aup_text
+    names the policy file) the SHA-256 of the text. Restricted access needs a signature of the current
+    [school] aup_version; grants that were waiting for one are applied when it is recorded.
+    """
+
+
+@cli.command("sign")
+@click.argument("user")
+@click.option("--version", "version", metavar="V", help="AUP version signed (default: [school] aup_version).")
+@click.option("--on", "on", metavar="DATE", help="YYYY-MM-DD the declaration was signed (default: today).")
+@changing
+@pass_ctx
+def sign(ctx: Ctx, user: str, version: str | None, on: str | None, dry_run: bool, yes: bool) -> None:
+    """Record USER's signed AUP declaration, and apply any grant that was waiting for it.
+
+    Recording the same version twice keeps the first. Exit 2 (nothing recorded) for an unknown
+    account or a bad date.
+    """
+    from aupctl.aup import sign_plan
+
+    plan = sign_plan(ctx.config, ctx.directory, ctx.state, user, version, on)
+    run_plan(ctx, plan, dry_run=dry_run, yes=yes)
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@changing
+@pass_ctx
+def import_(ctx: Ctx, file: str, dry_run: bool, yes: bool) -> None:
+    """Record a term's worth of signed declarations from FILE.csv.
+
+    Columns: username (required), version (default: the current one), signed_on (YYYY-MM-DD or
+    DD/MM/YYYY; default today; "date" also accepted). Excel's CSV and CSV UTF-8 both work. One bad row
+    (an unknown account, a bad or future date, a duplicate) refuses the whole file, naming the line:
+    nothing is recorded. Declarations already on record are skipped, so importing twice is safe.
+    """
+    from aupctl.aup import import_plan
+
+    plan = import_plan(ctx.config, ctx.directory, ctx.state, file)
+    run_plan(ctx, plan, dry_run=dry_run, yes=yes)
+
+
+@cli.command("status")
+@click.option("--unsigned", is_flag=True, help="Only staff who have not signed the current version.")
+@click.option("--include-disabled", is_flag=True, help="Include disabled accounts.")
+@pass_ctx
+def status(ctx: Ctx, unsigned: bool, include_disabled: bool) -> None:
+    """Who under the staff OU has signed which version, and who has not signed the current one."""
+    from aupctl.aup import status_rows
+    from aupctl.roles import recorded_roles, role_of
+
+    cfg = ctx.config
+    accounts = [a for a in ctx.directory.flavour.iter_accounts(ctx.directory) if include_disabled or not a.disabled]
+    recorded = recorded_roles(ctx.state)
+    roles = {a.username.lower(): role_of(cfg, a, recorded).role for a in accounts}
+    rows = status_rows(cfg, ctx.state, accounts, roles, unsigned_only=unsigned)
+    cols = ["username", "name", "role", "signed", "signed_version", "signed_on", "recorded_by"]
+    render(
+        ctx,
+        rows,
+        cols if ctx.fmt == "table" else ["current_version", *cols],
+        empty="everyone has signed the current version" if unsigned else "no staff accounts",
+    )

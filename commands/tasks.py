@@ -1,0 +1,57 @@
+"""aupctl tasks list | done"""
+
+from __future__ import annotations
+
+import click
+
+from .context import Ctx, pass_ctx
+from .output import message, render
+
+
+@click.group("tasks")
+def cli() -> None:
+    """Work to do by hand: access to systems without a directory group (SAP, the county intranet),
+    laptops to collect, mailboxes to decide on. A task stays open until `aupctl tasks done ID`."""
+
+
+@cli.command("list")
+@click.option("--open", "open_only", is_flag=True, help="Only tasks not yet done.")
+@click.option("--user", metavar="USER", help="Only tasks about this account.")
+@pass_ctx
+def list_(ctx: Ctx, open_only: bool, user: str | None) -> None:
+    """Tasks, oldest first: what to do, for whom, and whether it is done."""
+    from aupctl.tasks import list_tasks
+
+    rows = [_row(t) for t in list_tasks(ctx.state, open_only=open_only, username=user)]
+    cols = ["id", "status", "username", "system", "kind", "text", "opened_at", "closed_at", "closed_by", "note"]
+    render(
+        ctx,
+        rows,
+        cols if ctx.fmt != "table" else ["id", "status", "username", "kind", "text", "opened_at", "note"],
+        empty="no open tasks" if open_only else "no tasks",
+    )
+
+
+def _row(t: dict) -> dict:
+    return {**t, "status": "done" if t["closed_at"] else "open"}
+
+
+@cli.command("done")
+@click.argument("task_id", metavar="ID", type=int)
+@click.option("--note", metavar="TEXT", help="What was done (e.g. the service desk reference).")
+@pass_ctx
+def done(ctx: Ctx, task_id: int, note: str | None) -> None:
+    """Mark task ID as done (recorded in the audit log). Exit 2 if there is no such task."""
+    from aupctl.tasks import close_task, list_tasks
+
+    before = [t for t in list_tasks(ctx.state) if t["id"] == task_id]
+    row = close_task(ctx.state, task_id, note)
+    if before and before[0]["closed_at"]:
+        message(f"task {task_id} was already done on {row['closed_at'][:10]} by {row['closed_by']}")
+    else:
+        ctx.state.audit(
+            "task-done", row["username"] or str(task_id), {"task": task_id, "text": row["text"], "note": note}
+        )
+        message(f"task {task_id} done: {row['text']}")
+    if ctx.fmt != "table":
+        render(ctx, [_row(row)])
