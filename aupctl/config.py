@@ -97,6 +97,7 @@ class Laptops:
     connect_timeout: float = 10.0
     command_timeout: float = 600.0
     update_commands: UpdateCommands = field(default_factory=UpdateCommands)
+    needs_licence: list[str] = field(default_factory=list)  # globs of software that must be covered by a [[licences]]
 
 
 @dataclass(frozen=True)
