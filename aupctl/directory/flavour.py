@@ -264,6 +264,7 @@ class Flavour:
     # writes back as they were (the disable attribute is put right by enable_changes instead).
     withdrawal_attributes: list[str] = ["description"]
     restorable_attributes: list[str] = ["description"]
+    password_change_unlocks = False  # does setting a password clear the disable attribute?
 
     def find_by_staff_code(self, directory: Directory, staff_code: str) -> list[Account]:
         """Every account with this employeeNumber (more than one is the caller's problem to report)."""
@@ -349,6 +350,8 @@ class OpenLDAP(Flavour):
 
     withdrawal_attributes = ["description", "pwdAccountLockedTime"]
     restorable_attributes = ["description"]
+    # ppolicy deletes pwdAccountLockedTime when an administrator sets a password: lock after setting it.
+    password_change_unlocks = True
 
     def set_password(self, directory: Directory, dn: str, password: str) -> None:
         directory.password_modify(dn, password)
