@@ -6,8 +6,9 @@ and heavy for thousands of people). userAccountControl is always tested with mas
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +131,49 @@ def normalise_dn(dn: str) -> str:
 def is_under(dn: str, base: str) -> bool:
     d, b = normalise_dn(dn), normalise_dn(base)
     return d == b or d.endswith("," + b)
+
+
+# -- password policies (password audit, policy 6.2) --
+AD_NEVER_AGE = -0x8000000000000000  # maxPwdAge "never" (and 0)
+AD_PWD_PROPERTY_COMPLEX = 0x1
+AD_PWD_PROPERTY_STORE_CLEARTEXT = 0x10  # DOMAIN_PASSWORD_STORE_CLEARTEXT: reversible encryption for all
+PSO_CONTAINER = "CN=Password Settings Container,CN=System"
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """A password policy as the directory enforces it: AD's domain policy or a fine-grained policy (PSO),
+    or an OpenLDAP ppolicy entry. 0 means 'none' for min_length, max_age_days and lockout_threshold."""
+
+    name: str
+    dn: str
+    kind: str  # "domain", "fine-grained", "ppolicy"
+    min_length: int = 0
+    max_age_days: int = 0
+    lockout_threshold: int = 0
+    reversible: bool = False
+    precedence: int | None = None  # fine-grained: lower wins
+    applies_to: tuple[str, ...] = ()  # fine-grained: user and group DNs (msDS-PSOAppliesTo)
+    default: bool = False  # the one that applies when nothing more specific does
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(as_text(value).strip() or default)
+    except ValueError:
+        return default
+
+
+def _interval_days(value: Any) -> int:
+    """AD's negative 100-ns intervals (maxPwdAge) -> whole days; 0 for 'never'."""
+    n = _int(value)
+    if n in (0, AD_NEVER_AGE) or n > 0 and n == 0x7FFFFFFFFFFFFFFF:
+        return 0
+    return abs(n) // (10_000_000 * 86_400)
+
+
+def _true(value: Any) -> bool:
+    return as_text(value).strip().upper() == "TRUE"
 
 
 class Flavour:
@@ -280,6 +324,24 @@ class Flavour:
         """Changes that make the account expire at the end of `on`; {} where the flavour has no expiry."""
         return {}
 
+    # -- password policy (password audit) --
+    logon_lag_days = 0  # how far the last-logon attribute may lag behind the real last logon
+
+    def password_attributes(self) -> list[str]:
+        """What the password audit reads per account: the usual attributes and any the flavour adds."""
+        return list(self.user_attributes)
+
+    def password_policies(self, directory: Directory) -> list[PasswordPolicy]:
+        """Every password policy the directory holds; the default one has default=True."""
+        raise NotImplementedError
+
+    def policy_resolver(
+        self, directory: Directory, policies: list[PasswordPolicy]
+    ) -> Callable[[str, Attrs], PasswordPolicy | None]:
+        """A function (account DN, its attributes) -> the policy that applies to that account."""
+        default = next((p for p in policies if p.default), None)
+        return lambda dn, attrs: default
+
 
 class OpenLDAP(Flavour):
     name = "openldap"
@@ -415,6 +477,61 @@ class OpenLDAP(Flavour):
             attrs["employeeNumber"] = staff_code
         attrs.update(extra or {})
         return dn, ["inetOrgPerson"], attrs
+
+    # -- password policy (ppolicy overlay) --
+    _ppolicy_attrs = ["cn", "pwdMinLength", "pwdMaxAge", "pwdMaxFailure", "pwdLockout", "pwdCheckQuality"]
+
+    def password_attributes(self) -> list[str]:
+        # userPassword: the audit tests readable hashes; pwdPolicySubentry: a per-account policy
+        return [*self.user_attributes, "userPassword", "pwdPolicySubentry"]
+
+    def password_policies(self, directory: Directory) -> list[PasswordPolicy]:
+        """pwdPolicy entries under the base. The default is the one slapd's config names (when the bind may
+        read cn=config), else the one called cn=default, else the only one there is."""
+        found: list[PasswordPolicy] = []
+        for dn, attrs in directory.search(self.cfg.directory.base_dn, "(objectClass=pwdPolicy)", self._ppolicy_attrs):
+            lockout = _true(first(attrs, "pwdLockout")) and _int(first(attrs, "pwdMaxFailure")) > 0
+            found.append(
+                PasswordPolicy(
+                    name=as_text(first(attrs, "cn", "")) or dn,
+                    dn=dn,
+                    kind="ppolicy",
+                    min_length=_int(first(attrs, "pwdMinLength")),
+                    max_age_days=_int(first(attrs, "pwdMaxAge")) // 86_400,
+                    lockout_threshold=_int(first(attrs, "pwdMaxFailure")) if lockout else 0,
+                )
+            )
+        configured = self._ppolicy_default_dn(directory)
+        default = None
+        if configured:
+            default = next((p for p in found if same_dn(p.dn, configured)), None)
+        if default is None:
+            named = [p for p in found if p.name.lower() == "default"]
+            default = named[0] if len(named) == 1 else (found[0] if len(found) == 1 else None)
+        return [dataclasses.replace(p, default=p is default) for p in found]
+
+    def _ppolicy_default_dn(self, directory: Directory) -> str | None:
+        """olcPPolicyDefault from cn=config, if this bind may read it (most may not: then None)."""
+        try:
+            for _, attrs in directory.search("cn=config", "(olcPPolicyDefault=*)", ["olcPPolicyDefault"]):
+                return as_text(first(attrs, "olcPPolicyDefault")) or None
+        except DirectoryError:
+            return None
+        return None
+
+    def policy_resolver(
+        self, directory: Directory, policies: list[PasswordPolicy]
+    ) -> Callable[[str, Attrs], PasswordPolicy | None]:
+        by_dn = {normalise_dn(p.dn): p for p in policies}
+        default = next((p for p in policies if p.default), None)
+
+        def resolve(dn: str, attrs: Attrs) -> PasswordPolicy | None:
+            own = first(attrs, "pwdPolicySubentry")
+            if own:
+                return by_dn.get(normalise_dn(as_text(own)), default)
+            return default
+
+        return resolve
 
 
 class ActiveDirectory(Flavour):
@@ -582,6 +699,93 @@ class ActiveDirectory(Flavour):
             attrs["employeeNumber"] = staff_code
         attrs.update(extra or {})
         return dn, ["top", "person", "organizationalPerson", "user"], attrs
+
+    # -- password policy: the domain's, and fine-grained policies (PSOs) --
+    # lastLogonTimestamp is only rewritten when older than ms-DS-Logon-Time-Sync-Interval (14 days less up to
+    # 5 random days), so it may be up to 14 days behind the real last logon.
+    logon_lag_days = 14
+
+    _pso_attrs = [
+        "cn",
+        "msDS-MinimumPasswordLength",
+        "msDS-MaximumPasswordAge",
+        "msDS-LockoutThreshold",
+        "msDS-PasswordReversibleEncryptionEnabled",
+        "msDS-PasswordSettingsPrecedence",
+        "msDS-PSOAppliesTo",
+    ]
+
+    def password_policies(self, directory: Directory) -> list[PasswordPolicy]:
+        """The domain policy (on the domain root) and each msDS-PasswordSettings object."""
+        base = self.cfg.directory.base_dn
+        root = directory.read(base, ["minPwdLength", "maxPwdAge", "pwdProperties", "lockoutThreshold"]) or {}
+        out = [
+            PasswordPolicy(
+                name="domain policy",
+                dn=base,
+                kind="domain",
+                min_length=_int(first(root, "minPwdLength")),
+                max_age_days=_interval_days(first(root, "maxPwdAge")),
+                lockout_threshold=_int(first(root, "lockoutThreshold")),
+                reversible=bool(_int(first(root, "pwdProperties")) & AD_PWD_PROPERTY_STORE_CLEARTEXT),
+                default=True,
+            )
+        ]
+        container = f"{PSO_CONTAINER},{base}"
+        for dn, attrs in directory.search(container, "(objectClass=msDS-PasswordSettings)", self._pso_attrs):
+            out.append(
+                PasswordPolicy(
+                    name=as_text(first(attrs, "cn", "")) or dn,
+                    dn=dn,
+                    kind="fine-grained",
+                    min_length=_int(first(attrs, "msDS-MinimumPasswordLength")),
+                    max_age_days=_interval_days(first(attrs, "msDS-MaximumPasswordAge")),
+                    lockout_threshold=_int(first(attrs, "msDS-LockoutThreshold")),
+                    reversible=_true(first(attrs, "msDS-PasswordReversibleEncryptionEnabled")),
+                    precedence=_int(first(attrs, "msDS-PasswordSettingsPrecedence"), 0),
+                    applies_to=tuple(as_text(v) for v in values(attrs, "msDS-PSOAppliesTo")),
+                )
+            )
+        return out
+
+    def policy_resolver(
+        self, directory: Directory, policies: list[PasswordPolicy]
+    ) -> Callable[[str, Attrs], PasswordPolicy | None]:
+        """AD's rule: a PSO applied to the user beats any applied through a group (nested groups count);
+        among several, the lowest precedence wins; with none, the domain policy applies."""
+        default = next((p for p in policies if p.default), None)
+        psos = [p for p in policies if p.kind == "fine-grained" and p.applies_to]
+        if not psos:
+            return lambda dn, attrs: default
+        groups = self.all_groups(directory)
+        direct: dict[str, PasswordPolicy] = {}
+        via_group: dict[str, PasswordPolicy] = {}
+
+        def better(current: PasswordPolicy | None, new: PasswordPolicy) -> bool:
+            return current is None or (new.precedence or 0) < (current.precedence or 0)
+
+        for pso in psos:
+            for target in pso.applies_to:
+                key = normalise_dn(target)
+                if key not in groups:
+                    if better(direct.get(key), pso):
+                        direct[key] = pso
+                    continue
+                seen, queue = {key}, list(groups[key])
+                while queue:
+                    member = normalise_dn(queue.pop())
+                    if member in groups:
+                        if member not in seen:
+                            seen.add(member)
+                            queue.extend(groups[member])
+                    elif better(via_group.get(member), pso):
+                        via_group[member] = pso
+
+        def resolve(dn: str, attrs: Attrs) -> PasswordPolicy | None:
+            key = normalise_dn(dn)
+            return direct.get(key) or via_group.get(key) or default
+
+        return resolve
 
 
 def flavour_for(cfg: Config) -> Flavour:
