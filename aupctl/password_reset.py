@@ -1,0 +1,156 @@
+"""`password reset`: a generated passphrase, a forced change at next logon, and an audit entry without it.
+
+The plan is two changes: (1) write the new passphrase to the credentials file (created O_EXCL, 0600,
+fsynced) and then set it in the directory — in that order, so a crash never leaves a password set
+that nobody can read; if the directory refuses, the file we just made is removed; (2) force a change
+at next logon (AD pwdLastSet 0, OpenLDAP pwdReset TRUE). With --show there is no file: the command
+prints the passphrase once, after the plan has been applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import AupctlError, InputError
+from .passphrase import generate
+from .passwords import check_candidate
+from .plan import Change, Plan
+from .staff import require_user
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .directory import Account, Directory
+
+CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
+
+
+@dataclass
+class Secret:
+    """A password held in memory only; its repr never shows it (tracebacks, debuggers, logs)."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret(<hidden>)"
+
+    __str__ = __repr__
+
+
+def new_passphrase(cfg: Config, person: Account | None, *, tries: int = 20) -> Secret:
+    """The intake's generator, checked against the same rules as `password check` (never a weak one)."""
+    words = 4
+    for _ in range(tries):
+        candidate = generate(words)
+        if len(candidate) < cfg.passwords.min_length:
+            words += 1
+            continue
+        if not check_candidate(cfg, candidate, person=person):
+            return Secret(candidate)
+    raise AupctlError(
+        f"could not generate a passphrase that passes the checks in {tries} tries",
+        hint="check [passwords] min_length and deny_words in the config",
+    )
+
+
+def check_destination(credentials_out: str | None, show: bool) -> Path | None:
+    """Exactly one place for the new password; the file must be new (never overwritten)."""
+    if credentials_out and show:
+        raise InputError("give --credentials-out FILE or --show, not both")
+    if not credentials_out and not show:
+        raise InputError(
+            "say where the new password goes: --credentials-out FILE (a new file, mode 0600) "
+            "or --show (printed once on this terminal)"
+        )
+    if not credentials_out:
+        return None
+    p = Path(credentials_out).expanduser().absolute()
+    if p.exists() or p.is_symlink():
+        raise InputError(f"--credentials-out {p}: the file already exists and is never overwritten; name a new file")
+    if not p.parent.is_dir():
+        raise InputError(f"--credentials-out {p}: the folder {p.parent} does not exist")
+    if not os.access(p.parent, os.W_OK):
+        raise InputError(f"--credentials-out {p}: cannot write in {p.parent}")
+    return p
+
+
+def _create_credentials(path: Path, acct: Account, secret: Secret) -> None:
+    """O_EXCL + 0600 whatever the umask, written and fsynced before the password is set."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        raise InputError(f"--credentials-out {path}: the file already exists and is never overwritten") from None
+    except OSError as exc:
+        raise InputError(f"--credentials-out {path}: cannot create it: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(CREDENTIAL_COLUMNS)
+        writer.writerow([acct.username, acct.name, secret.value, "yes"])
+        data = buf.getvalue().encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    os.close(fd)
+
+
+def plan_reset(
+    cfg: Config, directory: Directory, username: str, *, credentials_out: str | None = None, show: bool = False
+) -> tuple[Plan, Secret]:
+    """The reset plan for one account and the passphrase it will set (shown or filed by the caller)."""
+    path = check_destination(credentials_out, show)
+    acct = require_user(directory, username)
+    secret = new_passphrase(cfg, acct)
+    flavour = directory.flavour
+    where = f"written to {path} (mode 0600)" if path else "shown once on this terminal"
+
+    def set_it() -> dict[str, Any]:
+        if path is not None:
+            _create_credentials(path, acct, secret)
+        try:
+            flavour.set_password(directory, acct.dn, secret.value)
+        except BaseException:
+            if path is not None:  # ours, made a moment ago: a password that was never set must not linger
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        return {}
+
+    def force_it() -> dict[str, Any]:
+        flavour.force_change(directory, acct.dn)
+        return {}
+
+    plan = Plan(f"reset the password of {acct.username}")
+    plan.add(
+        Change(
+            "password-reset",
+            acct.username,
+            f"set a new generated passphrase for {acct.username} ({acct.name}), {where}",
+            run=set_it,
+            details={"dn": acct.dn, "generated": "passphrase", "password_to": str(path) if path else "terminal"},
+        )
+    )
+    plan.add(
+        Change(
+            "password-force-change",
+            acct.username,
+            f"make {acct.username} change it at next logon",
+            run=force_it,
+            details={"dn": acct.dn},
+        )
+    )
+    if acct.disabled:
+        plan.notes.append(f"{acct.username} is disabled: the reset does not enable the account")
+    plan.summary = {"username": acct.username, "dn": acct.dn, "password_to": str(path) if path else "terminal"}
+    return plan, secret
