@@ -65,3 +65,12 @@ def set_role(ctx: Ctx, user: str, role: str, dry_run: bool) -> None:
     if not plan.empty:
         apply(plan, ctx.state)
         message("done: recorded in the audit log")
+
+
+def _register_import() -> None:
+    from .staff_import import import_
+
+    cli.add_command(import_)
+
+
+_register_import()
