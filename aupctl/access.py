@@ -83,10 +83,10 @@ def find_account(directory: Directory, username: str) -> Account:
 def refusal_for(cfg: Config, state: State, acct: Account, system_key: str, *, check_aup: bool = True) -> str | None:
     """Why this account may not be given the system, or None. Shared by grant and by the intake."""
     system = cfg.system(system_key)
-    if acct.disabled:
-        return f"{acct.username} ({acct.name}) is disabled"
     if is_leaver(cfg, acct):
         return f"{acct.username} ({acct.name}) is a leaver (in {cfg.dn(cfg.directory.leavers_ou)})"
+    if acct.disabled:
+        return f"{acct.username} ({acct.name}) is disabled"
     info = role_of(cfg, acct, state=state)
     if info.role is None:
         return (

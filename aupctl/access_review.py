@@ -114,9 +114,11 @@ def roles_for(cfg: Config, directory: Directory, state: State, people: People) -
     recorded = recorded_roles(state)
     out: dict[str, RoleInfo] = {}
     undecided: list[Account] = []
+    leavers = cfg.dn(cfg.directory.leavers_ou)
     for acct in people.by_user.values():
         info = role_of(cfg, acct, recorded)
-        if info.role is None and not acct.groups:
+        # A leaver needs no role (being a leaver is the finding), so only others send us to the role groups.
+        if info.role is None and not acct.groups and not is_under(acct.dn, leavers):
             undecided.append(acct)
         out[acct.username.lower()] = info
     role_groups = list(dict.fromkeys(cfg.group_dn(g) for r in cfg.roles.values() for g in r.groups))
