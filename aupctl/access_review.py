@@ -326,13 +326,13 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
             if (key, target) in done:
                 continue
             done.add((key, target))
-            fl, d, dn = directory.flavour, directory, first.member_dn or ""
+            d, dn = directory, first.member_dn or ""
             plan.add(
                 Change(
                     "remove-member",
                     user,
                     f"remove {user} from {group_name(gdn)} ({system.name}): {why}",
-                    run=lambda fl=fl, d=d, gdn=gdn, dn=dn: {"changed": fl.remove_member(d, gdn, dn)},
+                    run=lambda d=d, gdn=gdn, dn=dn: {"changed": d.flavour.remove_member(d, gdn, dn)},
                     details={"system": key, "group": gdn, "member": dn, "checks": checks, "by": "access review"},
                 )
             )
