@@ -31,7 +31,7 @@ import ldap3
 from . import approvals, csvfile, passphrase, usernames
 from .config import Config
 from .directory import Account, Directory
-from .directory.connection import _LOST, DirectoryError, _reason
+from .directory.connection import DirectoryError
 from .directory.flavour import normalise_dn, same_dn
 from .errors import AupctlError, ConfigError, InputError, RefusedError, UnreachableError
 from .plan import Change, Plan
@@ -41,6 +41,7 @@ from .state import State, now_iso
 REQUIRED = ["first_name", "last_name", "role"]
 OPTIONAL = ["preferred_name", "staff_code", "email", "department", "start_date", "username", "systems", "approved_by"]
 
+WORKERS = 3  # connections making accounts side by side
 BATCH = 50  # accounts per pipelined batch: one journal entry and one fsync of the credentials file each
 MAX_NAME = 64  # AD: givenName, sn and cn hold at most 64 characters
 _EMAIL = re.compile(r"^[^@\s,;<>\"\\]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
@@ -421,7 +422,7 @@ def build(
             problems.append(f"roles.{role_name}.ou: {ou_dn} does not exist in the directory")
             continue
         ou_children[normalise_dn(ou_dn)] = {
-            normalise_dn(dn) for dn, _ in directory.search(ou_dn, "(objectClass=*)", ["1.1"], ldap3.LEVEL)
+            _rdn_key(dn) for dn, _ in directory.search(ou_dn, "(objectClass=*)", ["1.1"], ldap3.LEVEL)
         }
         for g in role.groups:
             gdn = cfg.group_dn(g)
@@ -479,7 +480,7 @@ def build(
             ou_dn=ou_dn,
         )
         children = ou_children.setdefault(normalise_dn(ou_dn), set())
-        if normalise_dn(dn) in children:
+        if _rdn_key(dn) in children:
             # AD names the entry by its display name: a second "Jane Smith" in the OU gets "Jane Smith (jsmith2)".
             dn, classes, attrs = fl.new_user(
                 username=username,
@@ -491,7 +492,7 @@ def build(
                 ou_dn=ou_dn,
             )
             attrs["displayName"] = p.display_name
-        children.add(normalise_dn(dn))
+        children.add(_rdn_key(dn))
         if p.department:
             attrs[fl.department_attr] = p.department
         e = Entry(p, "create", username, dn, ou_dn, None, (classes, attrs), email, {}, list(role_groups))
@@ -785,7 +786,11 @@ class CredentialsFile:
 
 
 class _Runner:
-    """Runs the pipelined batches on one ASYNC connection (opened on first use)."""
+    """Runs the batches on a few connections of its own (opened on first use), one person per connection at
+    a time, so a batch's people are made side by side while each one's steps stay in order.
+
+    (Not ldap3's ASYNC strategy: it reads and writes one TLS socket from two threads, which OpenSSL does not
+    allow, and it was seen to lose answers under load.)"""
 
     def __init__(self, cfg: Config, directory: Directory, state: State, intake: Intake) -> None:
         self.cfg = cfg
@@ -793,53 +798,80 @@ class _Runner:
         self.state = state
         self.intake = intake
         self.fl = directory.flavour
-        self.conn: ldap3.Connection | None = None
-        self._async: Directory | None = None
+        self.pool: list[Directory] = []
+        self.executor: Any = None
 
-    def _connection(self) -> ldap3.Connection:
-        if self.conn is None:
-            from .directory import open_directory
+    def _workers(self, wanted: int) -> list[Directory]:
+        from .directory import open_directory
 
-            # A second connection, ASYNC: many requests in flight instead of one round trip each.
-            self._async = open_directory(self.cfg, strategy=ldap3.ASYNC)
-            self.conn = self._async.conn
-        assert self.conn is not None
-        return self.conn
+        while len(self.pool) < min(wanted, WORKERS):
+            self.pool.append(open_directory(self.cfg))
+        return self.pool[: max(1, min(wanted, WORKERS))]
 
     def close(self) -> None:
-        if self._async is not None:
-            self._async.close()
-        self._async = None
-        self.conn = None
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+            self.executor = None
+        for d in self.pool:
+            d.close()
+        self.pool = []
 
-    def _wave(
-        self,
-        items: list[tuple[Entry, Callable[[ldap3.Connection], Any]]],
-        what: str,
-        failed: dict[str, str],
-        tolerate: tuple[str, ...] = (),
-    ) -> None:
-        """Send every request, then collect every answer (the server works while we send)."""
-        conn = self._connection()
-        sent: list[tuple[Entry, Any]] = []
+    def _person(self, d: Directory, e: Entry, password: str | None) -> None:
+        """One person's steps, in order: created disabled, password, change at first logon, enabled."""
+        fl = d.flavour
+        if "add" in e.steps:
+            assert e.new_entry is not None
+            d.add(e.dn, e.new_entry[0], e.new_entry[1])
+        if "password" in e.steps:
+            assert password is not None
+            fl.set_password(d, e.dn, password)
+        # Flagged to change at first logon and enabled in one atomic request, after the password is set.
+        changes: dict[str, Any] = {}
+        if "force" in e.steps:
+            changes.update(fl.force_change_changes())
+        if "enable" in e.steps:
+            changes.update(fl.enable_changes(_uac_of(e)))
+        if changes:
+            d.modify(e.dn, changes)
+
+    def _people(self, todo: list[Entry], passwords: dict[str, str], failed: dict[str, str]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not todo:
+            return
+        workers = self._workers(len(todo))
+        chunks = [todo[i :: len(workers)] for i in range(len(workers))]
+        lost: list[UnreachableError] = []
+
+        def work(d: Directory, chunk: list[Entry]) -> None:
+            for e in chunk:
+                if lost:
+                    return
+                try:
+                    self._person(d, e, passwords.get(e.username))
+                except UnreachableError as exc:
+                    lost.append(exc)
+                    failed[e.username] = exc.message
+                    return
+                except AupctlError as exc:
+                    failed[e.username] = exc.message
+
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="intake")
+        futures = [self.executor.submit(work, d, c) for d, c in zip(workers, chunks, strict=True)]
         try:
-            for e, op in items:
-                sent.append((e, op(conn)))
-            for e, msgid in sent:
-                if isinstance(msgid, bool) or msgid is None:  # refused before sending (ldap3 checks)
-                    failed[e.username] = f"{what}: {(conn.result or {}).get('description') or conn.last_error}"
-                    continue
-                _, result = conn.get_response(msgid, timeout=self.cfg.directory.timeout * 3)
-                desc = (result or {}).get("description", "")
-                if (result or {}).get("result", 0) != 0 and desc not in tolerate:
-                    message = ((result or {}).get("message") or "").strip()
-                    failed[e.username] = f"{what}: {desc}" + (f" ({message})" if message else "")
-        except _LOST as exc:
-            self.close()
-            raise UnreachableError(f"lost the directory while {what} ({_reason(exc)})") from None
+            for f in futures:
+                f.result()
+        except BaseException:  # Ctrl-C: let each connection finish the person it is on, so none is left half-made
+            lost.append(UnreachableError("interrupted"))
+            for f in futures:
+                f.result()
+            raise
+        if lost:
+            raise lost[0]
 
     def run_batch(self, batch: list[Entry]) -> dict[str, Any]:
-        state, fl = self.state, self.fl
+        state = self.state
         failed: dict[str, str] = {}
         passwords: dict[str, str] = {}
         done: list[Entry] = []
@@ -876,7 +908,8 @@ class _Runner:
                             "INSERT INTO provisioned (username, dn, staff_code, credentials_file, created_at, run_id,"
                             " status, role) VALUES (?,?,?,?,?,?,'creating',?) ON CONFLICT(username) DO UPDATE SET"
                             " dn=excluded.dn, staff_code=excluded.staff_code, credentials_file=excluded.credentials_file,"
-                            " created_at=excluded.created_at, run_id=excluded.run_id, status='creating', role=excluded.role",
+                            " created_at=excluded.created_at, run_id=excluded.run_id, status='creating',"
+                            " role=excluded.role",
                             (
                                 e.username,
                                 e.dn,
@@ -894,28 +927,8 @@ class _Runner:
                         failed[e.username] = f"the password in {e.old_password_from} can no longer be read"
                     else:
                         passwords[e.username] = old
-            # 2. the directory, one kind of request at a time for the whole batch
-            self._wave(
-                [(e, lambda c, e=e: c.add(e.dn, e.new_entry[0], e.new_entry[1])) for e in live("add")],
-                "creating the account",
-                failed,
-            )
-            self._wave(
-                [(e, lambda c, e=e: fl.send_password(c, e.dn, passwords[e.username])) for e in live("password")],
-                "setting the password",
-                failed,
-            )
-            force = fl.force_change_changes()
-            self._wave(
-                [(e, lambda c, e=e: c.modify(e.dn, force)) for e in live("force")],
-                "flagging change at first logon",
-                failed,
-            )
-            self._wave(
-                [(e, lambda c, e=e: c.modify(e.dn, fl.enable_changes(_uac_of(e)))) for e in live("enable")],
-                "enabling",
-                failed,
-            )
+            # 2. each person's account, side by side on a few connections
+            self._people([e for e in batch if e.username not in failed], passwords, failed)
             # 3. groups: one request per group for the whole batch
             members: dict[str, list[Entry]] = {}
             for e in batch:
@@ -924,12 +937,9 @@ class _Runner:
                         members.setdefault(g, []).append(e)
             for gdn, who in members.items():
                 self._add_members(gdn, who, failed)
-            # 4. the record: role, 'done', and one audit entry per account
-            for e in batch:
-                if e.username in failed:
-                    continue
-                done.append(e)
+            done = [e for e in batch if e.username not in failed]
         finally:
+            # 4. the record: role, 'done', and one audit entry per finished account
             self._record(done)
         if failed:
             lines = "; ".join(f"{u}: {why}" for u, why in failed.items())
@@ -937,20 +947,19 @@ class _Runner:
         return {"accounts": [e.username for e in done]}
 
     def _add_members(self, gdn: str, who: list[Entry], failed: dict[str, str]) -> None:
-        conn = self._connection()
-        dns = [e.dn for e in who]
         try:
-            msgid = conn.modify(gdn, {"member": [(ldap3.MODIFY_ADD, dns)]})
-            _, result = conn.get_response(msgid, timeout=self.cfg.directory.timeout * 3)
-        except _LOST as exc:
-            self.close()
-            raise UnreachableError(f"lost the directory while adding to {group_name(gdn)} ({_reason(exc)})") from None
-        if (result or {}).get("result", 0) == 0:
+            self.directory.modify(gdn, {"member": [(ldap3.MODIFY_ADD, [e.dn for e in who])]})
             return
+        except UnreachableError:
+            raise
+        except AupctlError:
+            pass
         # One of them is a member already (a re-run): add them one at a time, idempotently.
         for e in who:
             try:
                 self.fl.add_member(self.directory, gdn, e.dn)
+            except UnreachableError:
+                raise
             except AupctlError as exc:
                 failed[e.username] = f"adding to {group_name(gdn)}: {exc.message}"
 
@@ -959,11 +968,11 @@ class _Runner:
             return
         from .roles import set_role
 
+        creds = self.intake.credentials
         with self.state.transaction() as db:
             for e in done:
-                if e.action == "create" or "record" in e.steps:
-                    set_role(self.state, e.username, e.person.role, source="created")
-                    db.execute("UPDATE provisioned SET status='done' WHERE username=?", (e.username,))
+                set_role(self.state, e.username, e.person.role, source="created")
+                db.execute("UPDATE provisioned SET status='done' WHERE username=?", (e.username,))
                 self.state.audit(
                     "create-account" if e.action == "create" else "finish-account",
                     e.username,
@@ -975,10 +984,18 @@ class _Runner:
                         "groups": e.groups,
                         "line": e.person.line,
                         "run": self.intake.run_id,
-                        "credentials_file": self.intake.credentials.path if self.intake.credentials else None,
+                        "credentials_file": creds.path if creds is not None and "credential" in e.steps else None,
                         "note": e.note,
                     },
                 )
+
+
+def _rdn_key(dn: str) -> str:
+    """The first RDN, for comparing names within one OU (escaping kept; case and spaces ignored)."""
+    from .directory.connection import _first_rdn
+
+    attr, _, value = _first_rdn(dn).partition("=")
+    return f"{attr.strip().lower()}={' '.join(value.split()).lower()}"
 
 
 def _uac_of(e: Entry) -> Account:
