@@ -248,7 +248,9 @@ def restore(
             )
         )
 
-    # 6. Tasks: a laptop or mailbox to deal with no longer applies; a by-hand system comes back.
+    # 6. Tasks: a laptop or mailbox to deal with no longer applies; a by-hand system comes back (a grant
+    # task again where the removal was done by hand, or where the withdrawal closed a grant not yet done).
+    regrant = {key for key in snap.get("pending_grants", []) if key in keep_systems and cfg.systems[key].group is None}
     for t in leaver_tasks(state, row["id"]):
         system = t["system"]
         if t["closed_at"] is None:
@@ -263,22 +265,25 @@ def restore(
                 )
             )
         elif t["kind"] == "revoke" and system in keep_systems:
-            name = cfg.systems[system].name
-            ref = f"leaver:{row['id']}:regrant:{system}"
-            if any(x["ref"] == ref for x in leaver_tasks(state, row["id"])):
-                continue
-            text = f"Give {acct.name} ({user}) access to {name} again: the withdrawal was undone"
-            changes.append(
-                Change(
-                    "open-task",
-                    user,
-                    f"{user}: task: {text}",
-                    lambda text=text, system=system, ref=ref: {
-                        "task": tasks.open_task(state, kind="grant", text=text, username=user, system=system, ref=ref)
-                    },
-                    {"kind": "grant", "system": system},
-                )
+            regrant.add(system)
+    for system in sorted(regrant):
+        name = cfg.systems[system].name
+        ref = f"leaver:{row['id']}:regrant:{system}"
+        if any(x["ref"] == ref for x in leaver_tasks(state, row["id"])):
+            continue
+        how = f" ({cfg.systems[system].instructions})" if cfg.systems[system].instructions else ""
+        text = f"Give {acct.name} ({user}) access to {name} again: the withdrawal was undone{how}"
+        changes.append(
+            Change(
+                "open-task",
+                user,
+                f"{user}: task: {text}",
+                lambda text=text, system=system, ref=ref: {
+                    "task": tasks.open_task(state, kind="grant", text=text, username=user, system=system, ref=ref)
+                },
+                {"kind": "grant", "system": system},
             )
+        )
 
     def finish() -> dict[str, Any]:
         state.execute(

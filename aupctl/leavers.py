@@ -353,8 +353,18 @@ def take_snapshot(directory: Directory, state: State, acct: Account) -> dict[str
         "attributes": attributes,
         "disabled": acct.disabled,
         "approvals": approvals.live(state, username=acct.username),
+        # by-hand grants not yet carried out: closed by the withdrawal, opened again by a restore
+        "pending_grants": sorted({t["system"] for t in _pending_grants(state, acct.username) if t["system"]}),
         "flavour": flavour.name,
     }
+
+
+def _pending_grants(state: State, username: str) -> list[dict[str, Any]]:
+    return [
+        t
+        for t in tasks.list_tasks(state, open_only=True, username=username, kind="grant")
+        if not str(t["ref"] or "").startswith("leaver:")
+    ]
 
 
 def _password_replaced_since(acct: Account, taken_at: str | None) -> bool:
@@ -514,6 +524,17 @@ def person_changes(
             )
         )
 
+    for t in _pending_grants(state, user):
+        changes.append(
+            Change(
+                "close-task",
+                user,
+                f"{user}: close task {t['id']}, no longer wanted ({t['text'][:50]})",
+                lambda tid=t["id"]: {"task": tasks.close_task(state, tid, note="access withdrawn (leaver)")["id"]},
+                {"task": t["id"]},
+            )
+        )
+
     if not done_before:
         changes.extend(_task_changes(cfg, state, acct, snap, holder))
 
@@ -540,7 +561,7 @@ def _task_changes(
             continue  # directory-group systems went with the groups; unknown keys have no instructions
         how = f" ({system.instructions})" if system.instructions else ""
         wanted.append(
-            ("revoke", key, f"Remove {name} ({user}) from {system.name}: they have left{how}", f":system:{key}")
+            ("revoke", key, f"Remove {name} ({user}) from {system.name}: access withdrawn{how}", f":system:{key}")
         )
     for r in state.query("SELECT tag FROM devices WHERE assigned_to = ? AND status = 'active' ORDER BY tag", (user,)):
         wanted.append(

@@ -14,7 +14,7 @@ from typing import Any
 import ldap3
 import pytest
 
-from aupctl import approvals
+from aupctl import approvals, tasks
 from aupctl import config as config_mod
 from aupctl import sandbox_school as hb
 from aupctl.directory import open_directory
@@ -312,8 +312,10 @@ def test_restore_puts_back_the_snapshot_with_a_new_password_to_change(
     grant(state, user, "sap", days_ago=30)  # by hand, within review: restored, its removal task closed
     grant(state, user, "intranet", days_ago=400)  # by hand, past review: its removal task stays open
     give_laptop(state, user)
+    pending = tasks.open_task(state, kind="grant", text="Give SAP", username=user, system="sap")  # not yet done
     withdraw_now(cfg, directory, state, user, reason="suspended pending investigation")
     row = current_row(state, user)
+    assert next(t for t in tasks.list_tasks(state, username=user) if t["id"] == pending)["closed_at"]
 
     creds = tmp_path / "creds.csv"
     plan = restore(cfg, directory, state, user, credentials_out=str(creds), today=TODAY)
@@ -328,7 +330,7 @@ def test_restore_puts_back_the_snapshot_with_a_new_password_to_change(
     assert {a["system"] for a in approvals.live(state, username=user)} == {"target_tracker", "sap"}
     assert all(a["source"] == "restore" for a in approvals.live(state, username=user))
     left_open = [t for t in leaver_tasks(state, row["id"]) if t["closed_at"] is None]
-    assert [(t["kind"], t["system"]) for t in left_open] == [("revoke", "intranet")]
+    assert [(t["kind"], t["system"]) for t in left_open] == [("revoke", "intranet"), ("grant", "sap")]
     assert current_row(state, user) is None  # the withdrawal is over: status 'restored'
 
     assert creds.stat().st_mode & 0o777 == 0o600
