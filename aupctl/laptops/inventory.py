@@ -1,0 +1,288 @@
+"""The laptop inventory in the state store: devices (with pinned host keys), their events and check-ins.
+
+`devices.assigned_to` holds the directory username: the leavers job reads it to open "collect the
+laptop" tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..errors import InputError, NotFoundError
+from ..findings import Finding
+from ..state import State, actor, now_iso, today
+from .probes import OSES
+from .probes.facts import Facts
+
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+
+
+@dataclass(frozen=True)
+class Device:
+    tag: str
+    host: str
+    port: int
+    os: str
+    key_type: str
+    key_b64: str
+    fingerprint: str
+    assigned_to: str | None
+    status: str
+    enrolled_at: str
+    last_seen: str | None
+    next_due: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Device:
+        return cls(
+            row["tag"],
+            row["host"],
+            int(row["port"]),
+            row["os"],
+            row["host_key_type"],
+            row["host_key"],
+            row["fingerprint"],
+            row["assigned_to"],
+            row["status"],
+            row["enrolled_at"],
+            row["last_seen"],
+            row["next_due"],
+        )
+
+
+@dataclass(frozen=True)
+class Checkin:
+    id: int
+    tag: str
+    at: str
+    kind: str  # 'checkin', 'update', 'audit'
+    ok: bool
+    facts: Facts | None
+    findings: list[Finding]
+    error: str | None = None
+
+
+# -- checking input at the edge --
+def check_tag(tag: str) -> str:
+    tag = (tag or "").strip()
+    if not TAG_RE.match(tag):
+        raise InputError(
+            f"asset tag {tag!r} is not usable: use 1-64 letters, digits, '.', '_', '/' or '-', starting with a "
+            "letter or digit"
+        )
+    return tag
+
+
+def check_host(host: str) -> str:
+    host = (host or "").strip()
+    if not host or any(c.isspace() for c in host) or host.startswith("-") or "@" in host or len(host) > 253:
+        raise InputError(f"HOST {host!r} is not a host name or address (give the name or IP, without user@)")
+    return host
+
+
+def check_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port {port} is not a TCP port (1-65535)")
+    return port
+
+
+def check_os(os_name: str | None) -> str | None:
+    if os_name is not None and os_name not in OSES:
+        raise InputError(f"--os {os_name!r}: expected one of {', '.join(OSES)}")
+    return os_name
+
+
+def check_fingerprint(fp: str | None) -> str | None:
+    if fp is None:
+        return None
+    fp = fp.strip()
+    if not FINGERPRINT_RE.match(fp):
+        raise InputError(
+            f"--fingerprint {fp!r} is not a SHA256 fingerprint (like SHA256:followed by 43 characters, "
+            "as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints on the laptop)"
+        )
+    return fp
+
+
+# -- reading --
+def find(state: State, tag: str) -> Device | None:
+    rows = state.query("SELECT * FROM devices WHERE tag = ?", (tag,))
+    return Device.from_row(rows[0]) if rows else None
+
+
+def get(state: State, tag: str) -> Device:
+    device = find(state, tag)
+    if device is None:
+        known = [r["tag"] for r in state.query("SELECT tag FROM devices WHERE status = 'active' ORDER BY tag LIMIT 10")]
+        listed = ", ".join(known) if known else "none enrolled"
+        raise NotFoundError(f"no laptop with asset tag {tag!r} (known: {listed}; see `aupctl laptop list`)")
+    return device
+
+
+def devices(state: State, *, include_retired: bool = False, user: str | None = None) -> list[Device]:
+    sql, params = "SELECT * FROM devices WHERE 1=1", []
+    if not include_retired:
+        sql += " AND status = 'active'"
+    found = [Device.from_row(r) for r in state.query(sql + " ORDER BY tag", tuple(params))]
+    if user is not None:  # SQLite's NOCASE folds ASCII only: Zoë is zoë too
+        want = user.strip().casefold()
+        found = [d for d in found if (d.assigned_to or "").casefold() == want]
+    return found
+
+
+def _checkin_from_row(row: Any) -> Checkin:
+    facts_data = json.loads(row["facts"] or "{}")
+    error = facts_data.pop("_error", None) if isinstance(facts_data, dict) else None
+    facts = Facts.from_json(facts_data) if facts_data else None
+    findings = [Finding(**f) for f in json.loads(row["findings"] or "[]")]
+    return Checkin(row["id"], row["tag"], row["at"], row["kind"], bool(row["ok"]), facts, findings, error)
+
+
+def latest(state: State, tag: str, *, probed: bool = False) -> Checkin | None:
+    """The latest record (any kind), or with probed=True the latest one whose probe worked."""
+    sql = "SELECT * FROM checkins WHERE tag = ?" + (" AND ok = 1" if probed else "") + " ORDER BY id DESC LIMIT 1"
+    rows = state.query(sql, (tag,))
+    return _checkin_from_row(rows[0]) if rows else None
+
+
+def last_checkin_at(state: State, tag: str) -> str | None:
+    """When the laptop was last brought in (a check-in, not a cron audit)."""
+    rows = state.query(
+        "SELECT at FROM checkins WHERE tag = ? AND kind IN ('checkin', 'update') ORDER BY id DESC LIMIT 1", (tag,)
+    )
+    return rows[0]["at"] if rows else None
+
+
+def history(state: State, tag: str, limit: int = 20) -> list[dict[str, Any]]:
+    rows = state.query(
+        "SELECT at, event, username, details FROM device_events WHERE tag = ? ORDER BY id DESC LIMIT ?", (tag, limit)
+    )
+    out = []
+    for r in rows:
+        try:
+            details = json.loads(r["details"])
+        except ValueError:
+            details = {}
+        out.append({"at": r["at"], "event": r["event"], "user": r["username"], "details": details})
+    return out
+
+
+def is_overdue(device: Device, on: dt.date | None = None) -> bool:
+    on = on or today()
+    due = device.next_due or _plus_days(device.enrolled_at, 0)
+    return due < on.isoformat()
+
+
+def _plus_days(iso: str, days: int) -> str:
+    return (dt.date.fromisoformat(iso[:10]) + dt.timedelta(days=days)).isoformat()
+
+
+# -- writing (called from plan Changes and from check-in recording) --
+def event(state: State, tag: str, name: str, username: str | None = None, **details: Any) -> None:
+    state.execute(
+        "INSERT INTO device_events (tag, at, event, username, details) VALUES (?,?,?,?,?)",
+        (tag, now_iso(), name, username, json.dumps({"by": actor(), **details}, ensure_ascii=False, default=str)),
+    )
+
+
+def add(
+    state: State,
+    cfg: Config,
+    *,
+    tag: str,
+    host: str,
+    port: int,
+    os_name: str,
+    key_type: str,
+    key_b64: str,
+    fp: str,
+    replace: bool = False,
+) -> None:
+    """Pin the key and record the laptop (due for its first check-in now); rewrite the known_hosts mirror."""
+    with state.transaction() as db:
+        if replace:
+            db.execute(
+                "UPDATE devices SET host=?, port=?, os=?, host_key_type=?, host_key=?, fingerprint=?, status='active' "
+                "WHERE tag=?",
+                (host, port, os_name, key_type, key_b64, fp, tag),
+            )
+        else:
+            db.execute(
+                "INSERT INTO devices (tag, host, port, os, host_key_type, host_key, fingerprint, enrolled_at, next_due) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (tag, host, port, os_name, key_type, key_b64, fp, now_iso(), today().isoformat()),
+            )
+        event(state, tag, "rekey" if replace else "enrol", host=host, port=port, os=os_name, fingerprint=fp)
+    sync_known_hosts(state, cfg)
+
+
+def set_assigned(state: State, tag: str, username: str | None) -> None:
+    with state.transaction() as db:
+        before = db.execute("SELECT assigned_to FROM devices WHERE tag = ?", (tag,)).fetchone()
+        db.execute("UPDATE devices SET assigned_to = ? WHERE tag = ?", (username, tag))
+        if username:
+            event(state, tag, "assign", username, previous=before["assigned_to"] if before else None)
+        else:
+            event(state, tag, "return", before["assigned_to"] if before else None)
+
+
+def retire(state: State, cfg: Config, tag: str) -> None:
+    with state.transaction() as db:
+        before = db.execute("SELECT assigned_to FROM devices WHERE tag = ?", (tag,)).fetchone()
+        db.execute("UPDATE devices SET status = 'retired', assigned_to = NULL WHERE tag = ?", (tag,))
+        event(state, tag, "retire", before["assigned_to"] if before else None)
+    sync_known_hosts(state, cfg)
+
+
+def record(
+    state: State,
+    cfg: Config,
+    device: Device,
+    kind: str,
+    facts: Facts | None,
+    findings: list[Finding],
+    *,
+    error: str | None = None,
+) -> int:
+    """Store a probe's result. A check-in (the laptop was brought in) also sets the next due date."""
+    at = now_iso()
+    body = facts.to_json() if facts else ({"_error": error} if error else {})
+    with state.transaction() as db:
+        cur = db.execute(
+            "INSERT INTO checkins (tag, at, kind, ok, facts, findings) VALUES (?,?,?,?,?,?)",
+            (
+                device.tag,
+                at,
+                kind,
+                1 if facts else 0,
+                json.dumps(body, ensure_ascii=False),
+                json.dumps([f.as_row() for f in findings], ensure_ascii=False),
+            ),
+        )
+        if facts is not None:
+            db.execute("UPDATE devices SET last_seen = ? WHERE tag = ?", (at, device.tag))
+        if facts is not None and kind in ("checkin", "update"):
+            due = (today() + dt.timedelta(days=cfg.laptops.checkin_every_days)).isoformat()
+            db.execute("UPDATE devices SET next_due = ? WHERE tag = ?", (due, device.tag))
+        if kind != "audit":
+            event(state, device.tag, kind, device.assigned_to, ok=bool(facts), findings=len(findings))
+    return int(cur.lastrowid or 0)
+
+
+def known_hosts_path(cfg: Config, state: State) -> Path:
+    return Path(cfg.laptops.known_hosts) if cfg.laptops.known_hosts else state.path.parent / "known_hosts"
+
+
+def sync_known_hosts(state: State, cfg: Config) -> None:
+    """Mirror the pinned keys to aupctl's own known_hosts file (never ~/.ssh/known_hosts)."""
+    from .ssh import Pin, write_known_hosts
+
+    entries = [(d.host, d.port, Pin(d.key_type, d.key_b64, d.fingerprint)) for d in devices(state)]
+    write_known_hosts(str(known_hosts_path(cfg, state)), entries)

@@ -1,0 +1,256 @@
+"""aupctl laptop enrol | assign | return | retire | list | show | checkin | audit"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .context import Ctx, pass_ctx
+from .output import changing, exit_with, message, render, render_findings, run_plan, show_plan, warn
+
+OS_CHOICE = click.Choice(["windows", "linux", "macos"])
+LIST_COLUMNS = ["tag", "host", "os", "assigned_to", "last_seen", "next_due", "overdue", "findings", "status"]
+LIST_JSON_COLUMNS = [*LIST_COLUMNS[:2], "port", *LIST_COLUMNS[2:], "enrolled_at", "fingerprint"]
+
+
+def _connector(ctx: Ctx) -> Any:
+    from aupctl.laptops.ssh import Connector
+
+    return Connector(ctx.config.laptops)
+
+
+def _directory_of(ctx: Ctx) -> Any:
+    return lambda: ctx.directory
+
+
+@click.group("laptop")
+def cli() -> None:
+    """School laptops: enrol, check in over SSH, audit (policy 1.4, 6.7, 6.8).
+
+    aupctl logs in to each laptop over SSH with [laptops] ssh_user and ssh_key, and accepts only the
+    host key pinned at enrolment (exit 3 for an unknown or changed key). See docs/laptops.md.
+    """
+
+
+@cli.command("enrol")
+@click.argument("host")
+@click.option("--asset-tag", "tag", required=True, metavar="TAG", help="The laptop's asset tag (its name in aupctl).")
+@click.option("--assign", "assign", metavar="USER", help="Assign it to this staff username (checked in the directory).")
+@click.option("--os", "os_name", type=OS_CHOICE, help="Its OS (default: asked over SSH with `uname -s` / `ver`).")
+@click.option(
+    "--fingerprint",
+    metavar="SHA256:…",
+    help="The host key fingerprint read at the laptop; a different key is refused and nothing is pinned.",
+)
+@click.option("--port", type=int, default=22, show_default=True, help="SSH port.")
+@click.option(
+    "--replace-key", is_flag=True, help="Re-pin an enrolled laptop's key (after re-imaging); use with --fingerprint."
+)
+@changing
+@pass_ctx
+def enrol(
+    ctx: Ctx,
+    host: str,
+    tag: str,
+    assign: str | None,
+    os_name: str | None,
+    fingerprint: str | None,
+    port: int,
+    replace_key: bool,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """Enrol the laptop at HOST: show its SSH host key's SHA256 fingerprint and pin it.
+
+    aupctl connects once, checks that its key is accepted, and pins the host key it saw (or refuses it
+    when --fingerprint names another). From then on any other key is refused. Enrolling the same laptop
+    again changes nothing.
+    """
+    from aupctl.laptops.enrol import enrol_plan
+
+    plan, info = enrol_plan(
+        ctx.config,
+        ctx.state,
+        _connector(ctx),
+        host=host,
+        tag=tag,
+        port=port,
+        os_name=os_name,
+        fingerprint=fingerprint,
+        assign=assign,
+        replace_key=replace_key,
+        directory_of=_directory_of(ctx) if assign else None,
+    )
+    if info and ctx.fmt == "table":
+        message(f"{host}:{port} host key: {info.key_type} {info.fingerprint}")
+    run_plan(ctx, plan, dry_run=dry_run, yes=yes)
+
+
+@cli.command("assign")
+@click.argument("tag")
+@click.argument("user")
+@changing
+@pass_ctx
+def assign(ctx: Ctx, tag: str, user: str, dry_run: bool, yes: bool) -> None:
+    """Record that laptop TAG is now with USER (a directory username, checked when the directory answers)."""
+    from aupctl.laptops.enrol import assign_plan
+
+    run_plan(ctx, assign_plan(ctx.state, tag, user, _directory_of(ctx)), dry_run=dry_run, yes=yes)
+
+
+@cli.command("return")
+@click.argument("tag")
+@changing
+@pass_ctx
+def return_(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
+    """Record that laptop TAG came back (assigned to no one)."""
+    from aupctl.laptops.enrol import return_plan
+
+    run_plan(ctx, return_plan(ctx.state, tag), dry_run=dry_run, yes=yes)
+
+
+@cli.command("retire")
+@click.argument("tag")
+@changing
+@pass_ctx
+def retire(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
+    """Retire laptop TAG: it leaves audits and its host key is unpinned. Its history is kept."""
+    from aupctl.laptops.enrol import retire_plan
+
+    run_plan(ctx, retire_plan(ctx.config, ctx.state, tag), dry_run=dry_run, yes=yes)
+
+
+@cli.command("list")
+@click.option("--overdue", is_flag=True, help="Only laptops whose check-in is overdue (policy 1.4).")
+@click.option("--user", metavar="USER", help="Only laptops assigned to this username.")
+@click.option("--all", "include_retired", is_flag=True, help="Include retired laptops.")
+@pass_ctx
+def list_(ctx: Ctx, overdue: bool, user: str | None, include_retired: bool) -> None:
+    """Enrolled laptops: who has each, when it was last seen and when its next check-in is due."""
+    from aupctl.laptops.report import list_rows
+
+    rows = list_rows(ctx.config, ctx.state, overdue=overdue, user=user, include_retired=include_retired)
+    columns = LIST_COLUMNS if ctx.fmt == "table" else list(LIST_JSON_COLUMNS)
+    render(ctx, rows, columns, empty="no laptops match")
+
+
+@cli.command("show")
+@click.argument("tag")
+@pass_ctx
+def show(ctx: Ctx, tag: str) -> None:
+    """Laptop TAG: its record, the facts of its last check-in, findings, software and history."""
+    from aupctl.laptops.report import show as show_laptop
+
+    data = show_laptop(ctx.config, ctx.state, tag)
+    if ctx.fmt != "table":
+        render(ctx, [], json_obj=data) if ctx.fmt == "json" else render(ctx, data["findings"])
+        return
+    rows = [{"field": k.replace("_", " "), "value": v} for k, v in data["laptop"].items()]
+    rows += [{"field": k.replace("_", " "), "value": v} for k, v in (data["facts"] or {}).items()]
+    render(ctx, rows, ["field", "value"])
+    click.echo()
+    if data["findings"]:
+        render(ctx, data["findings"], ["severity", "check", "clause", "detail"])
+    else:
+        click.echo("no findings" if data["facts"] else "never probed")
+    if data["unapproved_software"]:
+        click.echo()
+        render(ctx, data["unapproved_software"], ["name", "version"], headers={"name": "not approved"})
+    click.echo()
+    render(ctx, data["history"], ["at", "event", "user"], empty="no history")
+
+
+@cli.command("checkin")
+@click.argument("tag")
+@click.option("--update", is_flag=True, help="Also run [laptops.update_commands] for its OS, then probe again.")
+@click.option("--dry-run", is_flag=True, help="With --update: show the update commands and run nothing.")
+@pass_ctx
+def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool) -> None:
+    """The laptop is here: probe it, record the facts, set its next due date.
+
+    With --update, the configured update commands run one by one with their output streamed to stderr;
+    then it is probed again and both results are recorded. Exit 1 when findings remain, 3 when it
+    cannot be reached or its host key is not the pinned one, 4 when an update command fails.
+    """
+    from aupctl.laptops import checkin as engine
+    from aupctl.laptops.inventory import check_tag, get
+
+    if dry_run:
+        if not update:
+            raise click.UsageError("--dry-run only applies with --update (a check-in changes nothing on the laptop)")
+        device = get(ctx.state, check_tag(tag))
+        show_plan(ctx, engine.update_plan(ctx.config, device, None, None))
+        message("dry run: nothing was run")
+        return
+
+    def apply_plan(plan: Any) -> None:
+        show_plan(ctx, plan) if ctx.fmt == "table" else None
+        run_plan(ctx, plan, dry_run=False, yes=True, show=False)
+
+    stream = (lambda line: click.echo(f"  | {line}", err=True)) if update else None
+    result = engine.checkin(
+        ctx.config, ctx.state, _connector(ctx), tag, update=update, on_output=stream, apply_plan=apply_plan
+    )
+    if result.before is not None and ctx.fmt == "table":
+        message(f"before updating: {len(result.before[1])} finding(s); after: {len(result.findings)}")
+    if ctx.fmt == "table" and result.facts:
+        f = result.facts
+        message(
+            f"{result.device.tag}: {f.hostname or '?'}, {f.os_name or '?'} {f.os_version or ''}; "
+            f"next check-in due {result.device.next_due}"
+        )
+    exit_with(render_findings(ctx, result.findings, clean=f"{result.device.tag}: no findings"))
+
+
+@cli.command("audit")
+@click.option("--no-probe", is_flag=True, help="Report from the records alone; contact no laptop.")
+@click.option(
+    "--parallel", type=click.IntRange(1, 256), metavar="N", help="Laptops probed at once ([laptops] parallel)."
+)
+@pass_ctx
+def audit(ctx: Ctx, no_probe: bool, parallel: int | None) -> None:
+    """Every enrolled laptop, for cron: probe those that answer (in parallel), report findings.
+
+    Laptops that cannot be reached are listed with who has them and when each was last seen; that is
+    not fatal. Exit 0 clean, 1 findings (unreachable laptops included).
+    """
+    from aupctl.laptops.audit import run
+
+    connector = None if no_probe else _connector(ctx)
+    if connector is not None:
+        connector.key()  # a bad key or passphrase is one config error, not 100 unreachable laptops
+    from aupctl.laptops import inventory
+
+    total = len(inventory.devices(ctx.state))
+    bar = None
+    if not no_probe and total and sys.stderr.isatty() and ctx.fmt == "table":
+        bar = click.progressbar(length=total, label="probing laptops", file=sys.stderr)
+        bar.__enter__()
+    try:
+        report = run(
+            ctx.config,
+            ctx.state,
+            connector,
+            do_probe=not no_probe,
+            parallel=parallel,
+            progress=(lambda out: bar.update(1)) if bar else None,
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if ctx.fmt == "json":
+        rows = [f.as_row() for f in report.findings]
+        render(ctx, [], json_obj={"findings": rows, "laptops": report.laptops, "unreachable": report.unreachable})
+        exit_with(1 if report.findings else 0)
+        return
+    if report.unreachable and ctx.fmt == "table":
+        warn(f"{len(report.unreachable)} laptop(s) could not be reached:")
+        for r in report.unreachable:
+            who = r["assigned_to"] or "no one"
+            seen = (r["last_seen"] or "never")[:10]
+            message(f"  {r['tag']}: with {who}, last seen {seen}: {r['error']}")
+    if ctx.fmt == "table":
+        message(f"{len(report.laptops)} laptop(s) audited")
+    exit_with(render_findings(ctx, report.findings, clean="no findings"))
