@@ -1,0 +1,130 @@
+"""Shared fixtures: real directory servers, started through aupctl.sandbox (docs/sandbox.md).
+
+Fixtures (each yields an aupctl.sandbox.SandboxInfo: .flavour .dir .config_path .urls .pid .bind_dn
+.base_dn .bind_password .ca_file .admin_dn .admin_password, .connect(user=None, password=None) for a
+bound ldap3 connection over verified TLS, .bind_name(username) for a seeded person's bind DN/UPN):
+
+- ``openldap_sandbox`` (module): a fresh seeded slapd (detach=False) in a tmp dir; stopped after the module.
+  About 0.05 s once the day's template is cached. Tests in one module share it: do not change what
+  other tests read, or use ``fresh_openldap``.
+- ``fresh_openldap`` (function): the same, one per test, for tests that change the directory.
+- ``ad_sandbox`` (module): a fresh copy of the seeded Samba AD DC template (detach=False), about 0.5 s
+  once the template is cached (about 10 s to build it the first time). Skipped only when not root or
+  samba is not installed. AD's ports are fixed, so only one AD DC runs at a time: the fixture holds
+  a lock (/tmp/aupctl-ad.lock, flock) across processes, e.g. pytest-xdist workers (use
+  ``--dist loadfile`` so one module's AD tests stay in one worker).
+- ``sandbox`` (module, params "openldap" / "ad", ids the same): for tests that must pass on both
+  flavours. It reuses ``openldap_sandbox`` / ``ad_sandbox``, so a module never runs two AD DCs.
+- ``cli_env`` (function): ``cli_env(info)`` sets AUPCTL_CONFIG to info.config_path for the test
+  (monkeypatch) and returns ``{"AUPCTL_CONFIG": ...}`` for ``CliRunner(env=...)``.
+  ``sandbox_env(info)`` is the same dict without touching the environment.
+
+The seeded school and its planted problems: aupctl.sandbox_school (PLANTED, PASSWORDS, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from aupctl import sandbox as sb
+from aupctl.config import ENV_CONFIG
+
+AD_LOCK = Path("/tmp/aupctl-ad.lock")
+_ad_held = False  # flock does not nest across two open()s in one process: fail fast instead of hanging
+
+
+def sandbox_env(info: sb.SandboxInfo) -> dict[str, str]:
+    return {ENV_CONFIG: str(info.config_path)}
+
+
+def ad_unavailable() -> str | None:
+    """Why the AD sandbox cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the AD sandbox needs root (Samba binds 389/636 and edits /etc/hosts)"
+    if not (shutil.which("samba") or shutil.which("samba", path="/usr/sbin:/sbin")):
+        return "samba is not installed (apt-get install samba)"
+    return None
+
+
+def _start_openldap(directory: Path) -> Iterator[sb.SandboxInfo]:
+    if not (shutil.which("slapd") or shutil.which("slapd", path="/usr/sbin:/sbin")):
+        pytest.skip("slapd is not installed (apt-get install slapd ldap-utils)")
+    info = sb.start("openldap", directory, detach=False)
+    try:
+        yield info
+    finally:
+        info.stop()
+
+
+@contextlib.contextmanager
+def ad_slot(wait: float = 600.0) -> Iterator[None]:
+    """Exclusive use of 127.0.0.1:389/636 across processes; waits for a DC someone else started to go."""
+    global _ad_held
+    if _ad_held:
+        pytest.fail("this process already runs an AD sandbox (ad_sandbox); only one AD DC at a time")
+    with open(AD_LOCK, "a") as fh:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"waited {wait:.0f} s for another AD sandbox to finish ({AD_LOCK})")
+                time.sleep(0.2)
+        try:
+            # A DC started outside the lock (a CLI sandbox, a script) still holds the ports: wait for it.
+            while sb.ad_ports_busy() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            _ad_held = True
+            yield
+        finally:
+            _ad_held = False
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def openldap_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sb.SandboxInfo]:
+    yield from _start_openldap(tmp_path_factory.mktemp("openldap-sandbox"))
+
+
+@pytest.fixture
+def fresh_openldap(tmp_path: Path) -> Iterator[sb.SandboxInfo]:
+    yield from _start_openldap(tmp_path / "sandbox")
+
+
+@pytest.fixture(scope="module")
+def ad_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sb.SandboxInfo]:
+    why = ad_unavailable()
+    if why:
+        pytest.skip(why)
+    with ad_slot():
+        info = sb.start("ad", tmp_path_factory.mktemp("ad-sandbox"), detach=False)
+        try:
+            yield info
+        finally:
+            info.stop()
+
+
+@pytest.fixture(scope="module", params=["openldap", "ad"], ids=["openldap", "ad"])
+def sandbox(request: pytest.FixtureRequest) -> sb.SandboxInfo:
+    return request.getfixturevalue(f"{request.param}_sandbox")
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[sb.SandboxInfo], dict[str, str]]:
+    def use(info: sb.SandboxInfo) -> dict[str, str]:
+        env = sandbox_env(info)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        return env
+
+    return use
