@@ -142,7 +142,7 @@ def resolve(directory: Directory, requests: list[Request]) -> list[tuple[Request
         by_dn[key] = req
         out.append((req, acct))
     if problems:
-        raise _many(NotFoundError, f"{len(problems)} leaver(s) cannot be found; nothing was changed", problems)
+        raise _many(NotFoundError, f"{len(problems)} leaver(s) refused; nothing was changed", problems)
     return out
 
 
