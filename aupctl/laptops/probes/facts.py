@@ -98,4 +98,10 @@ def parse_when(text: str | None) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(s)
     except ValueError:
+        pass
+    try:  # RFC 2822, as Security Center's timestamps: "Tue, 12 Mar 2024 21:05:44 GMT"
+        from email.utils import parsedate_to_datetime
+
+        return parsedate_to_datetime(str(text).strip())
+    except (TypeError, ValueError):
         return None

@@ -28,7 +28,7 @@ def software_updates(lines: list[str]) -> tuple[int | None, int | None, list[str
         return 0, 0, []
     labels = []
     for line in lines:
-        m = re.match(r"\s*\*\s+(?:Label:\s*)?(.+?)\s*$", line)
+        m = re.match(r"\s*[*-]\s+(?:Label:\s*)?(.+?)\s*$", line)  # '-' = not recommended (old form)
         if m:
             labels.append(m.group(1))
     if not labels and "Software Update found" not in text:
