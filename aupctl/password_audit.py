@@ -16,6 +16,7 @@ import fnmatch
 import hashlib
 import multiprocessing
 import os
+import signal
 import warnings
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -53,8 +54,9 @@ SALTED = {
     "SSHA256": (hashlib.sha256, 32),
     "SSHA512": (hashlib.sha512, 64),
 }
-# crypt(3) schemes built to be slow: only the likeliest candidates are tried (see docs/passwords.md).
-SLOW_CRYPT_CANDIDATES = 40
+# crypt(3) hashes cost far more than a salted SHA-1 (DES ~20x, md5crypt ~250x, sha512crypt/bcrypt
+# thousands of times): (own-name candidates, common candidates) tried for each, likeliest first.
+CRYPT_BUDGET = {"des": (400, 2000), "md5": (50, 300), "slow": (10, 40)}
 BATCH = 32  # accounts per task sent to a worker
 
 
@@ -137,6 +139,7 @@ _TODAY: dt.date = dt.date.today()
 
 def _init_worker(common: list[bytes], today: dt.date) -> None:
     global _COMMON, _COMMON_SET, _TODAY
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it ends the pool)
     _COMMON, _COMMON_SET, _TODAY = common, frozenset(common), today
     _UNSALTED_DIGESTS.clear()
 
@@ -183,8 +186,9 @@ def _test_one(job: HashJob) -> tuple[bool, int]:
         return False, count
     if job.scheme == "CRYPT":
         setting = job.payload.decode("ascii", "replace")
-        slow = setting.startswith("$") and not setting.startswith("$1$")
-        pool = (mine[:10] + _COMMON[:SLOW_CRYPT_CANDIDATES]) if slow else (mine + _COMMON)
+        kind = "md5" if setting.startswith("$1$") else "slow" if setting.startswith("$") else "des"
+        own, common = CRYPT_BUDGET[kind]
+        pool = mine[:own] + _COMMON[:common]
         for n, c in enumerate(pool, 1):
             if _crypt(c, setting) == setting:
                 return True, n

@@ -201,11 +201,26 @@ def _variants(words: Iterable[str], suffixes: list[str]) -> Iterable[str]:
                 yield form + s
 
 
+def _likeliest_suffixes(now: dt.date) -> list[str]:
+    y = now.year
+    return ["", "1", "123", "!", "1!", "123!", str(y), f"{y}!", str(y - 1), f"{y - 1}!"]
+
+
 def common_candidates(cfg: Config, now: dt.date, top: int = HASH_COMMON_TOP) -> list[bytes]:
-    """The same for every account: common passwords, common words and the school's name with endings."""
+    """The same for every account: common passwords, common words and the school's name with endings.
+
+    Likeliest first (the school's name and the commonest words with the usual endings, the top 100
+    passwords), so a slow hash that can only afford a few candidates tries those."""
     distinct, _ = school_words(cfg)
     recent = _suffixes(now, 10)
+    likely = _likeliest_suffixes(now)
     out: dict[str, None] = {}
+    for c in _variants(distinct, likely):
+        out[c] = None
+    for w in _ranked_common(100):
+        out[w] = None
+    for c in _variants(["password", "welcome", "letmein", "changeme"], likely):
+        out[c] = None
     for w in _ranked_common(top):
         out[w] = None
         out[w.capitalize()] = None
@@ -222,4 +237,6 @@ def personal_candidates(given: str, surname: str, username: str, now: dt.date) -
     if words[0] and words[1]:
         words += [words[0] + words[1], words[0][0] + words[1]]
     words = [w for w in dict.fromkeys(words) if len(w) >= 3]
-    return [c.encode("utf-8") for c in dict.fromkeys(_variants(words, _suffixes(now, 70)))]
+    ordered = dict.fromkeys(_variants(words, _likeliest_suffixes(now)))  # likeliest first
+    ordered.update(dict.fromkeys(_variants(words, _suffixes(now, 70))))
+    return [c.encode("utf-8") for c in ordered]

@@ -287,11 +287,15 @@ def test_hash_tester_finds_guessable_passwords_in_worker_processes() -> None:
 
         jobs.append(HashJob(9, "CRYPT", crypt.crypt("password", "ab").encode(), b"", "A", "B", "ab"))
         jobs.append(HashJob(10, "CRYPT", crypt.crypt("Velvet-Harbor", "$6$saltsalt$").encode(), b"", "A", "B", "ab"))
+        # costly schemes get the likeliest candidates only: the school's name and common words with usual endings
+        jobs.append(HashJob(11, "CRYPT", crypt.crypt("Welcome1", "$1$saltsalt$").encode(), b"", "A", "B", "ab"))
+        year_pw = f"Aldhelm{NOW.year}!"
+        jobs.append(HashJob(12, "CRYPT", crypt.crypt(year_pw, "$6$saltsalt$").encode(), b"", "A", "B", "ab"))
     tester = _HashTester(common, today, workers=2)
     for job in jobs * 5:  # more than one batch per worker
         tester.add(dataclasses.replace(job, key=job.key))
     guessed = tester.finish()
-    assert guessed == {1, 2, 4, 6, 7, 8, 9}
+    assert guessed == {1, 2, 4, 6, 7, 8, 9, 11, 12}
     assert tester.computations > len(common)  # the salted misses tried everything
 
 
