@@ -275,3 +275,47 @@ def test_passphrase_protected_key(env: Env, monkeypatch: pytest.MonkeyPatch) -> 
     res = env.run("laptop", "audit")
     assert res.exit_code == 2 and "wrong passphrase" in res.output
     assert "correct horse" not in res.output
+
+
+def test_update_interrupted_or_connection_lost_then_rerun_finishes(env: Env) -> None:
+    from aupctl.config import load
+    from aupctl.errors import PartialError
+    from aupctl.laptops.checkin import checkin
+    from aupctl.laptops.ssh import Connector
+    from aupctl.plan import apply
+
+    enrol(env, "CUT-1")
+    # the laptop drops the connection during the second update command (its session is killed)
+    env.write(update_commands={"linux": ["echo one", "echo going; kill -9 $PPID; sleep 5", "echo three"]})
+    res = env.run("laptop", "checkin", "CUT-1", "--update")
+    assert res.exit_code == 4, res.output
+    assert "step 2 of 3" in res.output and "done: 1 change(s)" in res.output and "Traceback" not in res.output
+
+    # Ctrl-C while an update streams its output: stopped, reported, journalled
+    env.write(update_commands={"linux": ["echo first", "echo second"]})
+    cfg = load(str(env.config))
+    state = env.state()
+
+    def ctrl_c(line: str) -> None:
+        if line == "second":
+            raise KeyboardInterrupt
+
+    with pytest.raises(PartialError, match="interrupted"):
+        checkin(
+            cfg,
+            state,
+            Connector(cfg.laptops),
+            "CUT-1",
+            update=True,
+            on_output=ctrl_c,
+            apply_plan=lambda p: apply(p, state),
+        )
+    assert [r["status"] for r in state.query("SELECT status FROM journal ORDER BY id")][-2:] == ["done", "interrupted"]
+
+    # the same command again finishes the job and records the result
+    res = env.run("laptop", "checkin", "CUT-1", "--update")
+    assert res.exit_code == 1, res.output
+    assert (
+        env.state().query("SELECT kind FROM checkins WHERE tag = 'CUT-1' ORDER BY id DESC LIMIT 1")[0]["kind"]
+        == "update"
+    )
