@@ -40,6 +40,16 @@ class LazyGroup(click.Group):
         module, attr, _ = SUBCOMMANDS[name]
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # The one place an AupctlError becomes a message on stderr and its exit code (also under CliRunner).
+        try:
+            return super().invoke(ctx)
+        except AupctlError as exc:
+            if ctx.obj is not None and getattr(ctx.obj, "debug", False):
+                raise
+            click.echo(f"aupctl: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]
         with formatter.section("Commands"):

@@ -11,7 +11,7 @@ bound ldap3 connection over verified TLS, .bind_name(username) for a seeded pers
 - ``ad_sandbox`` (module): a fresh copy of the seeded Samba AD DC template (detach=False), about 0.5 s
   once the template is cached (about 10 s to build it the first time). Skipped only when not root or
   samba is not installed. AD's ports are fixed, so only one AD DC runs at a time: the fixture holds
-  a lock (/tmp/aupctl-ad.lock, flock) across processes, e.g. pytest-xdist workers (use
+  a lock (/tmp/aupctl-ad-fixture.lock, flock) across processes, e.g. pytest-xdist workers (use
   ``--dist loadfile`` so one module's AD tests stay in one worker).
 - ``sandbox`` (module, params "openldap" / "ad", ids the same): for tests that must pass on both
   flavours. It reuses ``openldap_sandbox`` / ``ad_sandbox``, so a module never runs two AD DCs.
@@ -41,7 +41,7 @@ import pytest
 from aupctl import sandbox as sb
 from aupctl.config import ENV_CONFIG
 
-AD_LOCK = Path("/tmp/aupctl-ad.lock")
+AD_LOCK = Path("/tmp/aupctl-ad-fixture.lock")
 _ad_held = False  # flock does not nest across two open()s in one process: fail fast instead of hanging
 
 
