@@ -414,8 +414,13 @@ def _stale(acct: Account, now: dt.datetime, after_days: int, lag_days: int) -> s
             lag = f", allowing {lag_days} days for the directory's lag in recording it" if lag_days else ""
             return f"last logon {_date(acct.last_logon)}, {idle} days ago{lag}"
         return None
-    if acct.created is not None and _days(now - acct.created) > after_days:
-        return f"never logged on since it was created on {_date(acct.created)}, {_days(now - acct.created)} days ago"
+    # No logon recorded: count from its creation, or from an administrator's reset if later (OpenLDAP's
+    # ppolicy deletes pwdLastSuccess when an administrator resets the password).
+    since, what = acct.created, "it was created on"
+    if acct.must_change and acct.password_changed and (since is None or acct.password_changed > since):
+        since, what = acct.password_changed, "its password was reset on"
+    if since is not None and _days(now - since) > after_days:
+        return f"no logon recorded since {what} {_date(since)}, {_days(now - since)} days ago"
     return None
 
 

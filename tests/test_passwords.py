@@ -42,8 +42,8 @@ def run(*args: str, config=None, input: str | None = None) -> tuple[int, str, st
     env = {"AUPCTL_CONFIG": str(config)} if config else {}
     with runner.isolation(input=input, env=env) as (out, err, _):
         try:
-            main(list(args))
-            code = 0
+            returned = main(list(args))  # click may return the exit code instead of raising SystemExit
+            code = returned if isinstance(returned, int) else 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         return code, out.getvalue().decode(), err.getvalue().decode()
@@ -554,4 +554,40 @@ def test_reset_with_the_server_gone(fresh_openldap, tmp_path) -> None:
     st.close()
     assert not (tmp_path / "gone.csv").exists()
     code, out, err = run("password", "audit", config=fresh_openldap.config_path)
-    assert code == 3 and "cannot reach" in err
+    assert code == 3 and "cannot reach" in err, (code, out, err)
+
+
+def test_audit_interrupted_or_cut_off_leaves_no_worker_behind(fresh_openldap, monkeypatch) -> None:
+    import multiprocessing
+
+    from aupctl.directory.flavour import OpenLDAP
+
+    cfg = load(str(fresh_openldap.config_path))
+    small_pages = dataclasses.replace(cfg, directory=dataclasses.replace(cfg.directory, page_size=20))
+    d = open_directory(small_pages)
+    real = OpenLDAP.account
+    seen = []
+
+    def interrupt_at_60(self, dn, attrs):
+        seen.append(dn)
+        if len(seen) == 60:
+            raise KeyboardInterrupt
+        return real(self, dn, attrs)
+
+    monkeypatch.setattr(OpenLDAP, "account", interrupt_at_60)
+    with pytest.raises(KeyboardInterrupt):
+        audit(small_pages, d)
+    assert multiprocessing.active_children() == []
+
+    seen.clear()
+
+    def server_gone_at_30(self, dn, attrs):
+        seen.append(dn)
+        if len(seen) == 30:
+            fresh_openldap.stop()  # the next page cannot be fetched
+        return real(self, dn, attrs)
+
+    monkeypatch.setattr(OpenLDAP, "account", server_gone_at_30)
+    with pytest.raises(UnreachableError, match="lost the directory"):
+        audit(small_pages, d)
+    assert multiprocessing.active_children() == []

@@ -190,6 +190,9 @@ def test_stale_allows_for_the_ad_lag_and_counts_never_logged_on_from_creation() 
     assert checks(acct(last_logon=days_ago(105)), lag=14) == {"stale-account"}
     assert checks(acct(last_logon=None, created=days_ago(91))) == {"stale-account"}
     assert checks(acct(last_logon=None, created=days_ago(89))) == set()
+    # reset by an administrator 10 days ago (ppolicy then forgets the last logon): counted from the reset
+    reset = acct(last_logon=None, created=days_ago(3000), must_change=True, password_changed=days_ago(10))
+    assert checks(reset) == set()
     assert checks(acct(last_logon=days_ago(300), disabled=True)) == set()
 
 
