@@ -20,6 +20,7 @@ import datetime as dt
 import io
 import os
 import re
+import string
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -323,17 +324,20 @@ class Intake:
 
 
 def email_for(cfg: Config, username: str, person: Person) -> str:
+    """The row's email, else [accounts] email filled in (fields: username, first_name, last_name)."""
     if person.email:
         return person.email
     template = cfg.accounts.email
     if not template:
         return ""
     try:
-        return template.format(
-            username=username,
-            first_name=usernames.fold(person.first_name),
-            last_name=usernames.fold(person.last_name),
-        )
+        used = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        values = {"username": username}
+        for name in used & {"first_name", "last_name"}:
+            values[name] = usernames.fold(getattr(person, name))
+        return template.format(**values)
+    except usernames.NotLatinError:
+        return ""  # a name in another script: no address is made up from it
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(f"{cfg.source}: accounts.email: {template!r} cannot be filled in ({exc})") from None
 
