@@ -93,18 +93,17 @@ def read_people(cfg: Config, directory: Directory, member_dns: set[str], usernam
     outside them by DN and approval holders not yet seen in batches of OR'd usernames."""
     fl = directory.flavour
     people = People()
+    attrs_wanted = fl.brief_attributes or fl.user_attributes
     for base in _bases(cfg):
-        for acct in fl.iter_accounts(directory, base=base, with_groups=False):
-            people.add(acct)
+        for dn, attrs in directory.search(base, fl.person_filter, attrs_wanted):
+            people.add(fl.account(dn, attrs))
     for dn in sorted(member_dns):
         if people.find(dn) is None:
-            for rdn, attrs in directory.search(dn, fl.person_filter, fl.user_attributes, "BASE"):
+            for rdn, attrs in directory.search(dn, fl.person_filter, attrs_wanted, "BASE"):
                 people.add(fl.account(rdn, attrs))
     missing = sorted(u for u in usernames if u.lower() not in people.by_user)
     for i in range(0, len(missing), BATCH):
-        for dn, attrs in directory.search(
-            cfg.directory.base_dn, fl.users_filter(missing[i : i + BATCH]), fl.user_attributes
-        ):
+        for dn, attrs in directory.search(cfg.directory.base_dn, fl.users_filter(missing[i : i + BATCH]), attrs_wanted):
             people.add(fl.account(dn, attrs))
     return people
 

@@ -33,8 +33,8 @@ def run(*args: str, config=None, input: str | None = None) -> tuple[int, str, st
     env = {"AUPCTL_CONFIG": str(config)} if config else {}
     with runner.isolation(input=input, env=env) as (out, err, _):
         try:
-            main(list(args))
-            code = 0
+            rv = main(list(args))  # a handled error may come back as the exit code (standalone_mode=False)
+            code = rv if isinstance(rv, int) else 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         return code, out.getvalue().decode(), err.getvalue().decode()
