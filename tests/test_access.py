@@ -442,3 +442,25 @@ def test_review_reads_each_group_and_person_once(env) -> None:
     assert len(groups) == expected, calls
     assert len(calls) <= expected + 4, calls
     d2.close()
+
+
+def test_ad_groups_over_1500_members_are_read_whole_and_nesting_named(env) -> None:
+    """AD returns at most 1,500 values of `member` at a time (ranged reads): all of them must count."""
+    sandbox, cfg, d, st = env
+    if sandbox.flavour != "ad":
+        pytest.skip("ranged reads of member are an Active Directory behaviour")
+    tag = uuid.uuid4().hex[:6]
+    ou = f"OU=Bulk {tag},{cfg.directory.base_dn}"
+    d.add(ou, ["top", "organizationalUnit"], {"ou": f"Bulk {tag}"})
+    dns = []
+    for i in range(1550):  # no passwords: ~5 ms each on Samba
+        dn = f"CN=Bulk {tag} {i},{ou}"
+        d.add(dn, ["top", "person", "organizationalPerson", "user"], {"sAMAccountName": f"b{tag}{i}"})
+        dns.append(dn)
+    big = f"CN=Big {tag},{ou}"
+    top = f"CN=Top {tag},{ou}"
+    d.add(big, ["top", "group"], {"sAMAccountName": f"big{tag}", "member": dns})
+    d.add(top, ["top", "group"], {"sAMAccountName": f"top{tag}", "member": [big, dns[0]]})
+    out = d.flavour.members_of_groups(d, [big, top])
+    assert len(out[big]) == 1550
+    assert len(out[top]) == 1550 and out[top][dns[0]] is None and out[top][dns[-1]] == big
