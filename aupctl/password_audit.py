@@ -592,6 +592,13 @@ def audit(
             "this directory records no logons (no pwdLastSuccess or authTimestamp on any account), so stale "
             "accounts cannot be found: turn on ppolicy's pwdLastSuccess tracking or the lastbind overlay"
         )
+    readable = "userPassword" in flavour.password_attributes()
+    if tester is not None and readable and result.accounts and tester.tested < result.accounts / 10:
+        result.notes.append(
+            f"only {tester.tested} of {result.accounts} accounts' password hashes could be read and tested against "
+            'the deny list: give the bind account read access to userPassword (slapd ACL `by dn.exact="BIND DN" '
+            "read`) for this test"
+        )
     findings.extend(policy_findings(cfg, policies, used, flavour.name))
     result.findings = sort_findings(findings)
     return result

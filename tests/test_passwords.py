@@ -591,3 +591,21 @@ def test_audit_interrupted_or_cut_off_leaves_no_worker_behind(fresh_openldap, mo
     with pytest.raises(UnreachableError, match="lost the directory"):
         audit(small_pages, d)
     assert multiprocessing.active_children() == []
+
+
+def test_openldap_bind_that_cannot_read_hashes_is_told(env) -> None:
+    info, cfg, d = env
+    if info.flavour != "openldap":
+        pytest.skip("OpenLDAP only: AD never shows a hash to anyone")
+    from aupctl.directory import Directory
+
+    teacher = dataclasses.replace(cfg.directory, bind_dn=info.bind_name("apatel"))
+    plain = Directory(dataclasses.replace(cfg, directory=teacher), SANDBOX_PASSWORD).connect()
+    try:
+        result = audit(dataclasses.replace(cfg, directory=teacher), plain)
+    finally:
+        plain.close()
+    assert result.accounts > 100 and result.hashes_tested <= 1  # its own hash only
+    assert any("read access to userPassword" in n for n in result.notes)
+    assert not [f for f in result.findings if f.check == "easily-guessed-password"]
+    assert not audit(cfg, d, hash_check=False).notes and not audit(cfg, d).notes
