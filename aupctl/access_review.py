@@ -149,6 +149,7 @@ class Problem:
 class Review:
     problems: list[Problem]
     checked: dict[str, int]  # system -> members (or approvals, for by-hand systems) looked at
+    missing_groups: dict[str, str] = field(default_factory=dict)  # system -> group DN not in the directory
 
     @property
     def findings(self) -> list[Finding]:
@@ -185,6 +186,7 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
 
     problems: list[Problem] = []
     checked: dict[str, int] = {}
+    missing_groups: dict[str, str] = {}
 
     def person_checks(key: str, acct: Account, where: str, appr: dict[str, Any] | None, add: Any) -> None:
         system = cfg.systems[key]
@@ -220,7 +222,8 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
         if system.group:
             members = memberships.get(key)
             if members is None:
-                continue  # `access systems` and `doctor` say the group is missing
+                missing_groups[key] = cfg.group_dn(system.group)
+                continue
             checked[key] = len(members)
             seen_users: set[str] = set()
             for dn, via in members.items():
@@ -290,7 +293,7 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
                     add_hand("leaver-member", f"{user} has no account any more but is still {where}")
                     continue
                 person_checks(key, acct, where, appr, add_hand)
-    return Review(problems, checked)
+    return Review(problems, checked, missing_groups)
 
 
 def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) -> Plan:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .context import Ctx, pass_ctx
-from .output import changing, exit_with, message, render, render_findings, run_plan
+from .output import changing, exit_with, message, render, render_findings, run_plan, warn
 
 
 @click.group("access")
@@ -124,6 +124,8 @@ def review(ctx: Ctx, system: str | None, fix: bool, dry_run: bool, yes: bool) ->
 
     result = run_review(ctx.config, ctx.directory, ctx.state, system)
     findings = result.findings
+    for key, dn in result.missing_groups.items():
+        warn(f"{key}: its group {dn} (systems.{key}.group) does not exist, so it was not reviewed")
     if fix and ctx.fmt == "json":
         plan = fix_plan(ctx.config, ctx.directory, ctx.state, result)
         render(ctx, [], json_obj={"findings": [f.as_row() for f in findings], "plan": _plan_json(plan)})

@@ -464,3 +464,15 @@ def test_ad_groups_over_1500_members_are_read_whole_and_nesting_named(env) -> No
     out = d.flavour.members_of_groups(d, [big, top])
     assert len(out[big]) == 1550
     assert len(out[top]) == 1550 and out[top][dns[0]] is None and out[top][dns[-1]] == big
+
+
+def test_a_system_whose_group_is_missing(env) -> None:
+    sandbox, cfg, d, st = env
+    text = sandbox.config_path.read_text()
+    assert 'group = "RAISE Online Users"' in text
+    variant = sandbox.config_path.parent / "variant-missing-group.toml"
+    variant.write_text(text.replace('group = "RAISE Online Users"', 'group = "No Such Group (a,b)"', 1))
+    code, out, err = run("access", "review", "raise", config=variant)
+    assert code == 0 and "does not exist, so it was not reviewed" in err
+    code, out, err = run("access", "grant", "zclarke", "raise", "--approved-by", HEAD, "--yes", config=variant)
+    assert code == 2 and "does not exist" in err and "systems.raise.group" in err
