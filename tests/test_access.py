@@ -476,3 +476,21 @@ def test_a_system_whose_group_is_missing(env) -> None:
     assert code == 0 and "does not exist, so it was not reviewed" in err
     code, out, err = run("access", "grant", "zclarke", "raise", "--approved-by", HEAD, "--yes", config=variant)
     assert code == 2 and "does not exist" in err and "systems.raise.group" in err
+
+
+def test_review_fix_json_dry_run_is_one_object_and_changes_nothing(env) -> None:
+    sandbox, cfg, d, st = env
+    fl = d.flavour
+    outsider = make_person(cfg, d, "ou=Teachers,ou=Staff", "Json")
+    fl.add_member(d, cfg.group_dn(cfg.systems["raise"].group), fl.find_user(d, outsider).dn)
+    before = snapshot(cfg, d, st)
+    code, out, err = run(
+        "--format", "json", "access", "review", "raise", "--fix", "--dry-run", config=sandbox.config_path
+    )
+    doc = json.loads(out)
+    assert code == 1 and set(doc) == {"findings", "plan"}
+    assert any(f["subject"] == outsider and f["check"] == "no-approval" for f in doc["findings"])
+    assert any(c["action"] == "remove-member" and c["target"] == outsider for c in doc["plan"]["changes"])
+    assert snapshot(cfg, d, st) == before
+    code, out, err = run("--format", "json", "access", "review", "raise", "--fix", "--yes", config=sandbox.config_path)
+    assert code == 1 and not is_member(cfg, d, "raise", outsider)
