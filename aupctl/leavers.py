@@ -367,15 +367,17 @@ def _pending_grants(state: State, username: str) -> list[dict[str, Any]]:
     ]
 
 
-def _password_replaced_since(acct: Account, taken_at: str | None) -> bool:
-    """Did an earlier run already replace the password? (pwdLastSet / pwdChangedTime after the snapshot)."""
-    if not taken_at or acct.password_changed is None:
+def _password_replaced(state: State, username: str, leaver_id: int | None) -> bool:
+    """Did an earlier run of this withdrawal already replace the password? The audit log says so (the
+    directory's pwdChangedTime cannot: its clock need not agree with ours)."""
+    if leaver_id is None:
         return False
-    try:
-        when = dt.datetime.fromisoformat(taken_at)
-    except ValueError:
-        return False
-    return acct.password_changed >= when
+    rows = state.query(
+        "SELECT 1 FROM audit WHERE action = 'set-password' AND target = ? COLLATE NOCASE "
+        "AND json_extract(details, '$.leaver_id') = ? LIMIT 1",
+        (username, leaver_id),
+    )
+    return bool(rows)
 
 
 def person_changes(
@@ -441,7 +443,7 @@ def person_changes(
         snap = json.loads(row["snapshot"])
 
     dn = acct.dn
-    new_password = fresh or not _password_replaced_since(acct, snap.get("taken_at"))
+    new_password = fresh or not _password_replaced(state, user, holder["id"])
     # Disabled before the password is replaced, and again after it where setting a password unlocks
     # (OpenLDAP ppolicy), so the account is never open in between.
     if not acct.disabled:
@@ -449,8 +451,9 @@ def person_changes(
         changes.append(Change("disable", user, f"{user}: disable the account", lambda: _modify(directory, dn, mods)))
     if new_password:
 
-        def scramble() -> None:
+        def scramble() -> dict[str, Any]:
             flavour.set_password(directory, dn, passphrase.unusable())  # nobody is shown it, nobody needs it
+            return {"leaver_id": holder["id"]}
 
         changes.append(Change("set-password", user, f"{user}: replace the password with one nobody knows", scramble))
         if flavour.password_change_unlocks:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aupctl import commands
 from aupctl import config as config_mod
 from aupctl import sandbox_school as hb
+from aupctl.commands import cli
 from aupctl.directory import open_directory
 from aupctl.state import State
 
@@ -20,17 +20,8 @@ TODAY = dt.date.today()
 PLANTED = set(hb.PLANTED.values()) | {hb.LEGIT_IT_ADMIN}
 
 
-class _Main:
-    """CliRunner drives aupctl's real entry point, so errors become the documented exit codes."""
-
-    name = "aupctl"
-
-    def main(self, args=None, prog_name=None, **extra):
-        return commands.main(list(args or ()))
-
-
 def run(*args: str, env: dict[str, str] | None = None, input: str | None = None):
-    return CliRunner().invoke(_Main(), list(args), env=env, input=input)  # type: ignore[arg-type]
+    return CliRunner().invoke(cli, list(args), env=env, input=input)
 
 
 @pytest.fixture(scope="module")
