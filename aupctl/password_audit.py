@@ -270,7 +270,7 @@ def privileged_members(cfg: Config, directory: Directory) -> dict[str, list[str]
             dns = [cfg.dn(name)]
         else:
             f = f"(&{flavour.group_filter}(cn={escape_filter_chars(name)}))"
-            dns = [dn for dn, _ in directory.search(cfg.directory.base_dn, f, [])]
+            dns = [dn for dn, _ in directory.search(cfg.directory.base_dn, f, None)]
         label = group_name(name) if "=" in name else name
         for gdn in dns:
             members = flavour.effective_members(directory, gdn) or {}
