@@ -438,18 +438,11 @@ class OpenLDAP(Flavour):
     def force_change(self, directory: Directory, dn: str) -> None:
         directory.modify(dn, {"pwdReset": [(ldap3.MODIFY_REPLACE, ["TRUE"])]})
 
-    # -- intake: requests sent on a raw (ASYNC, pipelined) connection; they return its message id --
+    # -- intake --
     department_attr = "departmentNumber"
 
-    def send_password(self, conn: ldap3.Connection, dn: str, password: str) -> Any:
-        from ldap3.protocol.rfc3062 import PasswdModifyRequestValue
-
-        value = PasswdModifyRequestValue()
-        value["userIdentity"] = dn
-        value["newPasswd"] = password
-        return conn.extended("1.3.6.1.4.1.4203.1.11.1", value)
-
     def force_change_changes(self) -> dict[str, list[tuple[str, list[Any]]]]:
+        """The change that force_change makes, to send with others in one request (the intake's enable)."""
         return {"pwdReset": [(ldap3.MODIFY_REPLACE, ["TRUE"])]}
 
     def remove_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
@@ -674,14 +667,11 @@ class ActiveDirectory(Flavour):
     def force_change(self, directory: Directory, dn: str) -> None:
         directory.modify(dn, {"pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0"])]})
 
-    # -- intake: requests sent on a raw (ASYNC, pipelined) connection; they return its message id --
+    # -- intake --
     department_attr = "department"
 
-    def send_password(self, conn: ldap3.Connection, dn: str, password: str) -> Any:
-        encoded = f'"{password}"'.encode("utf-16-le")  # over TLS only (the connection is always TLS)
-        return conn.modify(dn, {"unicodePwd": [(ldap3.MODIFY_REPLACE, [encoded])]})
-
     def force_change_changes(self) -> dict[str, list[tuple[str, list[Any]]]]:
+        """The change that force_change makes, to send with others in one request (the intake's enable)."""
         return {"pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0"])]}
 
     def new_user(
