@@ -7,10 +7,12 @@ Three stages, each safe to stop after:
 2. `build`: one plan from what the directory and the state store hold NOW: who is new (and their
    username), who exists (and what differs), who an earlier, interrupted run left half-made, which
    systems are granted and which wait for an AUP signature.
-3. `plan.apply`: new accounts are made in batches whose LDAP requests are pipelined on one ASYNC
-   connection, each person in the same order: credential line written and fsynced, account created
-   disabled, password, change-at-next-logon, enabled, groups, role recorded. An account is never
-   enabled without its password, and a re-run finishes what a killed one left.
+3. `plan.apply`: new accounts are made in batches of BATCH: the batch's credential lines are written
+   and fsynced and each person marked 'creating' first; then a few connections make the people side by
+   side, each person in order: created disabled, password set, flagged to change it at first logon and
+   enabled (one request); then one request per group adds the batch's people; then each is recorded
+   (role, 'done', an audit entry). An account is never enabled without its password, and a re-run
+   finishes what a killed one left.
 """
 
 from __future__ import annotations
