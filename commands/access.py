@@ -20,7 +20,7 @@ def cli() -> None:
     """
 
 
-@cli.command("systems")
+@cli.command("systems", short_help="Each system: group or by hand, eligible roles, approvers, members.")
 @pass_ctx
 def systems(ctx: Ctx) -> None:
     """Each system: name, group (or "by hand"), eligible roles, approvers, members and approvals."""
@@ -30,7 +30,7 @@ def systems(ctx: Ctx) -> None:
     render(ctx, rows, ["system", "name", "group", "roles", "approvers", "members", "approved", "review_days"])
 
 
-@cli.command("grant")
+@cli.command("grant", short_help="Give USER access to SYSTEM, recording who approved it.")
 @click.argument("user")
 @click.argument("system")
 @click.option(
@@ -64,7 +64,7 @@ def grant(
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
-@cli.command("revoke")
+@cli.command("revoke", short_help="Take SYSTEM away from USER (approval ended; a task if by hand).")
 @click.argument("user")
 @click.argument("system")
 @click.option("--reason", required=True, metavar="TEXT", help="Why access is withdrawn (kept in the record).")
@@ -78,7 +78,7 @@ def revoke(ctx: Ctx, user: str, system: str, reason: str, dry_run: bool, yes: bo
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
-@cli.command("list")
+@cli.command("list", short_help="Approvals on record: who has what, approved by whom and when.")
 @click.argument("system", required=False)
 @pass_ctx
 def list_(ctx: Ctx, system: str | None) -> None:
@@ -96,7 +96,7 @@ def list_(ctx: Ctx, system: str | None) -> None:
     )
 
 
-@cli.command("review")
+@cli.command("review", short_help="Members against approvals: findings (exit 1); --fix removes.")
 @click.argument("system", required=False)
 @click.option(
     "--fix",
@@ -147,7 +147,7 @@ def _plan_json(plan: object) -> dict:
     return {"plan": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}  # type: ignore[attr-defined]
 
 
-@cli.command("adopt")
+@cli.command("adopt", short_help="Record today's group members as approved (once, when starting).")
 @click.argument("system", required=False)
 @click.option(
     "--approved-by",

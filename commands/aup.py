@@ -18,7 +18,7 @@ def cli() -> None:
     """
 
 
-@cli.command("sign")
+@cli.command("sign", short_help="Record USER's signed declaration; apply grants waiting for it.")
 @click.argument("user")
 @click.option("--version", "version", metavar="V", help="AUP version signed (default: [school] aup_version).")
 @click.option("--on", "on", metavar="DATE", help="YYYY-MM-DD the declaration was signed (default: today).")
@@ -36,7 +36,7 @@ def sign(ctx: Ctx, user: str, version: str | None, on: str | None, dry_run: bool
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
-@cli.command("import")
+@cli.command("import", short_help="Record many signed declarations from a CSV file.")
 @click.argument("file", type=click.Path(dir_okay=False))
 @changing
 @pass_ctx
@@ -54,7 +54,7 @@ def import_(ctx: Ctx, file: str, dry_run: bool, yes: bool) -> None:
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
-@cli.command("status")
+@cli.command("status", short_help="Who has signed which version; --unsigned: who has not.")
 @click.option("--unsigned", is_flag=True, help="Only staff who have not signed the current version.")
 @click.option("--include-disabled", is_flag=True, help="Include disabled accounts.")
 @pass_ctx

@@ -14,7 +14,7 @@ def cli() -> None:
     laptops to collect, mailboxes to decide on. A task stays open until `aupctl tasks done ID`."""
 
 
-@cli.command("list")
+@cli.command("list", short_help="Tasks, oldest first (--open: only those not done).")
 @click.option("--open", "open_only", is_flag=True, help="Only tasks not yet done.")
 @click.option("--user", metavar="USER", help="Only tasks about this account.")
 @pass_ctx
@@ -36,7 +36,7 @@ def _row(t: dict) -> dict:
     return {**t, "status": "done" if t["closed_at"] else "open"}
 
 
-@cli.command("done")
+@cli.command("done", short_help="Mark task ID as done, with an optional note.")
 @click.argument("task_id", metavar="ID", type=int)
 @click.option("--note", metavar="TEXT", help="What was done (e.g. the service desk reference).")
 @pass_ctx
