@@ -218,8 +218,8 @@ def withdraw(cfg: Config, directory: Directory, state: State, requests: list[Req
     for req, acct in resolved:
         row = current_row(state, acct.username)
         when = req.leave_on or today
-        if when > today:
-            if row and row["status"] in (WITHDRAWING, DONE):
+        if when > today and not (row and row["status"] == WITHDRAWING):  # a half-done one is always finished
+            if row and row["status"] == DONE:
                 plan.notes.append(
                     f"{acct.username}: already withdrawn ({row['status']}) on {row['leave_on']}; not scheduled"
                 )
@@ -315,10 +315,15 @@ def _schedule_change(
             )
             return {"leaver_id": row["id"], "was": row["leave_on"]}
 
+        what = (
+            f"move the withdrawal of {acct.username} from {row['leave_on']} to {when}"
+            if row["leave_on"] != when.isoformat()
+            else f"change the reason for the withdrawal of {acct.username} on {when} to {reason!r}"
+        )
         return Change(
             "leaver-reschedule",
             acct.username,
-            f"move the withdrawal of {acct.username} from {row['leave_on']} to {when}",
+            what,
             reschedule,
             {"leave_on": when.isoformat(), "reason": reason},
         )

@@ -426,6 +426,9 @@ def test_a_wave_interrupted_by_ctrl_c_is_finished_by_a_rerun(cfg, directory, sta
     assert current_row(state, users[1])["status"] == "withdrawing"
     assert current_row(state, users[2]) is None
 
+    # cron's run-due finishes a half-done withdrawal whatever its date says
+    early = run_due(cfg, directory, state, today=TODAY - dt.timedelta(days=30))
+    assert {c.target for c in early.changes} == {users[1]}
     rerun = withdraw(cfg, directory, state, [Request(u, None, "July") for u in users], today=TODAY)
     assert all(c.target != users[0] for c in rerun.changes)
     carried_on = [c.action for c in rerun.changes if c.target == users[1]]
