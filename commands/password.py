@@ -21,7 +21,7 @@ def cli() -> None:
     """
 
 
-@cli.command("audit")
+@cli.command("audit", short_help="Report accounts and policies that break policy 6.2 (exit 1 if any).")
 @click.option(
     "--changed-before",
     metavar="DATE",
@@ -87,7 +87,7 @@ def _read_candidate() -> str:
     return value
 
 
-@cli.command("check")
+@cli.command("check", short_help="Is a password acceptable? Read from a hidden prompt or stdin.")
 @click.argument("user", required=False)
 @pass_ctx
 def check(ctx: Ctx, user: str | None) -> None:
@@ -118,7 +118,7 @@ def check(ctx: Ctx, user: str | None) -> None:
     exit_with(1 if reasons else 0)
 
 
-@cli.command("reset")
+@cli.command("reset", short_help="Set a generated passphrase; force a change at next logon.")
 @click.argument("user")
 @click.option(
     "--credentials-out",
@@ -135,6 +135,9 @@ def reset(ctx: Ctx, user: str, credentials_out: str | None, show: bool, dry_run:
     --credentials-out FILE or, with --show, to this terminal. The audit log records who reset
     whose password and when, never the password. JSON (--format json): {"username", "dn",
     "must_change": true, "password_to"} and, with --show, "password".
+
+    Exit codes: 0 done (or --dry-run), 2 bad options, unknown USER or no --yes without a terminal
+    (nothing changed), 3 directory unreachable, 4 stopped part-way (run it again with a new FILE).
     """
     from aupctl.password_reset import check_destination, plan_reset
 
