@@ -440,3 +440,19 @@ def test_a_wave_interrupted_by_ctrl_c_is_finished_by_a_rerun(cfg, directory, sta
         assert sorted(snap["groups"]) == sorted(originals[u].groups) and same_dn(snap["dn"], originals[u].dn)
         kinds = [t["kind"] for t in leaver_tasks(state, current_row(state, u)["id"])]
         assert sorted(kinds) == ["mailbox", "revoke"]  # no task opened twice
+
+
+def test_restore_refuses_when_its_place_is_taken_or_gone(cfg, directory, state, people, tmp_path) -> None:
+    f = directory.flavour
+    acct = f.find_user(directory, take(people).username)
+    withdraw_now(cfg, directory, state, acct.username)
+    squatter = acct.dn  # someone new was given the same name in the same OU meanwhile
+    if f.name == "ad":
+        directory.add(squatter, ["top", "person", "organizationalPerson", "contact"], {"description": "new starter"})
+    else:
+        directory.add(squatter, ["account"], {"uid": acct.username, "description": "new starter"})
+    n = audit_count(state)
+    with pytest.raises(RefusedError, match="cannot move .* back: .* already exists"):
+        restore(cfg, directory, state, acct.username, credentials_out=str(tmp_path / "c.csv"), today=TODAY)
+    assert audit_count(state) == n and not (tmp_path / "c.csv").exists()
+    assert f.find_user(directory, acct.username).disabled
