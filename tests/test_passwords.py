@@ -150,7 +150,8 @@ def test_audit_finds_every_planted_problem(env) -> None:
         assert result.hashes_tested >= result.accounts - 2 and result.hash_computations > 0
         assert "password policy" not in found  # the sandbox has a ppolicy default
     else:
-        assert {"policy-min-length", "policy-no-lockout"} <= found["domain policy"]  # Samba's defaults: 7, none
+        # Samba's defaults: 7 characters, no lockout, 42-day expiry
+        assert {"policy-min-length", "policy-no-lockout", "policy-forced-expiry"} <= found["domain policy"]
         assert "Domain Admins" in next(
             f.detail for f in result.findings if f.subject == PLANTED["privileged"] and "privileged" in f.check
         )
@@ -339,12 +340,22 @@ def test_openldap_policy_missing_or_weak(env) -> None:
     default = next(p for p in policies if p.default)
     assert default.min_length >= cfg.passwords.min_length and default.lockout_threshold > 0
     admin = info.connect(info.admin_dn, info.admin_password)  # the service account may not edit policies
-    assert admin.modify(default.dn, {"pwdMinLength": [(ldap3.MODIFY_REPLACE, ["8"])]})
+    admin.search(default.dn, "(objectClass=*)", ldap3.BASE, attributes=["pwdLockout", "pwdMaxAge"])
+    before = admin.response[0]["raw_attributes"]
+    weaker = {"pwdMinLength": ["8"], "pwdLockout": ["FALSE"], "pwdMaxAge": ["7776000"]}  # 90-day expiry
+    assert admin.modify(default.dn, {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in weaker.items()}), admin.result
     try:
         found = by_subject(audit(cfg, d, hash_check=False).findings)
-        assert "policy-min-length" in found[default.name]
+        assert {"policy-min-length", "policy-no-lockout", "policy-forced-expiry"} <= found[default.name]
+        assert "90 days" in next(f.detail for f in audit(cfg, d, hash_check=False).findings
+                                 if f.check == "policy-forced-expiry")  # fmt: skip
     finally:
-        admin.modify(default.dn, {"pwdMinLength": [(ldap3.MODIFY_REPLACE, [str(default.min_length)])]})
+        restore = {"pwdMinLength": [str(default.min_length)]}
+        restore |= {k: list(before.get(k, [])) for k in ("pwdLockout", "pwdMaxAge")}
+        assert admin.modify(default.dn, {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in restore.items()}), admin.result
+    assert not {"policy-min-length", "policy-no-lockout", "policy-forced-expiry"} & by_subject(
+        audit(cfg, d, hash_check=False).findings
+    ).get(default.name, set())
     # no policy at all: the entry goes (and comes back as it was)
     admin.search(default.dn, "(objectClass=*)", ldap3.BASE, attributes=[ldap3.ALL_ATTRIBUTES])
     saved = {k: v for k, v in admin.response[0]["raw_attributes"].items()}
