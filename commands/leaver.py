@@ -42,8 +42,13 @@ def cli() -> None:
 
 
 @cli.command("withdraw")
-@click.argument("users", nargs=-1, metavar="USER...")
-@click.option("--on", "on", metavar="DATE", help="Leaving date (YYYY-MM-DD). In the future: scheduled for `run-due`.")
+@click.argument("users", nargs=-1, metavar="[USER]...")
+@click.option(
+    "--on",
+    "on",
+    metavar="DATE",
+    help="Leaving date (YYYY-MM-DD or DD/MM/YYYY). Today or none: now; in the future: scheduled for `run-due`.",
+)
 @click.option("--reason", default="", metavar="TEXT", help="Why, e.g. 'resigned' or 'suspended'; goes on the account.")
 @click.option(
     "--from-csv",
@@ -72,8 +77,9 @@ def withdraw(
       aupctl leaver withdraw jsmith --on 2026-07-22 --reason "end of contract"
       aupctl leaver withdraw --from-csv leavers-july.csv --dry-run
 
-    Everyone is found first: an unknown user or a bad CSV row refuses the lot, nothing changed.
-    Killed part-way (exit 4), the same command again carries on from where it stopped.
+    Everyone is found first: an unknown user or a bad CSV row refuses the lot, nothing changed
+    (exit 2). Killed part-way (exit 4), the same command again carries on from where it stopped.
+    The tasks it opens (by-hand systems, laptops, the mailbox) are in `aupctl tasks list --open`.
     """
     from aupctl.errors import InputError
     from aupctl.leavers import Request, read_wave
@@ -112,7 +118,7 @@ def run_due(ctx: Ctx, today_text: str | None, dry_run: bool, yes: bool) -> None:
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
-@cli.command("list")
+@cli.command("list", short_help="Leavers: scheduled, done, cancelled and restored.")
 @click.option("--scheduled", "which", flag_value="scheduled", help="Only withdrawals still to come.")
 @click.option("--done", "which", flag_value="done", help="Only withdrawals carried out (and not restored).")
 @pass_ctx
@@ -125,7 +131,7 @@ def list_(ctx: Ctx, which: str | None) -> None:
     render(ctx, rows, columns, empty="no leavers recorded" if not which else f"no {which} leavers")
 
 
-@cli.command("cancel")
+@cli.command("cancel", short_help="Cancel a scheduled withdrawal.")
 @click.argument("user")
 @pass_ctx
 def cancel(ctx: Ctx, user: str) -> None:
