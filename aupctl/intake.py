@@ -603,8 +603,17 @@ def _existing(
                     "given a new password (in the new credentials file)"
                 )
                 e.steps = ["credential", "password", "force", "enable", "record"]
+        elif _credential_in(prov.get("credentials_file"), acct.username):
+            e.note = f"finishing an interrupted run: its password is the one in {prov['credentials_file']}"
+            e.steps = ["record"]
+        elif acct.must_change:
+            e.note = (
+                f"finishing an interrupted run whose credentials ({prov.get('credentials_file')}) are gone: "
+                "given a new password (in the new credentials file)"
+            )
+            e.steps = ["credential", "password", "force", "record"]
         else:
-            e.note = "finishing an interrupted run: its password is in " + str(prov.get("credentials_file"))
+            e.note = "finishing an interrupted run: the person has already chosen their own password"
             e.steps = ["record"]
     elif e.updates or e.groups:
         e.action = "update"

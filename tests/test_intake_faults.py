@@ -115,10 +115,11 @@ def enabled_without_password(info, cfg, d, codes: list[str], files: list[Path]) 
     return bad
 
 
-def test_ctrl_c_in_a_change_then_rerun_finishes(env, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("first_file", ["kept", "lost"])
+def test_ctrl_c_in_a_change_then_rerun_finishes(env, tmp_path, monkeypatch, first_file) -> None:
     info, cfg, d, st = env
     f = tmp_path / "ctrlc.csv"
-    codes = write_file(f, "KC", 9)
+    codes = write_file(f, "KC" if first_file == "kept" else "KL", 9)
     first = tmp_path / "first.csv"
     calls = {"n": 0}
     real = type(d.flavour).set_password
@@ -145,12 +146,18 @@ def test_ctrl_c_in_a_change_then_rerun_finishes(env, tmp_path, monkeypatch) -> N
     assert enabled_without_password(info, cfg, d, codes, [first]) == []
     assert st.query("SELECT count(*) AS n FROM provisioned WHERE status='creating'")[0]["n"] > 0
     # the re-run finishes the job and says what it did with the passwords
+    if first_file == "lost":
+        first.unlink()  # the first credentials file is gone: half-made accounts get a new password, and it says so
     second = tmp_path / "second.csv"
     code, out, err = run("staff", "import", str(f), "--yes", "--credentials-out", str(second), config=info.config_path)
     assert code == 0, err
     assert "interrupted run" in err
     where = check_finished(info, cfg, d, codes, [first, second])
-    assert "first.csv" in where.values()  # accounts the killed run made keep the password it wrote down
+    if first_file == "kept":
+        assert "first.csv" in where.values()  # accounts the killed run made keep the password it wrote down
+    else:
+        assert set(where.values()) == {"second.csv"}
+        assert "are gone: given a new password" in err
     assert not st.query("SELECT * FROM provisioned WHERE status='creating'")
     code, out, err = run("staff", "import", str(f), "--yes", config=info.config_path)
     assert code == 0 and "nothing to do" in err
