@@ -35,6 +35,9 @@ NEVER = (0, 0x7FFFFFFFFFFFFFFF)
 
 
 def first(attrs: Attrs, name: str, default: Any = None) -> Any:
+    if name in attrs:  # the server usually spells it as asked: skip the case-blind scan
+        found = attrs[name]
+        return found[0] if found else default
     for key, values in attrs.items():
         if key.lower() == name.lower():
             return values[0] if values else default
