@@ -456,3 +456,24 @@ def test_restore_refuses_when_its_place_is_taken_or_gone(cfg, directory, state, 
         restore(cfg, directory, state, acct.username, credentials_out=str(tmp_path / "c.csv"), today=TODAY)
     assert audit_count(state) == n and not (tmp_path / "c.csv").exists()
     assert f.find_user(directory, acct.username).disabled
+
+
+def test_restore_undoes_a_withdrawal_stopped_half_way(cfg, directory, state, people, tmp_path) -> None:
+    f = directory.flavour
+    before = f.find_user(directory, take(people, "sims").username)
+    user = before.username
+    plan = withdraw(cfg, directory, state, [Request(user, None, "wrong person")], today=TODAY)
+    stop_at = [c.action for c in plan.changes].index("describe")  # moved and stripped, not yet stamped
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    plan.changes[stop_at].run = interrupted
+    with pytest.raises(PartialError):
+        apply(plan, state)
+    assert current_row(state, user)["status"] == "withdrawing"
+    apply(restore(cfg, directory, state, user, credentials_out=str(tmp_path / "c.csv"), today=TODAY), state)
+    acct = f.find_user(directory, user)
+    assert same_dn(acct.dn, before.dn) and not acct.disabled and acct.description == before.description
+    assert sorted(g.lower() for g in acct.groups) == sorted(g.lower() for g in before.groups)
+    assert current_row(state, user) is None
