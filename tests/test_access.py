@@ -494,3 +494,19 @@ def test_review_fix_json_dry_run_is_one_object_and_changes_nothing(env) -> None:
     assert snapshot(cfg, d, st) == before
     code, out, err = run("--format", "json", "access", "review", "raise", "--fix", "--yes", config=sandbox.config_path)
     assert code == 1 and not is_member(cfg, d, "raise", outsider)
+
+
+def test_review_of_a_by_hand_system_checks_the_approvals_and_fix_opens_tasks(env) -> None:
+    sandbox, cfg, d, st = env
+    disabled = PLANTED["disabled_with_access"]
+    approvals.record(st, username=disabled, system="sap", approver="Mr D Okafor (School Business Manager)")
+    approvals.record(st, username="gone-since-2019", system="sap", approver="Mr D Okafor (School Business Manager)")
+    result = review(cfg, d, st, "sap")
+    assert found(result, disabled, "sap", "disabled-member")
+    assert found(result, disabled, "sap", "role-not-eligible")  # a teacher may not be nominated for SAP
+    assert found(result, "gone-since-2019", "sap", "leaver-member")
+    plan = fix_plan(cfg, d, st, result)
+    apply(plan, st)
+    for user in (disabled, "gone-since-2019"):
+        (task,) = tasks.list_tasks(st, open_only=True, username=user, kind="revoke")
+        assert "SAP" in task["text"] and not approvals.live(st, username=user, system="sap")
