@@ -63,8 +63,8 @@ def candidates(flavour: str) -> list[hb.Person]:
 
 @pytest.fixture(scope="module")
 def people(sandbox) -> Iterator[hb.Person]:
-    """Each test takes its own people (the last one is kept back as an untouched colleague)."""
-    return iter(candidates(sandbox.flavour)[:-1])
+    """Each test takes its own people (the last two are kept back: a colleague, and one for OpenLDAP only)."""
+    return iter(candidates(sandbox.flavour)[:-2])
 
 
 def directory_dn(cfg, username: str) -> str:
@@ -477,3 +477,22 @@ def test_restore_undoes_a_withdrawal_stopped_half_way(cfg, directory, state, peo
     assert same_dn(acct.dn, before.dn) and not acct.disabled and acct.description == before.description
     assert sorted(g.lower() for g in acct.groups) == sorted(g.lower() for g in before.groups)
     assert current_row(state, user) is None
+
+
+def test_openldap_group_of_unique_names_is_emptied_too(openldap_sandbox) -> None:
+    """Another school's OpenLDAP may use groupOfUniqueNames (uniqueMember) for its groups."""
+    cfg = config_mod.load(str(openldap_sandbox.config_path))
+    d = open_directory(cfg)
+    st = State(cfg.state.path)
+    try:
+        user = candidates("openldap")[-2].username  # kept back from `people`, like the colleague
+        acct = d.flavour.find_user(d, user)
+        group = cfg.group_dn(f"Unique {uuid.uuid4().hex[:6]}")
+        d.add(group, ["groupOfUniqueNames"], {"cn": group.split(",")[0][3:], "uniqueMember": [acct.dn]})
+        assert any(same_dn(g, group) for g in d.flavour.find_user(d, user).groups)
+        withdraw_now(cfg, d, st, user)
+        assert d.flavour.find_user(d, user).groups == []
+        assert withdraw(cfg, d, st, [Request(user)], today=TODAY).empty
+    finally:
+        st.close()
+        d.close()

@@ -450,7 +450,7 @@ class OpenLDAP(Flavour):
 
     def remove_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
         if not self.is_member(directory, group_dn, member_dn):
-            return False
+            return self._remove_unique_member(directory, group_dn, member_dn)
         try:
             directory.modify(group_dn, {"member": [(ldap3.MODIFY_DELETE, [member_dn])]})
         except DirectoryError as exc:
@@ -458,6 +458,20 @@ class OpenLDAP(Flavour):
                 raise
             # groupOfNames must keep one member: the group itself stands in for "empty" (ignored on read).
             directory.modify(group_dn, {"member": [(ldap3.MODIFY_REPLACE, [group_dn])]})
+        return True
+
+    def _remove_unique_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
+        """groupOfUniqueNames (other schools' directories) keeps members in uniqueMember, maybe with a #'..'B UID."""
+        attrs = directory.read(group_dn, ["uniqueMember"]) or {}
+        found = [m for m in values(attrs, "uniqueMember") if same_dn(m.split("#", 1)[0], member_dn)]
+        if not found:
+            return False
+        try:
+            directory.modify(group_dn, {"uniqueMember": [(ldap3.MODIFY_DELETE, found)]})
+        except DirectoryError as exc:
+            if exc.result != "objectClassViolation":
+                raise
+            directory.modify(group_dn, {"uniqueMember": [(ldap3.MODIFY_REPLACE, [group_dn])]})
         return True
 
     def new_user(
