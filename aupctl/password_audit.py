@@ -76,8 +76,8 @@ class HashJob:
 
     key: int
     scheme: str  # "CLEARTEXT", "SHA", "SSHA", "CRYPT", ...
-    payload: bytes  # the digest (or cleartext, or crypt string)
-    salt: bytes
+    payload: bytes = field(repr=False)  # the digest (or cleartext, or crypt string): never in a repr
+    salt: bytes = field(repr=False)
     given: str
     surname: str
     username: str
