@@ -321,3 +321,49 @@ def test_reset_needs_exactly_one_new_destination(tmp_path) -> None:
     assert check_destination(None, True) is None
     assert check_destination(str(tmp_path / "new.csv"), False) == tmp_path / "new.csv"
     assert existing.read_text() == "keep me"
+
+
+def test_check_reads_from_a_hidden_prompt_on_a_terminal(tmp_path) -> None:
+    """On a real terminal (a pty): the prompt does not echo what is typed, and the verdict never repeats it."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "aupctl.toml"
+    config.write_text(
+        '[school]\nname = "Hollybank Primary School"\naup_version = "2024-09"\n'
+        '[directory]\nflavour = "openldap"\nurl = "ldaps://127.0.0.1:1"\nbind_dn = "cn=x"\n'
+        'base_dn = "dc=x"\nstaff_ou = "ou=Staff"\nleavers_ou = "ou=Leavers"\ngroups_ou = "ou=Groups"\n'
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aupctl.commands", "--config", str(config), "password", "check"],
+        stdin=slave, stdout=slave, stderr=slave, close_fds=True, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 20.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+
+    try:
+        read_until(b"Password to check:")
+        os.write(master, b"Hollybank2024!\n")
+        assert proc.wait(timeout=30) == 1
+        read_until(b"school's name", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"school's name" in seen
+    assert b"Hollybank2024!" not in seen  # not echoed, not repeated
