@@ -713,7 +713,12 @@ class ActiveDirectory(Flavour):
             "displayName": display_name,
             "userAccountControl": str(UAC_NORMAL_ACCOUNT | UAC_ACCOUNTDISABLE),
         }
-        suffix = self.cfg.accounts.upn_suffix
+        # The UPN people sign in with: accounts.upn_suffix, else the domain's DNS name (DC=school,DC=example).
+        suffix = self.cfg.accounts.upn_suffix or ".".join(
+            part.split("=", 1)[1].strip()
+            for part in self.cfg.directory.base_dn.split(",")
+            if part.strip().lower().startswith("dc=")
+        )
         if suffix:
             attrs["userPrincipalName"] = f"{username}@{suffix.lstrip('@')}"
         if email:
