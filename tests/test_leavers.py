@@ -479,7 +479,7 @@ def test_restore_undoes_a_withdrawal_stopped_half_way(cfg, directory, state, peo
     assert current_row(state, user) is None
 
 
-def test_openldap_group_of_unique_names_is_emptied_too(openldap_sandbox) -> None:
+def test_openldap_group_of_unique_names_is_emptied_and_restored(openldap_sandbox, tmp_path) -> None:
     """Another school's OpenLDAP may use groupOfUniqueNames (uniqueMember) for its groups."""
     cfg = config_mod.load(str(openldap_sandbox.config_path))
     d = open_directory(cfg)
@@ -493,6 +493,8 @@ def test_openldap_group_of_unique_names_is_emptied_too(openldap_sandbox) -> None
         withdraw_now(cfg, d, st, user)
         assert d.flavour.find_user(d, user).groups == []
         assert withdraw(cfg, d, st, [Request(user)], today=TODAY).empty
+        apply(restore(cfg, d, st, user, credentials_out=str(tmp_path / "c.csv"), today=TODAY), st)
+        assert any(same_dn(g, group) for g in d.flavour.find_user(d, user).groups)
     finally:
         st.close()
         d.close()

@@ -460,6 +460,21 @@ class OpenLDAP(Flavour):
             directory.modify(group_dn, {"member": [(ldap3.MODIFY_REPLACE, [group_dn])]})
         return True
 
+    def add_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
+        try:
+            return super().add_member(directory, group_dn, member_dn)
+        except DirectoryError as exc:
+            if exc.result != "objectClassViolation":
+                raise
+        # groupOfUniqueNames: no `member` attribute; its members go in uniqueMember.
+        attrs = directory.read(group_dn, ["uniqueMember"]) or {}
+        if any(same_dn(m.split("#", 1)[0], member_dn) for m in values(attrs, "uniqueMember")):
+            return False
+        directory.modify(
+            group_dn, {"uniqueMember": [(ldap3.MODIFY_ADD, [member_dn])]}, tolerate=("attributeOrValueExists",)
+        )
+        return True
+
     def _remove_unique_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
         """groupOfUniqueNames (other schools' directories) keeps members in uniqueMember, maybe with a #'..'B UID."""
         attrs = directory.read(group_dn, ["uniqueMember"]) or {}
