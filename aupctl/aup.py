@@ -270,6 +270,7 @@ def sign_plan(
     from .access import find_account
     from .plan import Plan
 
+    text_hash(cfg)  # an unreadable [school] aup_text is refused before anything is shown or recorded
     acct = find_account(directory, username)
     version = (version or cfg.school.aup_version).strip()
     if not version:
@@ -296,6 +297,7 @@ def import_plan(cfg: Config, directory: Any, state: State, path: str) -> Any:
     from .plan import Plan
 
     rows = read_signatures(cfg, path)
+    text_hash(cfg)
     fl = directory.flavour
     found: dict[str, Any] = {}
     names = sorted({r.username for r in rows})

@@ -212,6 +212,8 @@ def test_grant_adds_the_member_records_the_approval_and_audits(env) -> None:
     "user,system,approver,kind,words",
     [
         ("no-such-person", "raise", HEAD, NotFoundError, "no account"),
+        ("*", "raise", HEAD, NotFoundError, "no account"),
+        ("z*)(uid=*", "raise", HEAD, NotFoundError, "no account"),
         (PLANTED["disabled_with_access"], "raise", HEAD, RefusedError, "is disabled"),
         (PLANTED["leaver_with_access"], "schoolcomms", HEAD, RefusedError, "is a leaver"),
         (PLANTED["not_eligible_member"], "raise", HEAD, RefusedError, "may not be nominated"),

@@ -170,3 +170,19 @@ def test_help() -> None:
     for sub in ("sign", "import", "status"):
         code, out, err = run("aup", sub, "--help")
         assert code == 0 and "Usage:" in out
+
+
+def test_an_unreadable_policy_text_is_refused_before_anything_is_recorded(env) -> None:
+    sandbox, cfg, d, st = env
+    variant = sandbox.config_path.parent / "variant-no-text.toml"
+    variant.write_text(
+        sandbox.config_path.read_text().replace(
+            'aup_version = "2024-09"', 'aup_version = "2024-09"\naup_text = "no-such-policy.txt"', 1
+        )
+    )
+    before = count(st)
+    code, out, err = run("aup", "sign", "zclarke", "--yes", config=variant)
+    assert code == 2 and "school.aup_text" in err and "no-such-policy.txt" in err
+    code, out, err = run("aup", "import", str(sandbox.dir / "aup-signatures.csv"), "--yes", config=variant)
+    assert code == 2 and "school.aup_text" in err
+    assert count(st) == before
