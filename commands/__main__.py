@@ -1,5 +1,7 @@
 """`python -m aupctl.commands`: the same as the `aupctl` script."""
 
+import sys
+
 from . import main
 
-main()
+sys.exit(main())
