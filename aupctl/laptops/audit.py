@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +55,7 @@ def run(
     *,
     do_probe: bool = True,
     parallel: int | None = None,
-    progress: Callable[[Outcome], None] | None = None,
+    progress: Callable[[Outcome | None], None] | None = None,
 ) -> AuditReport:
     report = AuditReport()
     fleet = inventory.devices(state)
@@ -69,13 +70,17 @@ def run(
     workers = max(1, min(parallel or cfg.laptops.parallel, len(fleet) or 1))
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aupctl-probe")
     try:
-        futures = [pool.submit(probe, connector, d, cfg) for d in fleet]
-        # Record in this thread: the state store's connection belongs to it.
-        for fut in cf.as_completed(futures):
-            out = fut.result()
-            _record(cfg, state, out, report)
+        pending = {pool.submit(probe, connector, d, cfg) for d in fleet}
+        # Record in this thread (the state store's connection belongs to it), one transaction per batch of
+        # laptops that finished together: one commit per laptop cost more than the probing at 100 laptops.
+        while pending:
+            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            with state.transaction():
+                for fut in done:
+                    _record(cfg, state, fut.result(), report)
             if progress:
-                progress(out)
+                for _ in done:
+                    progress(None)
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -91,8 +96,9 @@ def _record(cfg: Config, state: State, out: Outcome, report: AuditReport) -> Non
     device = out.device
     found = list(out.findings)
     if out.reached:
-        inventory.record(state, cfg, device, "audit", out.facts, out.findings, error=out.error)
-        device = inventory.get(state, device.tag)  # last_seen moved on
+        at = inventory.record(state, cfg, device, "audit", out.facts, out.findings, error=out.error)
+        if out.facts is not None:
+            device = dataclasses.replace(device, last_seen=at)
     else:
         last = inventory.last_checkin_at(state, device.tag)
         found.append(unreachable_finding(out, last))

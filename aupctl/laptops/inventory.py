@@ -250,12 +250,13 @@ def record(
     findings: list[Finding],
     *,
     error: str | None = None,
-) -> int:
-    """Store a probe's result. A check-in (the laptop was brought in) also sets the next due date."""
+) -> str:
+    """Store a probe's result; returns its time. A check-in (the laptop was brought in) also sets the next due
+    date."""
     at = now_iso()
     body = facts.to_json() if facts else ({"_error": error} if error else {})
     with state.transaction() as db:
-        cur = db.execute(
+        db.execute(
             "INSERT INTO checkins (tag, at, kind, ok, facts, findings) VALUES (?,?,?,?,?,?)",
             (
                 device.tag,
@@ -273,7 +274,7 @@ def record(
             db.execute("UPDATE devices SET next_due = ? WHERE tag = ?", (due, device.tag))
         if kind != "audit":
             event(state, device.tag, kind, device.assigned_to, ok=bool(facts), findings=len(findings))
-    return int(cur.lastrowid or 0)
+    return at
 
 
 def known_hosts_path(cfg: Config, state: State) -> Path:

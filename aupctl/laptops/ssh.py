@@ -325,9 +325,15 @@ def load_key(path: str | None) -> paramiko.PKey:
             "no SSH key configured: set [laptops] ssh_key to aupctl's private key",
             hint="make one with: ssh-keygen -t ed25519 -f /etc/aupctl/laptops_ed25519 (see docs/laptops.md)",
         )
-    passphrase = ssh_passphrase(path)
+    passphrase = None
     try:
-        return paramiko.PKey.from_path(path, password=passphrase.encode("utf-8") if passphrase else None)
+        try:
+            return paramiko.PKey.from_path(path)
+        except (paramiko.PasswordRequiredException, TypeError):  # encrypted: only now ask env/keyring
+            passphrase = ssh_passphrase(path)
+            if not passphrase:
+                raise
+        return paramiko.PKey.from_path(path, password=passphrase.encode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"[laptops] ssh_key: no such file {path}") from None
     except (paramiko.PasswordRequiredException, TypeError):  # cryptography: TypeError "password-protected"
