@@ -58,7 +58,7 @@ def from_facts(tag: str, facts: Facts, cfg: Laptops, today: dt.date) -> list[Fin
                 "6.7",
                 "high" if facts.pending_security else "medium",
                 f"{facts.pending_updates} pending update(s){sec} (allowed: {cfg.max_pending_updates}); "
-                "run `aupctl laptop checkin --update`",
+                f"run `aupctl laptop checkin {tag} --update`",
             )
         )
     if not facts.av_product:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from ..config import Config
@@ -28,7 +29,7 @@ def list_rows(
                 "assigned_to": d.assigned_to,
                 "status": d.status,
                 "enrolled_at": d.enrolled_at,
-                "last_seen": d.last_seen,
+                "last_seen": _when(d.last_seen),
                 "next_due": d.next_due,
                 "overdue": late,
                 "findings": len(last.findings) if last else None,
@@ -36,6 +37,11 @@ def list_rows(
             }
         )
     return rows
+
+
+def _when(iso: str | None) -> dt.datetime | None:
+    """A stored timestamp as a datetime: the table shows it to the minute, JSON in full ISO 8601."""
+    return dt.datetime.fromisoformat(iso) if iso else None
 
 
 def show(cfg: Config, state: State, tag: str) -> dict[str, Any]:
