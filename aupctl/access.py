@@ -376,7 +376,7 @@ def list_rows(cfg: Config, state: State, system_key: str | None = None) -> list[
                 "system_name": system.name if system else r["system"],
                 "status": r["status"],
                 "approver": r["approver"],
-                "granted_at": r["granted_at"],
+                "granted_at": _when(r["granted_at"]),
                 "granted_by": r["granted_by"],
                 "until": r["until"],
                 "reason": r["reason"],
@@ -386,6 +386,14 @@ def list_rows(cfg: Config, state: State, system_key: str | None = None) -> list[
         )
     rows.sort(key=lambda r: (r["system"], r["username"].lower()))
     return rows
+
+
+def _when(text: str) -> dt.datetime | str:
+    """A stored timestamp as a datetime (tables show it to the minute; JSON keeps ISO 8601)."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return text
 
 
 def systems_rows(cfg: Config, directory: Directory, state: State) -> list[dict[str, Any]]:

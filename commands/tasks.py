@@ -33,7 +33,20 @@ def list_(ctx: Ctx, open_only: bool, user: str | None) -> None:
 
 
 def _row(t: dict) -> dict:
-    return {**t, "status": "done" if t["closed_at"] else "open"}
+    import datetime as dt
+
+    def when(text: str | None) -> dt.datetime | str | None:  # tables show minutes; JSON keeps ISO 8601
+        try:
+            return dt.datetime.fromisoformat(text) if text else None
+        except ValueError:
+            return text
+
+    return {
+        **t,
+        "status": "done" if t["closed_at"] else "open",
+        "opened_at": when(t["opened_at"]),
+        "closed_at": when(t["closed_at"]),
+    }
 
 
 @cli.command("done", short_help="Mark task ID as done, with an optional note.")
