@@ -45,7 +45,7 @@ REQUIRED = ["first_name", "last_name", "role"]
 OPTIONAL = ["preferred_name", "staff_code", "email", "department", "start_date", "username", "systems", "approved_by"]
 
 WORKERS = 3  # connections making accounts side by side
-BATCH = 50  # accounts per pipelined batch: one journal entry and one fsync of the credentials file each
+BATCH = 25  # accounts per batch: one progress step, one journal entry and one fsync of the credentials file each
 MAX_NAME = 64  # AD: givenName, sn and cn hold at most 64 characters
 _EMAIL = re.compile(r"^[^@\s,;<>\"\\]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

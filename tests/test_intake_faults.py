@@ -210,7 +210,7 @@ def test_server_stopped_mid_run_then_rerun_finishes(fresh_openldap, tmp_path, mo
     info = fresh_openldap
     cfg = load(str(info.config_path))
     f = tmp_path / "stop.csv"
-    codes = write_file(f, "SS", 70)
+    codes = write_file(f, "SS", intake.BATCH + 20)
     first = tmp_path / "first.csv"
     real = intake.passphrase.generate
     calls = {"n": 0}
@@ -218,7 +218,7 @@ def test_server_stopped_mid_run_then_rerun_finishes(fresh_openldap, tmp_path, mo
 
     def generate_then_stop_the_server(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 55:  # in the second batch, after its credentials are on disk
+        if calls["n"] == intake.BATCH + 5:  # in the second batch, after its credentials are on disk
             info.process.terminate()
             info.process.wait(10)
         return real(*a, **k)
