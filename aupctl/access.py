@@ -180,11 +180,11 @@ def grant_changes(
         text = f"Give {acct.name} ({user}) access to {system.name}" + (
             f" — {system.instructions}" if system.instructions else ""
         )
-        changes.append(_task_change(state, "grant", user, system_key, text))
+        changes.append(task_change(state, "grant", user, system_key, text))
     return changes
 
 
-def _task_change(state: State, kind: str, user: str, system_key: str, text: str) -> Change:
+def task_change(state: State, kind: str, user: str, system_key: str, text: str) -> Change:
     ref = f"{kind}:{system_key}:{user.lower()}"
     return Change(
         "open-task",
@@ -255,7 +255,7 @@ def revoke_changes(
             text = f"Remove {name} ({user})'s access to {system.name}" + (
                 f" — {system.instructions}" if system.instructions else ""
             )
-            changes.append(_task_change(state, "revoke", user, system_key, text))
+            changes.append(task_change(state, "revoke", user, system_key, text))
     return changes
 
 

@@ -299,7 +299,7 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
 def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) -> Plan:
     """One plan: members who should not be there leave the group (their approval ended, or put back to
     waiting when only the AUP signature is missing); by-hand systems get a task to remove access."""
-    from .access import _task_change
+    from .access import task_change
 
     plan = Plan("access review: remove access that should not be there")
     done: set[tuple[str, str]] = set()
@@ -343,7 +343,7 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
             text = f"Remove {acct_name}'s access to {system.name} ({why})" + (
                 f" — {system.instructions}" if system.instructions else ""
             )
-            plan.add(_task_change(state, "revoke", user, key, text))
+            plan.add(task_change(state, "revoke", user, key, text))
         if appr and appr["status"] == "active":
             plan.add(_approval_change(state, appr, checks, system.name))
     plan.summary = {"changes": len(plan.changes)}

@@ -180,6 +180,18 @@ def _unalias(values: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def status(
+    cfg: Config, directory: Any, state: State, *, unsigned_only: bool = False, include_disabled: bool = False
+) -> list[dict[str, Any]]:
+    """`aup status`: everyone under the staff OU (enabled ones unless asked), signed or not."""
+    from .roles import recorded_roles, role_of
+
+    accounts = [a for a in directory.flavour.iter_accounts(directory) if include_disabled or not a.disabled]
+    recorded = recorded_roles(state)
+    roles = {a.username.lower(): role_of(cfg, a, recorded).role for a in accounts}
+    return status_rows(cfg, state, accounts, roles, unsigned_only=unsigned_only)
+
+
 def status_rows(
     cfg: Config, state: State, accounts: list[Any], roles: dict[str, str | None], *, unsigned_only: bool = False
 ) -> list[dict[str, Any]]:

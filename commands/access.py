@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .context import Ctx, pass_ctx
 from .output import changing, exit_with, message, render, render_findings, run_plan, warn
+
+if TYPE_CHECKING:
+    from aupctl.plan import Plan
 
 
 @click.group("access")
@@ -143,8 +148,8 @@ def review(ctx: Ctx, system: str | None, fix: bool, dry_run: bool, yes: bool) ->
     exit_with(code)
 
 
-def _plan_json(plan: object) -> dict:
-    return {"plan": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}  # type: ignore[attr-defined]
+def _plan_json(plan: Plan) -> dict:
+    return {"plan": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}
 
 
 @cli.command("adopt", short_help="Record today's group members as approved (once, when starting).")

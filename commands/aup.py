@@ -60,14 +60,11 @@ def import_(ctx: Ctx, file: str, dry_run: bool, yes: bool) -> None:
 @pass_ctx
 def status(ctx: Ctx, unsigned: bool, include_disabled: bool) -> None:
     """Who under the staff OU has signed which version, and who has not signed the current one."""
-    from aupctl.aup import status_rows
-    from aupctl.roles import recorded_roles, role_of
+    from aupctl.aup import status as signature_status
 
-    cfg = ctx.config
-    accounts = [a for a in ctx.directory.flavour.iter_accounts(ctx.directory) if include_disabled or not a.disabled]
-    recorded = recorded_roles(ctx.state)
-    roles = {a.username.lower(): role_of(cfg, a, recorded).role for a in accounts}
-    rows = status_rows(cfg, ctx.state, accounts, roles, unsigned_only=unsigned)
+    rows = signature_status(
+        ctx.config, ctx.directory, ctx.state, unsigned_only=unsigned, include_disabled=include_disabled
+    )
     cols = ["username", "name", "role", "signed", "signed_version", "signed_on", "recorded_by"]
     render(
         ctx,
