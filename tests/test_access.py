@@ -512,3 +512,12 @@ def test_review_of_a_by_hand_system_checks_the_approvals_and_fix_opens_tasks(env
     for user in (disabled, "gone-since-2019"):
         (task,) = tasks.list_tasks(st, open_only=True, username=user, kind="revoke")
         assert "SAP" in task["text"] and not approvals.live(st, username=user, system="sap")
+
+
+def test_unknown_system_names_the_known_ones(env) -> None:
+    sandbox, cfg, d, st = env
+    for args in (("access", "review", "simz"), ("access", "adopt", "simz", "--approved-by", HEAD, "--yes")):
+        code, out, err = run(*args, config=sandbox.config_path)
+        assert code == 2 and "unknown system 'simz'" in err and "sims" in err
+    code, out, err = run("access", "revoke", "zclarke", "simz", "--reason", "x", "--yes", config=sandbox.config_path)
+    assert code == 2 and "unknown system 'simz'" in err
