@@ -783,7 +783,10 @@ class CredentialsFile:
     def _write(self, rows: Iterable[list[str]]) -> None:
         assert self.fd is not None
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
+        # The password column is written as it is: it is what the person types.
+        csv.writer(buf, lineterminator="\n").writerows(
+            [v if i == 1 else _inert(v) for i, v in enumerate(row)] for row in rows
+        )
         data = buf.getvalue().encode("utf-8")
         while data:
             n = os.write(self.fd, data)
@@ -1003,6 +1006,12 @@ class _Runner:
                         "note": e.note,
                     },
                 )
+
+
+def _inert(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula when the file is opened for a mail merge
+    (a name from the office's file could start with '=' or '@')."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _rdn_key(dn: str) -> str:

@@ -250,3 +250,17 @@ def test_credentials_file_is_0600_and_never_overwritten(tmp_path: Path) -> None:
         CredentialsFile(link).check()
     with pytest.raises(InputError, match="does not exist"):
         CredentialsFile(tmp_path / "no" / "dir.csv").check()
+
+
+def test_credentials_file_cells_never_run_as_formulas(tmp_path: Path) -> None:
+    path = tmp_path / "creds.csv"
+    creds = CredentialsFile(path)
+    creds.write(
+        [["jsmith", "Harbor-Velvet-Ocean-Timber-47", '=HYPERLINK("x")', "@evil", "teacher", "+1", "uid=jsmith", "now"]]
+    )
+    creds.close()
+    import csv
+
+    (row,) = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
+    assert row["password"] == "Harbor-Velvet-Ocean-Timber-47"
+    assert row["name"] == '\'=HYPERLINK("x")' and row["email"] == "'@evil" and row["staff_code"] == "'+1"
