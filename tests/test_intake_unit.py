@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import stat
 from pathlib import Path
@@ -259,8 +260,6 @@ def test_credentials_file_cells_never_run_as_formulas(tmp_path: Path) -> None:
         [["jsmith", "Harbor-Velvet-Ocean-Timber-47", '=HYPERLINK("x")', "@evil", "teacher", "+1", "uid=jsmith", "now"]]
     )
     creds.close()
-    import csv
-
     (row,) = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
     assert row["password"] == "Harbor-Velvet-Ocean-Timber-47"
     assert row["name"] == '\'=HYPERLINK("x")' and row["email"] == "'@evil" and row["staff_code"] == "'+1"
