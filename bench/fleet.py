@@ -268,6 +268,10 @@ def main() -> int:
     ap.add_argument("--role", choices=["serve", "proxy", "floor"], help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.role in ("serve", "proxy"):  # stopped with SIGTERM at the end of a run: leave without asyncio's noise
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     if a.role == "serve":
         serve(Path(a.workdir), a.laptops, a.port)
         return 0

@@ -50,6 +50,9 @@ def report(ctx: Ctx) -> None:
         ["product", "seats", "used", "free", "expires", "days_left", "status"],
         empty="no [[licences]] in the config",
     )
+    if ctx.fmt == "csv":  # one table per output: the licences; findings are in the JSON and table forms
+        exit_with(1 if rep.findings else 0)
+        return
     if ctx.fmt == "table":
         message(f"counted from {rep.laptops_counted} laptop(s)")
         if rep.laptops_without_facts:

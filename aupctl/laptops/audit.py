@@ -83,6 +83,8 @@ def run(
                     progress(None)
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
+        if hasattr(connector, "close_all"):
+            connector.close_all()  # what was recorded stays; the probes still running end now
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

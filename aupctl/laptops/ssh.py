@@ -33,10 +33,18 @@ _log.addHandler(logging.NullHandler())
 _log.propagate = False
 _log.setLevel(logging.CRITICAL + 1)
 
-# Powershell reads the script from stdin: no 8191-character command-line limit, no quoting through cmd.exe.
+# PowerShell reads the script from stdin: no 8191-character command-line limit. The bootstrap travels
+# -EncodedCommand (base64, no quotes or $) so it means the same whether the laptop's SSH shell is cmd.exe or
+# PowerShell. It reads stdin as UTF-8 bytes (no console API: an SSH session may have no console), and asks
+# for UTF-8 output where a console allows it (the probe itself prints ASCII-only JSON either way).
+_BOOTSTRAP = (
+    "$u = New-Object System.Text.UTF8Encoding $false; try { [Console]::OutputEncoding = $u } catch { }; "
+    "$s = (New-Object System.IO.StreamReader([Console]::OpenStandardInput(), $u)).ReadToEnd(); "
+    "& ([scriptblock]::Create($s))"
+)
 POWERSHELL_STDIN = (
-    "powershell.exe -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "
-    '"$s = [Console]::In.ReadToEnd(); & ([scriptblock]::Create($s))"'
+    "powershell.exe -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand "
+    + base64.b64encode(_BOOTSTRAP.encode("utf-16-le")).decode("ascii")
 )
 SH_STDIN = "/bin/sh -s"
 MAX_OUTPUT = 64 * 1024 * 1024  # a laptop printing without end is cut off, not allowed to eat memory
@@ -109,10 +117,11 @@ class _Unknown(paramiko.SSHException):
 class Session:
     """One authenticated SSH connection; run() commands on it."""
 
-    def __init__(self, client: paramiko.SSHClient, where: str, pin: Pin) -> None:
+    def __init__(self, client: paramiko.SSHClient, where: str, pin: Pin, owner: Connector | None = None) -> None:
         self.client = client
         self.where = where
         self.pin = pin  # the key the host showed (pinned, or to be pinned at enrolment)
+        self.owner = owner
 
     def run(
         self,
@@ -178,6 +187,8 @@ class Session:
 
     def close(self) -> None:
         self.client.close()
+        if self.owner is not None:
+            self.owner.closed(self.client)
 
     def __enter__(self) -> Session:
         return self
@@ -198,6 +209,7 @@ class Connector:
         self.cfg = cfg
         self._key: paramiko.PKey | None = None
         self._lock = threading.Lock()
+        self._open: set[paramiko.SSHClient] = set()
 
     def key(self) -> paramiko.PKey:
         with self._lock:
@@ -310,7 +322,20 @@ class Connector:
             raise UnreachableError(f"{where}: {_why(exc)}") from None
         transport = client.get_transport()
         offered = transport.get_remote_server_key() if transport else None
-        return Session(client, where, Pin.of(offered) if offered else pin)  # type: ignore[arg-type]
+        with self._lock:
+            self._open.add(client)
+        return Session(client, where, Pin.of(offered) if offered else pin, self)  # type: ignore[arg-type]
+
+    def closed(self, client: paramiko.SSHClient) -> None:
+        with self._lock:
+            self._open.discard(client)
+
+    def close_all(self) -> None:
+        """Ctrl-C during an audit: drop every open connection so the probing threads end now."""
+        with self._lock:
+            clients, self._open = list(self._open), set()
+        for client in clients:
+            client.close()
 
 
 class _Retry(Exception):

@@ -50,4 +50,6 @@ try {
   }
   $out.pending = [ordered]@{ count = $found.Count; security = $security; titles = $titles }
 } catch { $out.errors.pending = "$_" }
-$out | ConvertTo-Json -Depth 5 -Compress
+# ASCII only (\uXXXX for the rest), whatever the console's code page: program names like "Zoë" survive.
+$json = $out | ConvertTo-Json -Depth 5 -Compress
+[regex]::Replace($json, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value })
