@@ -16,8 +16,8 @@ from pathlib import Path
 
 import ldap3
 import pytest
-from conftest import ad_slot, ad_unavailable
 from ldap3.core.exceptions import LDAPBindError
+from sandbox_helpers import ad_slot, ad_unavailable
 
 from aupctl import config as config_mod
 from aupctl import sandbox as sb
