@@ -61,7 +61,9 @@ def fingerprint_of(pub: Path) -> str:
 class Sshd:
     """sshd -D on 127.0.0.1: `port` is a normal laptop, `garbage_port` a laptop whose every command prints junk."""
 
-    def __init__(self, root: Path, user: str = USER, client_key: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, user: str = USER, client_key: Path | None = None, max_startups: str = "100:30:200"
+    ) -> None:
         self.root = root
         self.user = user
         self.port = free_port()
@@ -93,7 +95,7 @@ class Sshd:
                     "KbdInteractiveAuthentication no",
                     "UsePAM no",
                     "StrictModes no",
-                    "MaxStartups 100:30:200",
+                    f"MaxStartups {max_startups}",
                     f"AllowUsers {user}",
                     "LogLevel ERROR",
                     f"Match LocalPort {self.garbage_port}",

@@ -231,8 +231,13 @@ class Connector:
                 return self._connect_once(host, port, pin, expect, key, where, timeout)
             except _Retry as retry:
                 quick = time.monotonic() - started < timeout / 2
-                if attempt > BANNER_RETRIES or not quick:
+                if not quick:
                     raise UnreachableError(f"{where}: {retry.why}") from None
+                if attempt > BANNER_RETRIES:
+                    raise UnreachableError(
+                        f"{where}: it closed the connection before the SSH handshake, {attempt} times "
+                        "(sshd too busy: its MaxStartups limit drops connections beyond it)"
+                    ) from None
                 # sshd's MaxStartups drops connections beyond 10 at once: back off and try again.
                 time.sleep(0.2 * attempt + random.random() * 0.3)
 

@@ -319,3 +319,29 @@ def test_update_interrupted_or_connection_lost_then_rerun_finishes(env: Env) -> 
         env.state().query("SELECT kind FROM checkins WHERE tag = 'CUT-1' ORDER BY id DESC LIMIT 1")[0]["kind"]
         == "update"
     )
+
+
+def test_banner_errors_from_a_busy_sshd_are_retried(env: Env, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """sshd drops connections beyond MaxStartups with no banner; the connector backs off and tries again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aupctl.config import load
+    from aupctl.laptops.ssh import Connector, Pin
+
+    busy = ssh_fixtures.Sshd(tmp_path_factory.mktemp("busy"), client_key=env.sshd.client_key, max_startups="3:100:3")
+    busy.start()
+    try:
+        connector = Connector(load(str(env.config)).laptops)
+        with connector.connect("127.0.0.1", busy.port, None) as first:
+            pin: Pin = first.pin
+
+        def one(_: int) -> str:
+            with connector.connect("127.0.0.1", busy.port, pin) as s:
+                return s.run("echo ok", timeout=10).stdout.strip()
+
+        with ThreadPoolExecutor(12) as pool:
+            assert list(pool.map(one, range(12))) == ["ok"] * 12
+        log = (busy.root / "sshd.log").read_text()
+        assert "beginning MaxStartups throttling" in log or "drop connection" in log  # it did drop some
+    finally:
+        busy.cleanup()
