@@ -278,6 +278,7 @@ class Entry:
             "start_date": p.start_date,
             "dn": self.dn,
             "changes": sorted(self.updates),
+            "updates": dict(self.updates),  # attribute -> the value the file gives
             "groups": [group_name(g) for g in self.groups],
             "granted": self.grants,
             "waiting": self.waiting,

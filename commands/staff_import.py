@@ -65,7 +65,10 @@ def import_(ctx: Ctx, file: str, credentials_out: str | None, dry_run: bool, yes
 def _run(ctx: Ctx, intake: Any, *, dry_run: bool, yes: bool) -> None:
     rows = [e.row() for e in intake.entries]
     counts = intake.counts()
-    shown = [r for r in rows if r["action"] != "unchanged"]
+    # The table shows what an update sets ("departmentNumber -> Year 1"); JSON keeps both forms.
+    shown = [
+        {**r, "changes": [f"{k} -> {v}" for k, v in r["updates"].items()]} for r in rows if r["action"] != "unchanged"
+    ]
     if ctx.fmt == "table":
         click.echo(f"Plan: {intake.plan.title}")
         always = PLAN_COLUMNS[:5]

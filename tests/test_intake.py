@@ -126,6 +126,9 @@ def test_dry_run_shows_the_plan_and_changes_nothing(env) -> None:
     assert doc["summary"]["create"] == 58 and doc["summary"]["update"] == 1 and doc["summary"]["unchanged"] == 1
     rows = {r["line"]: r for r in doc["people"]}
     assert rows[2]["username"] == "zwhitfield" and rows[2]["waiting"] == ["sims", "target_tracker"]
+    assert rows[14]["action"] == "update" and rows[14]["username"] == "jfernandez"  # already there: José
+    assert list(rows[14]["updates"].values()) == ["Modern Languages"]
+    assert rows[15]["action"] == "unchanged" and rows[15]["username"] == "jsmith"  # James Smith, HB0010
     assert set(rows[2]) >= {
         "action",
         "username",
