@@ -301,3 +301,31 @@ def test_hostile_names_are_escaped_and_touch_nothing_else(env, tmp_path) -> None
         added = after_groups[group] - members
         assert members <= after_groups[group]
         assert {m for m in added} <= new_dns, group
+
+
+def test_existing_people_systems_granted_when_signed_else_waiting(env, tmp_path) -> None:
+    info, cfg, d, st = env
+    fl = d.flavour
+    f = tmp_path / "existing.csv"
+    f.write_text(
+        "first_name,last_name,role,staff_code,systems,approved_by\n"
+        "Gemma,Smith-Jones,teacher,HB0008,raise,Mrs A Patel\n"  # signs the AUP first: granted now
+        "Oliver,Shaw,teacher,HB0013,raise,Mrs A Patel\n",  # has not signed: waits
+        encoding="utf-8",
+    )
+    code, out, err = run("aup", "sign", "gsmithjones", "--yes", config=info.config_path)
+    assert code == 0, err
+    code, out, err = run("--format", "json", "staff", "import", str(f), "--yes", config=info.config_path)
+    assert code == 0, err
+    rows = {r["username"]: r for r in json.loads(out)["people"]}
+    assert rows["gsmithjones"]["granted"] == ["raise"] and rows["gsmithjones"]["waiting"] == []
+    assert rows["oshaw"]["waiting"] == ["raise"] and rows["oshaw"]["granted"] == []
+    raise_group = cfg.group_dn("RAISE Online Users")
+    assert any(same_dn(g, raise_group) for g in fl.find_user(d, "gsmithjones").groups)
+    assert not any(same_dn(g, raise_group) for g in fl.find_user(d, "oshaw").groups)
+    assert [r["approver"] for r in approvals.live(st, username="gsmithjones", system="raise")] == [
+        "Mrs A Patel (Headteacher)"
+    ]
+    assert [r["status"] for r in approvals.live(st, username="oshaw", system="raise")] == ["waiting"]
+    code, out, err = run("staff", "import", str(f), "--yes", config=info.config_path)
+    assert code == 0 and "nothing to do" in err
