@@ -138,9 +138,12 @@ class Session:
         try:
             chan = transport.open_session(timeout=timeout)
             chan.exec_command(command)
-            if stdin is not None:
-                chan.sendall(stdin.encode("utf-8"))
-            chan.shutdown_write()
+            try:
+                if stdin is not None:
+                    chan.sendall(stdin.encode("utf-8"))
+                chan.shutdown_write()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass  # the command ended without reading its input (e.g. a ForceCommand): what it printed counts
             return self._collect(chan, timeout, on_output)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise UnreachableError(f"{self.where}: the connection failed during a command: {_why(exc)}") from None
