@@ -174,14 +174,11 @@ def history(state: State, tag: str, limit: int = 20) -> list[dict[str, Any]]:
     return out
 
 
-def is_overdue(device: Device, on: dt.date | None = None) -> bool:
-    on = on or today()
-    due = device.next_due or _plus_days(device.enrolled_at, 0)
-    return due < on.isoformat()
-
-
-def _plus_days(iso: str, days: int) -> str:
-    return (dt.date.fromisoformat(iso[:10]) + dt.timedelta(days=days)).isoformat()
+def due_date(state: State, cfg: Config, device: Device) -> str:
+    """When the next check-in is due: the last check-in (or the enrolment) plus checkin_every_days, from today's
+    config, so `list --overdue` and the audit's checkin-overdue finding always agree."""
+    since = (last_checkin_at(state, device.tag) or device.enrolled_at)[:10]
+    return (dt.date.fromisoformat(since) + dt.timedelta(days=cfg.laptops.checkin_every_days)).isoformat()
 
 
 # -- writing (called from plan Changes and from check-in recording) --
@@ -217,7 +214,7 @@ def add(
             db.execute(
                 "INSERT INTO devices (tag, host, port, os, host_key_type, host_key, fingerprint, enrolled_at, next_due) "
                 "VALUES (?,?,?,?,?,?,?,?,?)",
-                (tag, host, port, os_name, key_type, key_b64, fp, now_iso(), today().isoformat()),
+                (tag, host, port, os_name, key_type, key_b64, fp, now_iso(), _due(cfg)),
             )
         event(state, tag, "rekey" if replace else "enrol", host=host, port=port, os=os_name, fingerprint=fp)
     sync_known_hosts(state, cfg)
@@ -270,11 +267,14 @@ def record(
         if facts is not None:
             db.execute("UPDATE devices SET last_seen = ? WHERE tag = ?", (at, device.tag))
         if facts is not None and kind in ("checkin", "update"):
-            due = (today() + dt.timedelta(days=cfg.laptops.checkin_every_days)).isoformat()
-            db.execute("UPDATE devices SET next_due = ? WHERE tag = ?", (due, device.tag))
+            db.execute("UPDATE devices SET next_due = ? WHERE tag = ?", (_due(cfg), device.tag))
         if kind != "audit":
             event(state, device.tag, kind, device.assigned_to, ok=bool(facts), findings=len(findings))
     return at
+
+
+def _due(cfg: Config) -> str:
+    return (today() + dt.timedelta(days=cfg.laptops.checkin_every_days)).isoformat()
 
 
 def known_hosts_path(cfg: Config, state: State) -> Path:

@@ -16,7 +16,8 @@ def list_rows(
 ) -> list[dict[str, Any]]:
     rows = []
     for d in inventory.devices(state, include_retired=include_retired, user=user.strip() if user else None):
-        late = d.status == "active" and inventory.is_overdue(d)
+        due = inventory.due_date(state, cfg, d) if d.status == "active" else None
+        late = due is not None and due < today().isoformat()
         if overdue and not late:
             continue
         last = inventory.latest(state, d.tag)
@@ -30,7 +31,7 @@ def list_rows(
                 "status": d.status,
                 "enrolled_at": d.enrolled_at,
                 "last_seen": _when(d.last_seen),
-                "next_due": d.next_due,
+                "next_due": due,
                 "overdue": late,
                 "findings": len(last.findings) if last else None,
                 "fingerprint": d.fingerprint,
@@ -64,7 +65,7 @@ def show(cfg: Config, state: State, tag: str) -> dict[str, Any]:
         "host_key": f"{d.key_type} {d.fingerprint}",
         "enrolled_at": d.enrolled_at,
         "last_seen": d.last_seen,
-        "next_due": d.next_due,
+        "next_due": inventory.due_date(state, cfg, d) if d.status == "active" else None,
         "last_record": f"{last.kind} {last.at}" + ("" if last.ok else f" (failed: {last.error})") if last else None,
         "facts_from": f"{probed.kind} {probed.at}" if probed else None,
     }

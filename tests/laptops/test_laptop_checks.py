@@ -76,3 +76,43 @@ def test_parse_when_forms() -> None:
     assert parse_when("/Date(1710303693000)/").date() == dt.date(2024, 3, 13)
     assert parse_when("Tue, 12 Mar 2024 21:05:44 GMT").date() == dt.date(2024, 3, 12)
     assert parse_when("yesterday") is None and parse_when("") is None
+
+
+def test_list_overdue_agrees_with_the_audit(tmp_path) -> None:
+    """`laptop list --overdue` and the audit's checkin-overdue finding use one rule."""
+    import datetime as dt
+
+    from aupctl.config import parse
+    from aupctl.laptops import audit, inventory
+    from aupctl.laptops.report import list_rows
+    from aupctl.state import State
+
+    cfg = parse(
+        '[school]\nname="T"\naup_version="1"\n[directory]\nflavour="openldap"\nurl="ldap://127.0.0.1:9"\n'
+        'bind_dn="x"\nbase_dn="dc=t"\nstaff_ou="ou=S"\nleavers_ou="ou=L"\ngroups_ou="ou=G"\n'
+        f'[laptops]\ncheckin_every_days=30\nknown_hosts="{tmp_path}/kh"\n'
+    )
+    state = State(tmp_path / "state.db")
+    key = "AAAAC3NzaC1lZDI1NTE5AAAAIE1ww1WyMDlwZhHrKSHlrmY9+dmnYCSjL8pW7GY0iG5G"
+    for tag in ("NEW", "OLD", "SEEN"):
+        inventory.add(
+            state,
+            cfg,
+            tag=tag,
+            host=tag,
+            port=22,
+            os_name="linux",
+            key_type="ssh-ed25519",
+            key_b64=key,
+            fp="SHA256:" + "D" * 43,
+        )
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=45)).isoformat()
+    state.execute("UPDATE devices SET enrolled_at = ?, assigned_to = 'zoë' WHERE tag IN ('OLD', 'SEEN')", (long_ago,))
+    state.execute(
+        "INSERT INTO checkins (tag, at, kind, ok, facts, findings) VALUES ('SEEN', ?, 'checkin', 1, '{}', '[]')",
+        (dt.datetime.now(dt.UTC).isoformat(),),
+    )
+    assert [r["tag"] for r in list_rows(cfg, state, overdue=True)] == ["OLD"]
+    rep = audit.run(cfg, state, None, do_probe=False)
+    assert [(f.subject, f.check) for f in rep.findings if f.check == "checkin-overdue"] == [("OLD", "checkin-overdue")]
+    assert "ask zoë to bring it in" in next(f.detail for f in rep.findings if f.subject == "OLD")
