@@ -272,6 +272,9 @@ def main() -> int:
         import signal
 
         signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        import logging
+
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # a client hanging up mid-stream is normal here
     if a.role == "serve":
         serve(Path(a.workdir), a.laptops, a.port)
         return 0
