@@ -144,9 +144,15 @@ def test_configuration_doc_names_every_key() -> None:
 
     doc = (ROOT / "docs" / "configuration.md").read_text()
     sections = {
-        "school": config.School, "directory": config.Directory, "accounts": config.Accounts,
-        "roles.NAME": config.Role, "systems.KEY": config.System, "passwords": config.Passwords,
-        "laptops": config.Laptops, "[licences]": config.Licence, "state": config.State,
+        "school": config.School,
+        "directory": config.Directory,
+        "accounts": config.Accounts,
+        "roles.NAME": config.Role,
+        "systems.KEY": config.System,
+        "passwords": config.Passwords,
+        "laptops": config.Laptops,
+        "[licences]": config.Licence,
+        "state": config.State,
     }
     for title, cls in sections.items():
         assert f"## [{title}]" in doc, title
