@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from laptop_env import run_cli
 
 from aupctl import sandbox_school as hb
 from aupctl.config import load

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import ssh_fixtures
-from conftest import Env
+from laptop_env import Env
 
 pytestmark = pytest.mark.ssh
 

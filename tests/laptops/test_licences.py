@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from conftest import run_cli
+from laptop_env import run_cli
 
 from aupctl.config import load
 from aupctl.laptops import inventory
