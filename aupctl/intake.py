@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
-import os
 import re
 import string
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ import ldap3
 
 from . import approvals, csvfile, passphrase, usernames
 from .config import Config
+from .credfile import CredentialsFile
 from .directory import Account, Directory
 from .directory.connection import DirectoryError
 from .directory.flavour import normalise_dn, same_dn
@@ -514,7 +513,7 @@ def build(
             f"{source or 'the file'}: {len(row_errors)} row(s) clash with the directory; nothing was changed:\n"
             + "\n".join(row_errors)
         )
-    creds = CredentialsFile(credentials_out) if credentials_out else None
+    creds = CredentialsFile(credentials_out, CREDENTIAL_COLUMNS) if credentials_out else None
     intake = Intake(Plan(f"import {len(people)} staff from {source or 'the file'}"), entries, run_id, creds)
     intake.runner = _Runner(cfg, directory, state, intake)
     _changes(cfg, directory, state, intake)
@@ -740,70 +739,6 @@ def _waiting_change(cfg: Config, state: State, e: Entry, key: str) -> Change:
 # -- 3. applying: the credentials file and the pipelined batches --
 
 
-class CredentialsFile:
-    """Where new passwords go: created 0600 with O_EXCL (never overwritten), one CSV line per account,
-    each batch fsynced BEFORE its accounts are created so a killed run's passwords can be recovered."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(Path(path).expanduser().absolute())
-        self.fd: int | None = None
-
-    def check(self) -> None:
-        """Refuse early (before any change) if the file cannot be made."""
-        p = Path(self.path)
-        if p.exists() or p.is_symlink():
-            raise RefusedError(
-                f"--credentials-out {self.path} already exists; it is never overwritten",
-                hint="give a new file name (the earlier file still holds the passwords it was given)",
-            )
-        if not p.parent.is_dir():
-            raise InputError(f"--credentials-out: the directory {p.parent} does not exist")
-        if not os.access(p.parent, os.W_OK):
-            raise InputError(f"--credentials-out: cannot write in {p.parent}")
-
-    def open(self) -> None:
-        if self.fd is not None:
-            return
-        try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        except FileExistsError:
-            raise RefusedError(f"--credentials-out {self.path} already exists; it is never overwritten") from None
-        except OSError as exc:
-            raise InputError(f"--credentials-out {self.path}: {exc.strerror}") from None
-        os.fchmod(self.fd, 0o600)  # whatever the umask
-        self._write([CREDENTIAL_COLUMNS])
-        try:  # the new name itself must survive a crash
-            dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-
-    def _write(self, rows: Iterable[list[str]]) -> None:
-        assert self.fd is not None
-        buf = io.StringIO()
-        # The password column is written as it is: it is what the person types.
-        csv.writer(buf, lineterminator="\n").writerows(
-            [v if i == 1 else _inert(v) for i, v in enumerate(row)] for row in rows
-        )
-        data = buf.getvalue().encode("utf-8")
-        while data:
-            n = os.write(self.fd, data)
-            data = data[n:]
-        os.fsync(self.fd)
-
-    def write(self, rows: list[list[str]]) -> None:
-        self.open()
-        self._write(rows)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
 class _Runner:
     """Runs the batches on a few connections of its own (opened on first use), one person per connection at
     a time, so a batch's people are made side by side while each one's steps stay in order.
@@ -1007,12 +942,6 @@ class _Runner:
                         "note": e.note,
                     },
                 )
-
-
-def _inert(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula when the file is opened for a mail merge
-    (a name from the office's file could start with '=' or '@')."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _rdn_key(dn: str) -> str:

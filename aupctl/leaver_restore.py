@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import ldap3
 
 from . import approvals, passphrase, tasks
 from .config import Config
+from .credfile import CredentialsFile, require_new
 from .directory import Directory
 from .directory.connection import _first_rdn, parent_dn
 from .directory.flavour import as_text, normalise_dn, same_dn
@@ -28,6 +28,8 @@ from .plan import Change, Plan
 from .staff import group_name
 from .state import State, now_iso
 
+CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
+
 
 def check_credentials_path(path: str | None) -> Path:
     """The file the new password goes to: required, and never an existing file (it is not overwritten)."""
@@ -35,31 +37,15 @@ def check_credentials_path(path: str | None) -> Path:
         raise InputError(
             "restore sets a new password and needs --credentials-out FILE to write it to (a new file, mode 0600)"
         )
-    p = Path(path)
-    if p.exists() or p.is_symlink():
-        raise InputError(f"--credentials-out {p}: the file already exists and is never overwritten; name a new file")
-    if not p.parent.is_dir():
-        raise InputError(f"--credentials-out {p}: the folder {p.parent} does not exist")
-    return p
+    return require_new(path)
 
 
 def write_credentials(path: Path, rows: list[dict[str, str]]) -> None:
-    """Create the file (O_EXCL, 0600 whatever the umask) and write a small CSV: username, name, password."""
+    creds = CredentialsFile(path, CREDENTIAL_COLUMNS)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InputError(f"--credentials-out {path}: the file already exists and is never overwritten") from None
-    except OSError as exc:
-        raise InputError(f"--credentials-out {path}: cannot create it: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write("username,name,password,must_change\n")
-        for r in rows:
-            fh.write(f"{_csv(r['username'])},{_csv(r['name'])},{_csv(r['password'])},yes\n")
-
-
-def _csv(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n') else value
+        creds.write([[r["username"], r["name"], r["password"], "yes"] for r in rows])
+    finally:
+        creds.close()
 
 
 def _approval_still_good(cfg: Config, approval: dict[str, Any], today: dt.date) -> tuple[bool, str]:

@@ -10,13 +10,11 @@ prints the passphrase once, after the plan has been applied.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .credfile import CredentialsFile, require_new
 from .errors import AupctlError, InputError
 from .passphrase import generate
 from .passwords import check_candidate
@@ -69,40 +67,18 @@ def check_destination(credentials_out: str | None, show: bool) -> Path | None:
         )
     if not credentials_out:
         return None
-    p = Path(credentials_out).expanduser().absolute()
-    if p.exists() or p.is_symlink():
-        raise InputError(f"--credentials-out {p}: the file already exists and is never overwritten; name a new file")
-    if not p.parent.is_dir():
-        raise InputError(f"--credentials-out {p}: the folder {p.parent} does not exist")
-    if not os.access(p.parent, os.W_OK):
-        raise InputError(f"--credentials-out {p}: cannot write in {p.parent}")
-    return p
+    return require_new(credentials_out)
 
 
 def _create_credentials(path: Path, acct: Account, secret: Secret) -> None:
-    """O_EXCL + 0600 whatever the umask, written and fsynced before the password is set."""
+    """Written and fsynced before the password is set; removed again if writing fails."""
+    creds = CredentialsFile(path, CREDENTIAL_COLUMNS)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        raise InputError(f"--credentials-out {path}: the file already exists and is never overwritten") from None
-    except OSError as exc:
-        raise InputError(f"--credentials-out {path}: cannot create it: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, 0o600)
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(CREDENTIAL_COLUMNS)
-        writer.writerow([acct.username, acct.name, secret.value, "yes"])
-        data = buf.getvalue().encode("utf-8")
-        while data:
-            data = data[os.write(fd, data) :]
-        os.fsync(fd)
+        creds.write([[acct.username, acct.name, secret.value, "yes"]])
     except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            path.unlink()
+        creds.discard()
         raise
-    os.close(fd)
+    creds.close()
 
 
 def plan_reset(

@@ -252,7 +252,7 @@ def test_existing_credentials_file_is_never_overwritten(env, tmp_path) -> None:
         "staff", "import", str(DATA / "bom.csv"), "--yes", "--credentials-out", str(creds), config=info.config_path
     )
     assert code == 2
-    assert "already exists; it is never overwritten" in err
+    assert "already exists and is never overwritten" in err
     assert creds.read_text(encoding="utf-8") == "keep me\n"
     assert snapshot(cfg, d) == before
 

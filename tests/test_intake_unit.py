@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from aupctl import config as config_mod
-from aupctl.errors import InputError, RefusedError
-from aupctl.intake import CredentialsFile, parse_date, read_intake, split_systems
+from aupctl.credfile import CredentialsFile
+from aupctl.errors import InputError
+from aupctl.intake import CREDENTIAL_COLUMNS, parse_date, read_intake, split_systems
 
 DATA = Path(__file__).parent / "data" / "intake"
 
@@ -229,7 +230,7 @@ def test_credentials_file_is_0600_and_never_overwritten(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         path = tmp_path / "creds.csv"
-        creds = CredentialsFile(path)
+        creds = CredentialsFile(path, CREDENTIAL_COLUMNS)
         creds.check()
         creds.write([["jsmith", "Some-Pass-Phrase-12", "J Smith", "", "teacher", "", "uid=jsmith", "now"]])
         creds.close()
@@ -239,23 +240,23 @@ def test_credentials_file_is_0600_and_never_overwritten(tmp_path: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("username,password,")
     assert lines[1].startswith("jsmith,Some-Pass-Phrase-12,")
-    again = CredentialsFile(path)
-    with pytest.raises(RefusedError, match="already exists; it is never overwritten"):
+    again = CredentialsFile(path, CREDENTIAL_COLUMNS)
+    with pytest.raises(InputError, match="already exists and is never overwritten"):
         again.check()
-    with pytest.raises(RefusedError, match="never overwritten"):
+    with pytest.raises(InputError, match="never overwritten"):
         again.open()
     assert path.read_text(encoding="utf-8").splitlines() == lines
     link = tmp_path / "link.csv"
     link.symlink_to(tmp_path / "elsewhere.csv")
-    with pytest.raises(RefusedError):
-        CredentialsFile(link).check()
+    with pytest.raises(InputError):
+        CredentialsFile(link, CREDENTIAL_COLUMNS).check()
     with pytest.raises(InputError, match="does not exist"):
-        CredentialsFile(tmp_path / "no" / "dir.csv").check()
+        CredentialsFile(tmp_path / "no" / "dir.csv", CREDENTIAL_COLUMNS).check()
 
 
 def test_credentials_file_cells_never_run_as_formulas(tmp_path: Path) -> None:
     path = tmp_path / "creds.csv"
-    creds = CredentialsFile(path)
+    creds = CredentialsFile(path, CREDENTIAL_COLUMNS)
     creds.write(
         [["jsmith", "Harbor-Velvet-Ocean-Timber-47", '=HYPERLINK("x")', "@evil", "teacher", "+1", "uid=jsmith", "now"]]
     )

@@ -1,0 +1,97 @@
+"""The one way generated passwords leave aupctl: a new CSV file, mode 0600, never overwritten.
+
+Used by the intake, password reset and leaver restore. Each write is fsynced before the caller sets
+the password it holds, so a run killed in between still has the password on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import InputError
+
+
+def require_new(path: str | Path) -> Path:
+    """Refuse early (before any change) a path that exists, is a link, or cannot be created."""
+    p = Path(path).expanduser().absolute()
+    if p.exists() or p.is_symlink():
+        raise InputError(
+            f"--credentials-out {p}: the file already exists and is never overwritten; name a new file",
+            hint="the earlier file still holds the passwords it was given",
+        )
+    if not p.parent.is_dir():
+        raise InputError(f"--credentials-out {p}: the folder {p.parent} does not exist")
+    if not os.access(p.parent, os.W_OK):
+        raise InputError(f"--credentials-out {p}: cannot write in {p.parent}")
+    return p
+
+
+def inert(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula when the file is opened for a mail merge
+    (a name from the office's file could start with '=' or '@')."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+class CredentialsFile:
+    """Created on first write with O_EXCL|O_NOFOLLOW and 0600 whatever the umask; the header first."""
+
+    def __init__(self, path: str | Path, columns: list[str]) -> None:
+        self.path = str(Path(path).expanduser().absolute())
+        self.columns = columns
+        self._secret = columns.index("password") if "password" in columns else -1
+        self.fd: int | None = None
+
+    def check(self) -> None:
+        require_new(self.path)
+
+    def open(self) -> None:
+        if self.fd is not None:
+            return
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            raise InputError(
+                f"--credentials-out {self.path}: the file already exists and is never overwritten; name a new file"
+            ) from None
+        except OSError as exc:
+            raise InputError(f"--credentials-out {self.path}: cannot create it: {exc.strerror}") from None
+        os.fchmod(self.fd, 0o600)
+        self._write([self.columns])
+        with contextlib.suppress(OSError):  # the new name itself must survive a crash
+            dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def _write(self, rows: Iterable[list[str]]) -> None:
+        assert self.fd is not None
+        buf = io.StringIO()
+        # The password is written as it is: it is what the person types.
+        csv.writer(buf, lineterminator="\n").writerows(
+            [v if i == self._secret else inert(v) for i, v in enumerate(row)] for row in rows
+        )
+        data = buf.getvalue().encode("utf-8")
+        while data:
+            data = data[os.write(self.fd, data) :]
+        os.fsync(self.fd)
+
+    def write(self, rows: list[list[str]]) -> None:
+        self.open()
+        self._write(rows)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def discard(self) -> None:
+        """Close and remove: the password in it was never set."""
+        self.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
