@@ -20,7 +20,7 @@ step "aupctl laptop checkin HB-LT-0042 --update   # findings remain on this mach
 aupctl laptop checkin HB-LT-0042 --update || true
 step "aupctl laptop show HB-LT-0042"
 aupctl laptop show HB-LT-0042
-step "aupctl laptop audit   # what cron runs each night; exit 1 on findings"
+step "aupctl laptop audit   # what cron runs at lunchtime on school days; exit 1 on findings"
 aupctl laptop audit || true
 step "aupctl laptop audit --no-probe   # from the records alone, contacting no laptop"
 aupctl laptop audit --no-probe || true

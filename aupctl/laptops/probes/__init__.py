@@ -6,6 +6,7 @@ and to replay through its parser in tests.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from importlib import resources
 
@@ -14,6 +15,7 @@ from .facts import Facts, ProbeError
 OSES = ("windows", "linux", "macos")
 
 
+@functools.cache
 def script(os_name: str) -> str:
     """The probe script's text for this OS."""
     name = {"windows": "windows.ps1", "linux": "linux.sh", "macos": "macos.sh"}[os_name]
