@@ -34,7 +34,7 @@ def cli() -> None:
     """
 
 
-@cli.command("enrol")
+@cli.command("enrol", short_help="Pin a laptop's SSH host key and record it.")
 @click.argument("host")
 @click.option("--asset-tag", "tag", required=True, metavar="TAG", help="The laptop's asset tag (its name in aupctl).")
 @click.option("--assign", "assign", metavar="USER", help="Assign it to this staff username (checked in the directory).")
@@ -88,7 +88,7 @@ def enrol(
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
-@cli.command("assign")
+@cli.command("assign", short_help="Record who has a laptop.")
 @click.argument("tag")
 @click.argument("user")
 @changing
@@ -100,7 +100,7 @@ def assign(ctx: Ctx, tag: str, user: str, dry_run: bool, yes: bool) -> None:
     run_plan(ctx, assign_plan(ctx.state, tag, user, _directory_of(ctx)), dry_run=dry_run, yes=yes)
 
 
-@cli.command("return")
+@cli.command("return", short_help="Record a laptop as handed back.")
 @click.argument("tag")
 @changing
 @pass_ctx
@@ -111,7 +111,7 @@ def return_(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
     run_plan(ctx, return_plan(ctx.state, tag), dry_run=dry_run, yes=yes)
 
 
-@cli.command("retire")
+@cli.command("retire", short_help="Take a laptop out of use; unpin its key.")
 @click.argument("tag")
 @changing
 @pass_ctx
@@ -122,7 +122,7 @@ def retire(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
     run_plan(ctx, retire_plan(ctx.config, ctx.state, tag), dry_run=dry_run, yes=yes)
 
 
-@cli.command("list")
+@cli.command("list", short_help="Laptops, who has them, when each is due.")
 @click.option("--overdue", is_flag=True, help="Only laptops whose check-in is overdue (policy 1.4).")
 @click.option("--user", metavar="USER", help="Only laptops assigned to this username.")
 @click.option("--all", "include_retired", is_flag=True, help="Include retired laptops.")
@@ -136,7 +136,7 @@ def list_(ctx: Ctx, overdue: bool, user: str | None, include_retired: bool) -> N
     render(ctx, rows, columns, empty="no laptops match")
 
 
-@cli.command("show")
+@cli.command("show", short_help="One laptop: facts, findings, software, history.")
 @click.argument("tag")
 @pass_ctx
 def show(ctx: Ctx, tag: str) -> None:
@@ -162,7 +162,7 @@ def show(ctx: Ctx, tag: str) -> None:
     render(ctx, data["history"], ["at", "event", "user"], empty="no history")
 
 
-@cli.command("checkin")
+@cli.command("checkin", short_help="Probe a laptop at the desk; --update brings it up to date.")
 @click.argument("tag")
 @click.option("--update", is_flag=True, help="Also run [laptops.update_commands] for its OS, then probe again.")
 @click.option("--dry-run", is_flag=True, help="With --update: show the update commands and run nothing.")
@@ -204,7 +204,7 @@ def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool) -> None:
     exit_with(render_findings(ctx, result.findings, clean=f"{result.device.tag}: no findings"))
 
 
-@cli.command("audit")
+@cli.command("audit", short_help="Probe every laptop in parallel (for cron); exit 1 on findings.")
 @click.option("--no-probe", is_flag=True, help="Report from the records alone; contact no laptop.")
 @click.option(
     "--parallel", type=click.IntRange(1, 256), metavar="N", help="Laptops probed at once ([laptops] parallel)."

@@ -17,7 +17,7 @@ def cli() -> None:
     """
 
 
-@cli.command("report")
+@cli.command("report", short_help="Seats used against owned, expiring, unlicensed; exit 1 on findings.")
 @pass_ctx
 def report(ctx: Ctx) -> None:
     """Seats used against seats owned, licences expiring within 60 days, unlicensed software.
