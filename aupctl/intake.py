@@ -8,11 +8,13 @@ Three stages, each safe to stop after:
    username), who exists (and what differs), who an earlier, interrupted run left half-made, which
    systems are granted and which wait for an AUP signature.
 3. `plan.apply`: new accounts are made in batches of BATCH: the batch's credential lines are written
-   and fsynced and each person marked 'creating' first; then a few connections make the people side by
-   side, each person in order: created disabled, password set, flagged to change it at first logon and
-   enabled (one request); then one request per group adds the batch's people; then each is recorded
-   (role, 'done', an audit entry). An account is never enabled without its password, and a re-run
-   finishes what a killed one left.
+   and fsynced and each person marked 'creating' first; then the people are made. OpenLDAP: each in ONE
+   add carrying the (hashed) first password, change-at-first-logon and no lock, the batch's adds sent
+   together on one connection (directory/pipeline.py). AD: a few connections side by side, each person
+   in order: created disabled, password set, then flagged to change it at first logon and enabled (one
+   request). Then one request per group adds the batch's people; then each is recorded (role, 'done',
+   an audit entry). An account is never enabled without its password, and a re-run finishes what a
+   killed one left.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import ldap3
 from . import approvals, csvfile, passphrase, usernames
 from .config import Config
 from .credfile import CredentialsFile
-from .directory import Account, Directory
+from .directory import Account, Directory, pipeline
 from .directory.connection import DirectoryError
 from .directory.flavour import normalise_dn, same_dn
 from .errors import AupctlError, ConfigError, InputError, RefusedError, UnreachableError
@@ -740,8 +742,10 @@ def _waiting_change(cfg: Config, state: State, e: Entry, key: str) -> Change:
 
 
 class _Runner:
-    """Runs the batches on a few connections of its own (opened on first use), one person per connection at
-    a time, so a batch's people are made side by side while each one's steps stay in order.
+    """Runs the batches. Where the flavour makes an account in one request (OpenLDAP), a batch's adds are
+    pipelined on the main connection; otherwise on a few connections of its own (opened on first use), one
+    person per connection at a time, so a batch's people are made side by side while each one's steps stay
+    in order.
 
     (Not ldap3's ASYNC strategy: it reads and writes one TLS socket from two threads, which OpenSSL does not
     allow, and it was seen to lose answers under load.)"""
@@ -754,6 +758,7 @@ class _Runner:
         self.fl = directory.flavour
         self.pool: list[Directory] = []
         self.executor: Any = None
+        self.one_request = True  # until the flavour or the server says otherwise
 
     def _workers(self, wanted: int) -> list[Directory]:
         from .directory import open_directory
@@ -881,16 +886,17 @@ class _Runner:
                         failed[e.username] = f"the password in {e.old_password_from} can no longer be read"
                     else:
                         passwords[e.username] = old
-            # 2. each person's account, side by side on a few connections
-            self._people([e for e in batch if e.username not in failed], passwords, failed)
+            # 2. each person's account: in one add each, all sent together (OpenLDAP), else the long way, side by
+            # side on a few connections
+            todo = [e for e in batch if e.username not in failed]
+            self._people(self._ready_adds(todo, passwords), passwords, failed)
             # 3. groups: one request per group for the whole batch
             members: dict[str, list[Entry]] = {}
             for e in batch:
                 if e.username not in failed:
                     for g in e.groups:
                         members.setdefault(g, []).append(e)
-            for gdn, who in members.items():
-                self._add_members(gdn, who, failed)
+            self._add_groups(members, failed)
             done = [e for e in batch if e.username not in failed]
         finally:
             # 4. the record: role, 'done', and one audit entry per finished account
@@ -900,14 +906,65 @@ class _Runner:
             raise DirectoryError(f"{len(failed)} account(s) in this batch were not finished: {lines}")
         return {"accounts": [e.username for e in done]}
 
-    def _add_members(self, gdn: str, who: list[Entry], failed: dict[str, str]) -> None:
-        try:
-            self.directory.modify(gdn, {"member": [(ldap3.MODIFY_ADD, [e.dn for e in who])]})
+    def _ready_adds(self, todo: list[Entry], passwords: dict[str, str]) -> list[Entry]:
+        """Where the flavour can (OpenLDAP), each new person is created in ONE add that carries the password,
+        change-at-first-logon and no lock, so there is never an open account without a password; the batch's
+        adds are sent together. Returns the people still to be made the long way (other flavours, finishes,
+        and any add the server refused: their own requests then say why)."""
+        if not self.one_request:
+            return todo
+        quick: list[Entry] = []
+        ops: list[bytes] = []
+        for e in todo:
+            if (
+                e.new_entry is None
+                or e.username not in passwords
+                or not {"add", "password", "force", "enable"} <= set(e.steps)
+            ):
+                continue
+            ready = self.fl.ready_user(e.new_entry[1], passwords[e.username])
+            if ready is None:
+                self.one_request = False
+                return todo
+            quick.append(e)
+            ops.append(pipeline.add_request(e.dn, e.new_entry[0], ready))
+        if not quick:
+            return todo
+        results = pipeline.Pipeline(self.directory).run(ops, "creating accounts")
+        refused = {id(e) for e, r in zip(quick, results, strict=True) if not r.ok}
+        if any(r.name in ("constraintViolation", "undefinedAttributeType", "objectClassViolation") for r in results):
+            self.one_request = False  # e.g. a ppolicy that will not take a hashed password: the long way from now on
+        made = {id(e) for e in quick} - refused
+        return [e for e in todo if id(e) not in made]
+
+    def _add_groups(self, members: dict[str, list[Entry]], failed: dict[str, str]) -> None:
+        """One multi-value add per group for the batch; the groups' requests sent together where the flavour
+        allows. A group that refuses (a member already there after a re-run, a groupOfUniqueNames) is done
+        again member by member, idempotently."""
+        if not members:
             return
-        except UnreachableError:
-            raise
-        except AupctlError:
-            pass
+        if not self.fl.pipelined_writes:
+            for gdn, who in members.items():
+                self._add_members(gdn, who, failed)
+            return
+        groups = list(members)
+        ops = [
+            pipeline.modify_request(g, [(pipeline.MODIFY_ADD, "member", [e.dn for e in members[g]])]) for g in groups
+        ]
+        results = pipeline.Pipeline(self.directory).run(ops, "adding the new accounts to their groups")
+        for gdn, r in zip(groups, results, strict=True):
+            if not r.ok:
+                self._add_members(gdn, members[gdn], failed, tried=True)
+
+    def _add_members(self, gdn: str, who: list[Entry], failed: dict[str, str], *, tried: bool = False) -> None:
+        if not tried:
+            try:
+                self.directory.modify(gdn, {"member": [(ldap3.MODIFY_ADD, [e.dn for e in who])]})
+                return
+            except UnreachableError:
+                raise
+            except AupctlError:
+                pass
         # One of them is a member already (a re-run): add them one at a time, idempotently.
         for e in who:
             try:
