@@ -212,7 +212,8 @@ class Connector:
         self.cfg = cfg
         self._key: paramiko.PKey | None = None
         self._lock = threading.Lock()
-        self._open: set[paramiko.SSHClient] = set()
+        self._open: set[paramiko.SSHClient | socket.socket] = set()  # live connections, for close_all()
+        self._stopped = False
 
     def key(self) -> paramiko.PKey:
         with self._lock:
@@ -229,6 +230,8 @@ class Connector:
         attempt = 0
         while True:
             attempt += 1
+            if self._stopped:
+                raise UnreachableError(f"{where}: not contacted: stopped (interrupted)")
             started = time.monotonic()
             try:
                 return self._connect_once(host, port, pin, expect, key, where, timeout)
@@ -247,6 +250,16 @@ class Connector:
     def _connect_once(
         self, host: str, port: int, pin: Pin | None, expect: str | None, key: paramiko.PKey, where: str, timeout: float
     ) -> Session:
+        sock = self._tcp(host, port, where, timeout)
+        with self._lock:
+            self._open.add(sock)  # close_all() can cut a handshake short too
+        try:
+            return self._handshake(sock, host, port, pin, expect, key, where, timeout)
+        finally:
+            with self._lock:
+                self._open.discard(sock)
+
+    def _tcp(self, host: str, port: int, where: str, timeout: float) -> socket.socket:
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except TimeoutError:
@@ -260,6 +273,19 @@ class Connector:
         except OSError as exc:
             raise UnreachableError(f"{where}: cannot connect: {_why(exc)}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _handshake(
+        self,
+        sock: socket.socket,
+        host: str,
+        port: int,
+        pin: Pin | None,
+        expect: str | None,
+        key: paramiko.PKey,
+        where: str,
+        timeout: float,
+    ) -> Session:
         client = paramiko.SSHClient()
         policy: _Refuse | _FirstContact
         if pin is not None:
@@ -341,9 +367,15 @@ class Connector:
     def close_all(self) -> None:
         """Ctrl-C during an audit: drop every open connection so the probing threads end now."""
         with self._lock:
-            clients, self._open = list(self._open), set()
-        for client in clients:
-            client.close()
+            self._stopped = True  # and no new connections, nor retries
+            live, self._open = list(self._open), set()
+        for conn in live:
+            try:
+                if isinstance(conn, socket.socket):
+                    conn.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked reading it (close() alone does not)
+                conn.close()
+            except OSError:
+                pass
 
 
 class _Retry(Exception):

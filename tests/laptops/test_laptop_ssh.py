@@ -345,3 +345,41 @@ def test_banner_errors_from_a_busy_sshd_are_retried(env: Env, tmp_path_factory: 
         assert "beginning MaxStartups throttling" in log or "drop connection" in log  # it did drop some
     finally:
         busy.cleanup()
+
+
+def test_ctrl_c_in_an_audit_stops_at_once_and_keeps_what_was_recorded(env: Env) -> None:
+    from aupctl.config import load
+    from aupctl.laptops import audit, inventory
+    from aupctl.laptops.ssh import Connector
+
+    env.write(connect_timeout=30)  # without close_all() the silent laptop would hold the audit for 30 s
+    enrol(env, "RUN-1")
+    silent = ssh_fixtures.SilentServer()
+    try:
+        cfg = load(str(env.config))
+        state = env.state()
+        good = inventory.get(state, "RUN-1")
+        for tag, port in (("SILENT-2", silent.port), ("REFUSES-2", ssh_fixtures.closed_port())):
+            inventory.add(
+                state,
+                cfg,
+                tag=tag,
+                host="127.0.0.1",
+                port=port,
+                os_name="linux",
+                key_type=good.key_type,
+                key_b64=good.key_b64,
+                fp=good.fingerprint,
+            )
+
+        def interrupt(_: object) -> None:
+            raise KeyboardInterrupt
+
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            audit.run(cfg, state, Connector(cfg.laptops), progress=interrupt)
+        assert time.monotonic() - started < 10
+    finally:
+        silent.close()
+    recorded = [r["tag"] for r in env.state().query("SELECT tag FROM checkins")]
+    assert recorded == ["REFUSES-2"]  # the first to finish was recorded before the interrupt; nothing else
