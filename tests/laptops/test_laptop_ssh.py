@@ -220,6 +220,10 @@ def test_bad_input_changes_nothing(env: Env) -> None:
         (["laptop", "show", "NOPE"], "no laptop"),
         (["laptop", "assign", "NOPE", "someone", "--yes"], "no laptop"),
         (["laptop", "checkin", "NOPE", "--dry-run"], "--dry-run only applies with --update"),
+        (["laptop", "return", "NOPE", "--yes"], "no laptop"),
+        (["laptop", "retire", "NOPE", "--yes"], "no laptop"),
+        (["laptop", "audit", "--parallel", "0"], "--parallel"),
+        (["laptop", "enrol", "127.0.0.1", "--asset-tag", "T1", "--os", "beos", "--yes"], "--os"),
     ]:
         res = env.run(*args)
         assert res.exit_code == 2, (args, res.output)
