@@ -7,7 +7,7 @@ Three stages, each safe to stop after:
 2. `build`: one plan from what the directory and the state store hold NOW: who is new (and their
    username), who exists (and what differs), who an earlier, interrupted run left half-made, which
    systems are granted and which wait for an AUP signature.
-3. `plan.apply`: new accounts are made in batches of BATCH: the batch's credential lines are written
+3. `plan.apply`: new accounts are made in batches (batch_size): the batch's credential lines are written
    and fsynced and each person marked 'creating' first; then the people are made. OpenLDAP: each in ONE
    add carrying the (hashed) first password, change-at-first-logon and no lock, the batch's adds sent
    together on one connection (directory/pipeline.py). AD: a few connections side by side, each person
@@ -47,6 +47,7 @@ OPTIONAL = ["preferred_name", "staff_code", "email", "department", "start_date",
 
 WORKERS = 3  # connections making accounts side by side
 BATCH = 25  # accounts per batch: one progress step, one journal entry and one fsync of the credentials file each
+PIPELINED_BATCH = 100  # where a batch's adds go out together (OpenLDAP): fewer, fuller group changes and round trips
 MAX_NAME = 64  # AD: givenName, sn and cn hold at most 64 characters
 _EMAIL = re.compile(r"^[^@\s,;<>\"\\]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -642,8 +643,9 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
     runner = intake.runner
     assert runner is not None
     pipelined = [e for e in intake.entries if e.steps]
-    for i in range(0, len(pipelined), BATCH):
-        batch = pipelined[i : i + BATCH]
+    size = batch_size(directory.flavour)
+    for i in range(0, len(pipelined), size):
+        batch = pipelined[i : i + size]
         made = sum(1 for e in batch if e.action == "create")
         finished = len(batch) - made
         what = ", ".join(e.username for e in batch[:6]) + (" …" if len(batch) > 6 else "")
@@ -653,7 +655,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
         plan.add(
             Change(
                 "create-accounts",
-                f"batch {i // BATCH + 1}",
+                f"batch {i // size + 1}",
                 f"{label}: {what}",
                 run=lambda batch=batch: runner.run_batch(batch),
                 details={"usernames": [e.username for e in batch], "run": intake.run_id},
@@ -714,6 +716,10 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
     for e in intake.entries:
         if e.note:
             plan.notes.append(f"line {e.person.line} {e.username}: {e.note}")
+
+
+def batch_size(fl: Any) -> int:
+    return PIPELINED_BATCH if fl.pipelined_writes else BATCH
 
 
 def _waiting_change(cfg: Config, state: State, e: Entry, key: str) -> Change:
@@ -834,6 +840,7 @@ class _Runner:
         failed: dict[str, str] = {}
         passwords: dict[str, str] = {}
         done: list[Entry] = []
+        recorded = False
 
         def live(step: str) -> list[Entry]:
             return [e for e in batch if step in e.steps and e.username not in failed]
@@ -886,33 +893,63 @@ class _Runner:
                         failed[e.username] = f"the password in {e.old_password_from} can no longer be read"
                     else:
                         passwords[e.username] = old
-            # 2. each person's account: in one add each, all sent together (OpenLDAP), else the long way, side by
-            # side on a few connections
             todo = [e for e in batch if e.username not in failed]
-            self._people(self._ready_adds(todo, passwords), passwords, failed)
-            # 3. groups: one request per group for the whole batch
-            members: dict[str, list[Entry]] = {}
-            for e in batch:
-                if e.username not in failed:
-                    for g in e.groups:
-                        members.setdefault(g, []).append(e)
-            self._add_groups(members, failed)
-            done = [e for e in batch if e.username not in failed]
+            if self.fl.pipelined_writes and todo:
+                # The record (step 4) is written while the server makes the accounts, in one transaction that is
+                # committed only once the directory has said yes to the whole batch; else it is rolled back and
+                # written below for those who were finished.
+                try:
+                    with self.state.transaction():
+                        done = self._make(batch, todo, passwords, failed, record_ahead=True)
+                        if done != todo:
+                            raise _NotAll
+                    recorded = True
+                except _NotAll:
+                    pass
+            else:
+                done = self._make(batch, todo, passwords, failed)
         finally:
             # 4. the record: role, 'done', and one audit entry per finished account
-            self._record(done)
+            if not recorded:
+                self._record(done)
         if failed:
             lines = "; ".join(f"{u}: {why}" for u, why in failed.items())
             raise DirectoryError(f"{len(failed)} account(s) in this batch were not finished: {lines}")
         return {"accounts": [e.username for e in done]}
 
-    def _ready_adds(self, todo: list[Entry], passwords: dict[str, str]) -> list[Entry]:
+    def _make(
+        self,
+        batch: list[Entry],
+        todo: list[Entry],
+        passwords: dict[str, str],
+        failed: dict[str, str],
+        *,
+        record_ahead: bool = False,
+    ) -> list[Entry]:
+        """Steps 2 and 3: the accounts, then their groups; returns who is finished."""
+        # 2. each person's account: in one add each, all sent together (OpenLDAP), else the long way, side by
+        # side on a few connections
+        sent = self._send_ready_adds(todo, passwords)
+        if record_ahead:
+            self._record(todo)
+        self._people(self._ready_adds_answered(todo, sent), passwords, failed)
+        # 3. groups: one request per group for the whole batch
+        members: dict[str, list[Entry]] = {}
+        for e in batch:
+            if e.username not in failed:
+                for g in e.groups:
+                    members.setdefault(g, []).append(e)
+        self._add_groups(members, failed)
+        return [e for e in batch if e.username not in failed]
+
+    def _send_ready_adds(
+        self, todo: list[Entry], passwords: dict[str, str]
+    ) -> tuple[list[Entry], pipeline.Pending] | None:
         """Where the flavour can (OpenLDAP), each new person is created in ONE add that carries the password,
         change-at-first-logon and no lock, so there is never an open account without a password; the batch's
-        adds are sent together. Returns the people still to be made the long way (other flavours, finishes,
-        and any add the server refused: their own requests then say why)."""
+        adds are sent together (answers read by _ready_adds_answered)."""
         if not self.one_request:
-            return todo
+            return None
         quick: list[Entry] = []
         ops: list[bytes] = []
         for e in todo:
@@ -925,12 +962,20 @@ class _Runner:
             ready = self.fl.ready_user(e.new_entry[1], passwords[e.username])
             if ready is None:
                 self.one_request = False
-                return todo
+                return None
             quick.append(e)
             ops.append(pipeline.add_request(e.dn, e.new_entry[0], ready))
         if not quick:
+            return None
+        return quick, pipeline.Pipeline(self.directory).send(ops, "creating accounts")
+
+    def _ready_adds_answered(self, todo: list[Entry], sent: tuple[list[Entry], pipeline.Pending] | None) -> list[Entry]:
+        """The people still to be made the long way: other flavours, finishes, and any add the server refused
+        (their own requests then say why)."""
+        if sent is None:
             return todo
-        results = pipeline.Pipeline(self.directory).run(ops, "creating accounts")
+        quick, pending = sent
+        results = pending.wait()
         refused = {id(e) for e, r in zip(quick, results, strict=True) if not r.ok}
         if any(r.name in ("constraintViolation", "undefinedAttributeType", "objectClassViolation") for r in results):
             self.one_request = False  # e.g. a ppolicy that will not take a hashed password: the long way from now on
@@ -999,6 +1044,10 @@ class _Runner:
                         "note": e.note,
                     },
                 )
+
+
+class _NotAll(Exception):
+    """Not every account of the batch was finished: roll back the record written ahead."""
 
 
 def _rdn_key(dn: str) -> str:

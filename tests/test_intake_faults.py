@@ -20,7 +20,7 @@ from test_intake import credentials, password_works
 from aupctl import intake
 from aupctl.config import load
 from aupctl.directory import open_directory, pipeline
-from aupctl.directory.flavour import same_dn
+from aupctl.directory.flavour import flavour_for, same_dn
 from aupctl.errors import PartialError
 from aupctl.plan import apply
 from aupctl.state import State
@@ -125,15 +125,15 @@ def test_ctrl_c_in_a_change_then_rerun_finishes(env, tmp_path, monkeypatch, firs
     if d.flavour.pipelined_writes:
         # OpenLDAP: each person is one add, the batch's adds sent together, then its groups' requests: Ctrl-C
         # while the group answers are awaited (the accounts made, their groups maybe not, answers unread).
-        real_receive = pipeline.Pipeline._receive
+        real_receive = pipeline.Pending._receive_all
 
-        def interrupted_receive(self, sock, ids, results):
+        def interrupted_receive(self):
             calls["n"] += 1
             if calls["n"] == 2:
                 raise KeyboardInterrupt
-            return real_receive(self, sock, ids, results)
+            return real_receive(self)
 
-        monkeypatch.setattr(pipeline.Pipeline, "_receive", interrupted_receive)
+        monkeypatch.setattr(pipeline.Pending, "_receive_all", interrupted_receive)
     else:
         real = type(d.flavour).set_password
 
@@ -223,7 +223,8 @@ def test_server_stopped_mid_run_then_rerun_finishes(fresh_openldap, tmp_path, mo
     info = fresh_openldap
     cfg = load(str(info.config_path))
     f = tmp_path / "stop.csv"
-    codes = write_file(f, "SS", intake.BATCH + 20)
+    size = intake.batch_size(flavour_for(cfg))
+    codes = write_file(f, "SS", size + 20)
     first = tmp_path / "first.csv"
     real = intake.passphrase.generate
     calls = {"n": 0}
@@ -231,7 +232,7 @@ def test_server_stopped_mid_run_then_rerun_finishes(fresh_openldap, tmp_path, mo
 
     def generate_then_stop_the_server(*a, **k):
         calls["n"] += 1
-        if calls["n"] == intake.BATCH + 5:  # in the second batch, after its credentials are on disk
+        if calls["n"] == size + 5:  # in the second batch, after its credentials are on disk
             info.process.terminate()
             info.process.wait(10)
         return real(*a, **k)

@@ -122,37 +122,92 @@ class Pipeline:
         self.directory = directory
 
     def run(self, requests: Sequence[bytes], what: str = "writing") -> list[Result]:
-        """Each request's result, in the order given. A lost connection raises UnreachableError (some of the
-        requests may have been carried out: the caller's plan must say so and a re-run must finish)."""
+        """Each request's result, in the order given."""
+        return self.send(requests, what).wait()
+
+    def send(self, requests: Sequence[bytes], what: str = "writing") -> Pending:
+        """Send (the first MAX_OUTSTANDING of) the requests now; Pending.wait() reads the answers. In between
+        the caller may do other work while the server does this."""
+        pending = Pending(self.directory, requests, what)
+        pending.guarded(pending.send_more)
+        return pending
+
+
+class Pending:
+    """Requests sent and answers to come. A lost connection is reconnected (with failover) once and the
+    unanswered requests sent again: safe for what the intake sends, since an add that was in fact made
+    comes back entryAlreadyExists and a member already added attributeOrValueExists, which the caller
+    handles. Lost again: UnreachableError (some requests may have been carried out: the caller's plan says
+    so and a re-run finishes)."""
+
+    def __init__(self, directory: Directory, requests: Sequence[bytes], what: str) -> None:
+        self.directory = directory
+        self.requests = requests
+        self.what = what
+        self.results: list[Result | None] = [None] * len(requests)
+        self.ids: dict[int, int] = {}  # message ID in flight -> request index
+        self.todo = list(range(len(requests)))  # not yet sent (on this connection)
+        self.retried = False
+
+    def guarded(self, step: Any) -> None:
+        d = self.directory
+        while True:
+            try:
+                step()
+                return
+            except OSError as exc:  # ssl.SSLError and socket.timeout too
+                d.close()  # half-read answers: the next request starts on a fresh connection
+                if self.retried:
+                    raise UnreachableError(
+                        f"lost the directory while {self.what}: {exc or type(exc).__name__}"
+                    ) from None
+                self.retried = True
+                d.connect()  # raises UnreachableError when no server answers
+                self.todo = sorted(set(self.todo) | set(self.ids.values()))
+                self.ids = {}
+                step = self._resend(step)
+            except BaseException:  # Ctrl-C with answers unread: ldap3 must never read them as its own
+                d.close()
+                raise
+
+    def _resend(self, step: Any) -> Any:
+        def again() -> None:
+            self.send_more()
+            if step != self.send_more:
+                step()
+
+        return again
+
+    def send_more(self) -> None:
         d = self.directory
         if d.conn is None or d.conn.closed:
             d.connect()
         conn = d.conn
         assert conn is not None
-        results: list[Result | None] = [None] * len(requests)
-        try:
-            sock = conn.socket
-            for start in range(0, len(requests), MAX_OUTSTANDING):
-                chunk = requests[start : start + MAX_OUTSTANDING]
-                ids: dict[int, int] = {}
-                out = bytearray()
-                for i, op in enumerate(chunk, start):
-                    msgid = conn.server.next_message_id()
-                    ids[msgid] = i
-                    out += _tlv(0x30, _tlv(0x02, msgid.to_bytes((msgid.bit_length() + 8) // 8, "big")) + op)
-                sock.sendall(out)
-                self._receive(sock, ids, results)
-        except OSError as exc:  # ssl.SSLError and socket.timeout too
-            d.close()  # half-read answers: the next request starts on a fresh connection
-            raise UnreachableError(f"lost the directory while {what}: {exc or type(exc).__name__}") from None
-        except BaseException:  # Ctrl-C with answers unread: ldap3 must never read them as its own
-            d.close()
-            raise
-        return [r for r in results if r is not None]
+        room = MAX_OUTSTANDING - len(self.ids)
+        chunk, self.todo = self.todo[:room], self.todo[room:]
+        if not chunk:
+            return
+        out = bytearray()
+        for i in chunk:
+            msgid = conn.server.next_message_id()
+            self.ids[msgid] = i
+            out += _tlv(0x30, _tlv(0x02, msgid.to_bytes((msgid.bit_length() + 8) // 8, "big")) + self.requests[i])
+        conn.socket.sendall(out)
 
-    def _receive(self, sock: Any, ids: dict[int, int], results: list[Result | None]) -> None:
+    def wait(self) -> list[Result]:
+        """Each request's result, in the order given."""
+        self.guarded(self._receive_all)
+        return [r for r in self.results if r is not None]
+
+    def _receive_all(self) -> None:
+        conn = self.directory.conn
+        assert conn is not None
+        sock = conn.socket
         buf = bytearray()
-        while ids:
+        while self.ids or self.todo:
+            if not self.ids:
+                self.send_more()
             data = sock.recv(65536)
             if not data:
                 raise ConnectionError("the directory closed the connection")
@@ -165,9 +220,11 @@ class Pipeline:
                 del buf[:size]
                 if msgid == 0:  # an unsolicited notice (of disconnection): the server is going away
                     raise ConnectionError(f"the directory ended the session ({result.name} {result.message})".strip())
-                index = ids.pop(msgid, None)
+                index = self.ids.pop(msgid, None)
                 if index is None:
                     raise ConnectionError(f"an answer to a request never sent (message {msgid})")
-                results[index] = result
+                self.results[index] = result
+            if len(self.ids) < MAX_OUTSTANDING // 2 and self.todo:
+                self.send_more()
         if buf:
             raise ConnectionError("unexpected data after the last answer")
