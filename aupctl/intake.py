@@ -24,7 +24,7 @@ import datetime as dt
 import re
 import string
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -419,6 +419,7 @@ def build(
         if a.staff_code:
             by_code.setdefault(a.staff_code.lower(), []).append(a)
     provisioned = _provisioned(state)
+    stems = {u.rstrip(string.digits) for u in by_user}
 
     # Every role OU and group the file needs must exist; say so before anything changes.
     problems: list[str] = []
@@ -450,7 +451,7 @@ def build(
     claimed: dict[str, int] = {}  # account DN -> the line that matched it
     matched: dict[int, Account] = {}
     for p in people:
-        acct = _match(cfg, p, by_code, by_user, row_errors)
+        acct = _match(cfg, p, by_code, by_user, row_errors, stems)
         if acct is not None:
             key = normalise_dn(acct.dn)
             if key in claimed:
@@ -529,6 +530,7 @@ def _match(
     by_code: dict[str, list[Account]],
     by_user: dict[str, Account],
     errors: list[str],
+    stems: set[str] | None = None,
 ) -> Account | None:
     """The account this row is about, if the directory already has it (same staff_code, else the same
     username from the same name and email), else None."""
@@ -542,7 +544,12 @@ def _match(
             return None
         if found:
             return found[0]
-    candidates = [p.username] if p.username else list(usernames.variants(p.base, cfg.accounts.max_length))
+    if p.username:
+        candidates: Iterable[str] = [p.username]
+    elif stems is None or _may_hold_variant(p.base, cfg.accounts.max_length, stems):
+        candidates = usernames.variants(p.base, cfg.accounts.max_length)
+    else:
+        candidates = ()  # no directory username is base, base2 … base50: skip the 50 look-ups
     for name in candidates:
         acct = by_user.get(name.lower())
         if acct is None:
@@ -556,6 +563,13 @@ def _match(
             continue
         return acct
     return None
+
+
+def _may_hold_variant(base: str, max_length: int, stems: set[str]) -> bool:
+    """Could a username in the directory be one of usernames.variants(base)? Each variant without its
+    trailing digits is base cut to max_length, max_length-1 or max_length-2 (suffixes 2-9, 10-50) without
+    its trailing digits; stems holds every directory username without its trailing digits."""
+    return any(usernames.cut(base, max_length - k).lower().rstrip(string.digits) in stems for k in (0, 1, 2))
 
 
 def _existing(
@@ -942,9 +956,7 @@ class _Runner:
         self._add_groups(members, failed)
         return [e for e in batch if e.username not in failed]
 
-    def _send_ready_adds(
-        self, todo: list[Entry], passwords: dict[str, str]
-    ) -> tuple[list[Entry], pipeline.Pending] | None:
+    def _send_ready_adds(self, todo: list[Entry], passwords: dict[str, str]) -> _Sent | None:
         """Where the flavour can (OpenLDAP), each new person is created in ONE add that carries the password,
         change-at-first-logon and no lock, so there is never an open account without a password; the batch's
         adds are sent together (answers read by _ready_adds_answered)."""
@@ -952,6 +964,7 @@ class _Runner:
             return None
         quick: list[Entry] = []
         ops: list[bytes] = []
+        hashes: dict[int, str] = {}  # id(entry) -> the userPassword value sent
         for e in todo:
             if (
                 e.new_entry is None
@@ -964,19 +977,28 @@ class _Runner:
                 self.one_request = False
                 return None
             quick.append(e)
+            hashes[id(e)] = ready["userPassword"]
             ops.append(pipeline.add_request(e.dn, e.new_entry[0], ready))
         if not quick:
             return None
-        return quick, pipeline.Pipeline(self.directory).send(ops, "creating accounts")
+        return quick, pipeline.Pipeline(self.directory).send(ops, "creating accounts"), hashes
 
-    def _ready_adds_answered(self, todo: list[Entry], sent: tuple[list[Entry], pipeline.Pending] | None) -> list[Entry]:
+    def _ready_adds_answered(self, todo: list[Entry], sent: _Sent | None) -> list[Entry]:
         """The people still to be made the long way: other flavours, finishes, and any add the server refused
         (their own requests then say why)."""
         if sent is None:
             return todo
-        quick, pending = sent
+        quick, pending, sent_values = sent
         results = pending.wait()
         refused = {id(e) for e, r in zip(quick, results, strict=True) if not r.ok}
+        # entryAlreadyExists after a dropped connection's resend: the first add went through if the entry holds
+        # exactly the value this run sent (a salted hash, unique to it: made whole, in one add); anything else
+        # goes the long way. (A plain compare: slapd does not treat it as a login without the ppolicy control.)
+        again = [e for e, r in zip(quick, results, strict=True) if r.name == "entryAlreadyExists"]
+        if again:
+            ops = [pipeline.compare_request(e.dn, "userPassword", sent_values[id(e)]) for e in again]
+            answers = pipeline.Pipeline(self.directory).run(ops, "checking accounts already made")
+            refused -= {id(e) for e, r in zip(again, answers, strict=True) if r.name == "compareTrue"}
         if any(r.name in ("constraintViolation", "undefinedAttributeType", "objectClassViolation") for r in results):
             self.one_request = False  # e.g. a ppolicy that will not take a hashed password: the long way from now on
         made = {id(e) for e in quick} - refused
@@ -1044,6 +1066,9 @@ class _Runner:
                         "note": e.note,
                     },
                 )
+
+
+_Sent = tuple[list[Entry], pipeline.Pending, dict[int, str]]  # the adds sent, their answers to come, values sent
 
 
 class _NotAll(Exception):

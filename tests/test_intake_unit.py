@@ -264,3 +264,18 @@ def test_credentials_file_cells_never_run_as_formulas(tmp_path: Path) -> None:
     (row,) = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
     assert row["password"] == "Harbor-Velvet-Ocean-Timber-47"
     assert row["name"] == '\'=HYPERLINK("x")' and row["email"] == "'@evil" and row["staff_code"] == "'+1"
+
+
+def test_variant_prefilter_never_hides_a_variant() -> None:
+    """build skips the 50 look-ups of base, base2 … base50 when no directory username could be one of them:
+    every variant must pass the filter, and unrelated names must not."""
+    import string
+
+    from aupctl import usernames
+    from aupctl.intake import _may_hold_variant
+
+    for base in ("jsmith", "j.smith", "agent007", "a", "zoe-obrien", "x" * 20, "ab12c3"):
+        for max_length in (3, 8, 12, 20):
+            for v in usernames.variants(base, max_length):
+                assert _may_hold_variant(base, max_length, {v.lower().rstrip(string.digits)}), (base, max_length, v)
+    assert not _may_hold_variant("jsmith", 20, {"jsmit", "jsmithe", "ajsmith"})

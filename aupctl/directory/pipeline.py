@@ -65,6 +65,16 @@ def modify_request(dn: str, changes: Iterable[tuple[int, str, list[Any]]]) -> by
     return _tlv(0x66, _octets(dn) + _tlv(0x30, body))
 
 
+def compare_request(dn: str, attribute: str, value: Any) -> bytes:
+    """CompareRequest ([APPLICATION 14]): does the entry hold this value (compareTrue/compareFalse)?"""
+    return _tlv(0x6E, _octets(dn) + _tlv(0x30, _octets(attribute) + _octets(value)))
+
+
+def message(msgid: int, op: bytes) -> bytes:
+    """LDAPMessage: the message ID (INTEGER) and the operation (no controls)."""
+    return _tlv(0x30, _tlv(0x02, msgid.to_bytes((msgid.bit_length() + 8) // 8, "big")) + op)
+
+
 @dataclass
 class Result:
     code: int
@@ -192,7 +202,7 @@ class Pending:
         for i in chunk:
             msgid = conn.server.next_message_id()
             self.ids[msgid] = i
-            out += _tlv(0x30, _tlv(0x02, msgid.to_bytes((msgid.bit_length() + 8) // 8, "big")) + self.requests[i])
+            out += message(msgid, self.requests[i])
         conn.socket.sendall(out)
 
     def wait(self) -> list[Result]:
@@ -216,7 +226,10 @@ class Pending:
                 size = _message_size(buf)
                 if size is None or len(buf) < size:
                     break
-                msgid, _, result = _decode(bytes(buf[:size]))
+                try:
+                    msgid, _, result = _decode(bytes(buf[:size]))
+                except (IndexError, ValueError):
+                    raise ConnectionError("an answer that is not LDAP") from None
                 del buf[:size]
                 if msgid == 0:  # an unsolicited notice (of disconnection): the server is going away
                     raise ConnectionError(f"the directory ended the session ({result.name} {result.message})".strip())
