@@ -153,6 +153,7 @@ def check_ready(info, cfg, d, codes: list[str], creds: Path) -> None:
         assert len(found) == 1, code
         acct = found[0]
         assert not acct.disabled and acct.must_change, acct.username
+        assert acct.password_changed is not None  # set in the add: dated from the entry's creation
         assert password_works(info, cfg, acct, written[acct.username]["password"]), acct.username
         for g in teacher_groups:
             assert fl.is_member(d, g, acct.dn), (acct.username, g)

@@ -405,6 +405,13 @@ class OpenLDAP(Flavour):
 
     def account(self, dn: str, attrs: Attrs) -> Account:
         locked = as_text(first(attrs, "pwdAccountLockedTime", ""))
+        must_change = as_text(first(attrs, "pwdReset", "")).upper() == "TRUE"
+        created = parse_generalized(first(attrs, "createTimestamp"))
+        changed = parse_generalized(first(attrs, "pwdChangedTime"))
+        if changed is None and must_change:
+            # ppolicy stamps pwdChangedTime on every password change but, without password aging, not on an add:
+            # a first password given in the add (the intake's) dates from the entry's creation
+            changed = created
         return Account(
             dn=dn,
             username=as_text(first(attrs, "uid", "")),
@@ -415,9 +422,9 @@ class OpenLDAP(Flavour):
             staff_code=as_text(first(attrs, "employeeNumber", "")),
             description=as_text(first(attrs, "description", "")),
             disabled=bool(locked),
-            must_change=as_text(first(attrs, "pwdReset", "")).upper() == "TRUE",
-            created=parse_generalized(first(attrs, "createTimestamp")),
-            password_changed=parse_generalized(first(attrs, "pwdChangedTime")),
+            must_change=must_change,
+            created=created,
+            password_changed=changed,
             last_logon=parse_generalized(first(attrs, "pwdLastSuccess") or first(attrs, "authTimestamp")),
             raw=attrs,
         )
