@@ -8,7 +8,7 @@ import json
 import uuid
 
 import pytest
-from click.testing import CliRunner
+from cli_helpers import run_main as run
 
 from aupctl import approvals, tasks
 from aupctl.access import adopt_plan, grant_changes, revoke_changes
@@ -23,21 +23,6 @@ from aupctl.sandbox_school import HEADTEACHER, PLANTED, SIMS_OFFICE
 from aupctl.state import State
 
 HEAD = HEADTEACHER
-
-
-def run(*args: str, config=None, input: str | None = None) -> tuple[int, str, str]:
-    """The real entry point (main: AupctlError -> message and exit code) under CliRunner's isolation."""
-    from aupctl.commands import main
-
-    runner = CliRunner()
-    env = {"AUPCTL_CONFIG": str(config)} if config else {}
-    with runner.isolation(input=input, env=env) as (out, err, _):
-        try:
-            rv = main(list(args))  # a handled error may come back as the exit code (standalone_mode=False)
-            code = rv if isinstance(rv, int) else 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return code, out.getvalue().decode(), err.getvalue().decode()
 
 
 @pytest.fixture(scope="module")

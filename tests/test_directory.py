@@ -4,12 +4,11 @@ every flavour operation (disable, password, forced change, membership, escaping,
 from __future__ import annotations
 
 import dataclasses
-import ssl
 import time
 import uuid
 
-import ldap3
 import pytest
+from cli_helpers import user_bind
 
 from aupctl import config as config_mod
 from aupctl.directory import Directory, open_directory
@@ -32,18 +31,6 @@ def directory(cfg):
 
 def with_dir(cfg, **changes):
     return dataclasses.replace(cfg, directory=dataclasses.replace(cfg.directory, **changes))
-
-
-def user_bind(cfg, dn: str, password: str) -> ldap3.Connection:
-    url = cfg.directory.url[0]
-    tls = ldap3.Tls(ca_certs_file=cfg.directory.ca_file, validate=ssl.CERT_REQUIRED)
-    server = ldap3.Server(url, use_ssl=url.startswith("ldaps://"), tls=tls, connect_timeout=5)
-    conn = ldap3.Connection(server, dn, password, raise_exceptions=False)
-    conn.open()
-    if cfg.directory.start_tls:
-        conn.start_tls()
-    conn.bind()
-    return conn
 
 
 def test_connects_with_verified_tls(directory, cfg) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import ssl
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import ldap3
 import pytest
+from cli_helpers import user_bind
 
 from aupctl import approvals, tasks
 from aupctl import config as config_mod
@@ -81,16 +81,6 @@ def take(people: Iterator[hb.Person], *systems: str) -> hb.Person:
         if set(systems) <= set(p.systems):
             return p
     raise AssertionError(f"no more sandbox staff in {systems}")
-
-
-def user_bind(cfg, dn: str, password: str) -> ldap3.Connection:
-    url = cfg.directory.url[0]
-    tls = ldap3.Tls(ca_certs_file=cfg.directory.ca_file, validate=ssl.CERT_REQUIRED)
-    server = ldap3.Server(url, use_ssl=url.startswith("ldaps://"), tls=tls, connect_timeout=5)
-    conn = ldap3.Connection(server, dn, password, raise_exceptions=False)
-    conn.open()
-    conn.bind()
-    return conn
 
 
 def grant(state: State, username: str, system: str, days_ago: int = 0) -> int:

@@ -12,14 +12,14 @@ import datetime as dt
 import hashlib
 import json
 import os
-import ssl
 import stat
 import uuid
 import warnings
 
 import ldap3
 import pytest
-from click.testing import CliRunner
+from cli_helpers import run_main as run
+from cli_helpers import user_bind as bind
 
 from aupctl.config import load
 from aupctl.directory import open_directory
@@ -32,21 +32,6 @@ from aupctl.sandbox_school import PASSWORDS, PLANTED, PLANTED_ONLY_ON, SANDBOX_P
 from aupctl.state import State
 
 STRONG = "Lantern-Orbit-Cactus-Meadow-42"
-
-
-def run(*args: str, config=None, input: str | None = None) -> tuple[int, str, str]:
-    """The real entry point (main: AupctlError -> message and exit code) under CliRunner's isolation."""
-    from aupctl.commands import main
-
-    runner = CliRunner()
-    env = {"AUPCTL_CONFIG": str(config)} if config else {}
-    with runner.isolation(input=input, env=env) as (out, err, _):
-        try:
-            returned = main(list(args))  # click may return the exit code instead of raising SystemExit
-            code = returned if isinstance(returned, int) else 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return code, out.getvalue().decode(), err.getvalue().decode()
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +74,6 @@ def make_user(cfg, d, *, password: str | None = STRONG, extra: dict | None = Non
 
 def dn_of(d, username: str) -> str:
     return d.flavour.find_user(d, username).dn
-
-
-def bind(cfg, dn: str, password: str) -> ldap3.Connection:
-    url = cfg.directory.url[0]
-    tls = ldap3.Tls(ca_certs_file=cfg.directory.ca_file, validate=ssl.CERT_REQUIRED)
-    server = ldap3.Server(url, use_ssl=url.startswith("ldaps://"), tls=tls, connect_timeout=5)
-    conn = ldap3.Connection(server, dn, password, raise_exceptions=False)
-    conn.open()
-    conn.bind()
-    return conn
 
 
 def can_bind(cfg, dn: str, password: str) -> bool:

@@ -1,0 +1,36 @@
+"""Helpers shared by test modules: the real CLI entry point under CliRunner, and a bind as a user."""
+
+from __future__ import annotations
+
+import ssl
+
+import ldap3
+from click.testing import CliRunner
+
+
+def run_main(*args: str, config=None, input: str | None = None) -> tuple[int, str, str]:
+    """The real entry point (main: AupctlError -> message and exit code) under CliRunner's isolation."""
+    from aupctl.commands import main
+
+    runner = CliRunner()
+    env = {"AUPCTL_CONFIG": str(config)} if config else {}
+    with runner.isolation(input=input, env=env) as (out, err, _):
+        try:
+            returned = main(list(args))  # a handled error may come back as the exit code (standalone_mode=False)
+            code = returned if isinstance(returned, int) else 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def user_bind(cfg, dn: str, password: str) -> ldap3.Connection:
+    """A simple bind as someone (not the service account), over the config's verified TLS; check .bound."""
+    url = cfg.directory.url[0]
+    tls = ldap3.Tls(ca_certs_file=cfg.directory.ca_file, validate=ssl.CERT_REQUIRED)
+    server = ldap3.Server(url, use_ssl=url.startswith("ldaps://"), tls=tls, connect_timeout=5)
+    conn = ldap3.Connection(server, dn, password, raise_exceptions=False)
+    conn.open()
+    if cfg.directory.start_tls and not url.startswith("ldaps://"):
+        conn.start_tls()
+    conn.bind()
+    return conn
