@@ -908,20 +908,7 @@ class _Runner:
                     else:
                         passwords[e.username] = old
             todo = [e for e in batch if e.username not in failed]
-            if self.fl.pipelined_writes and todo:
-                # The record (step 4) is written while the server makes the accounts, in one transaction that is
-                # committed only once the directory has said yes to the whole batch; else it is rolled back and
-                # written below for those who were finished.
-                try:
-                    with self.state.transaction():
-                        done = self._make(batch, todo, passwords, failed, record_ahead=True)
-                        if done != todo:
-                            raise _NotAll
-                    recorded = True
-                except _NotAll:
-                    pass
-            else:
-                done = self._make(batch, todo, passwords, failed)
+            done, recorded = self._make(batch, todo, passwords, failed)
         finally:
             # 4. the record: role, 'done', and one audit entry per finished account
             if not recorded:
@@ -932,29 +919,48 @@ class _Runner:
         return {"accounts": [e.username for e in done]}
 
     def _make(
-        self,
-        batch: list[Entry],
-        todo: list[Entry],
-        passwords: dict[str, str],
-        failed: dict[str, str],
-        *,
-        record_ahead: bool = False,
-    ) -> list[Entry]:
-        """Steps 2 and 3: the accounts, then their groups; returns who is finished."""
+        self, batch: list[Entry], todo: list[Entry], passwords: dict[str, str], failed: dict[str, str]
+    ) -> tuple[list[Entry], bool]:
+        """Steps 2 and 3: the accounts, then their groups. Returns who is finished, and whether their record
+        (step 4) is already written."""
+
+        def members() -> dict[str, list[Entry]]:
+            out: dict[str, list[Entry]] = {}
+            for e in batch:
+                if e.username not in failed:
+                    for g in e.groups:
+                        out.setdefault(g, []).append(e)
+            return out
+
         # 2. each person's account: in one add each, all sent together (OpenLDAP), else the long way, side by
         # side on a few connections
         sent = self._send_ready_adds(todo, passwords)
-        if record_ahead:
-            self._record(todo)
-        self._people(self._ready_adds_answered(todo, sent), passwords, failed)
-        # 3. groups: one request per group for the whole batch
-        members: dict[str, list[Entry]] = {}
-        for e in batch:
-            if e.username not in failed:
-                for g in e.groups:
-                    members.setdefault(g, []).append(e)
-        self._add_groups(members, failed)
-        return [e for e in batch if e.username not in failed]
+        slow: list[Entry] | None = None
+        grouped = False
+        if sent is not None and todo:
+            # The record is written while the server makes the accounts, in one short transaction committed
+            # only when the directory has made the whole batch in one add each and added it to its groups; else
+            # it is rolled back (before any long way, which holds no lock) and written for those finished.
+            try:
+                with self.state.transaction():
+                    self._record(todo)
+                    slow = self._ready_adds_answered(todo, sent)
+                    if slow:
+                        raise _NotAll
+                    # 3. groups: one request per group for the whole batch
+                    grouped = True
+                    self._add_groups(members(), failed)
+                    if any(e.username in failed for e in todo):
+                        raise _NotAll
+                return todo, True
+            except _NotAll:
+                pass
+        if slow is None:
+            slow = self._ready_adds_answered(todo, sent)
+        self._people(slow, passwords, failed)
+        if not grouped:
+            self._add_groups(members(), failed)  # 3. groups: one request per group for the whole batch
+        return [e for e in batch if e.username not in failed], False
 
     def _send_ready_adds(self, todo: list[Entry], passwords: dict[str, str]) -> _Sent | None:
         """Where the flavour can (OpenLDAP), each new person is created in ONE add that carries the password,
