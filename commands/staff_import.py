@@ -43,9 +43,10 @@ def import_(ctx: Ctx, file: str, credentials_out: str | None, dry_run: bool, yes
     Someone already in the directory (same staff_code, else the same name, username and email) is
     updated where the file differs, never created twice; running the same file again does nothing.
 
-    Each new account is created disabled in its role's OU, given a generated passphrase (written
-    only to --credentials-out, before the account is made), flagged to change it at first logon,
-    enabled, and added to the role's groups. Systems in the row wait for the person's AUP signature
+    Each new account gets a generated passphrase (written only to --credentials-out, before the
+    account is made) and is created in its role's OU never enabled without it: on OpenLDAP in one
+    step holding the (hashed) passphrase and flagged to change it at first logon; on AD created
+    disabled, given the passphrase, flagged and enabled. Then it is added to the role's groups. Systems in the row wait for the person's AUP signature
     (`aupctl aup sign` grants them; `aupctl access list` shows them).
 
     Stopped part-way (Ctrl-C, a lost server: exit 4)? Run the same command again with a NEW
