@@ -4,6 +4,7 @@ every flavour operation (disable, password, forced change, membership, escaping,
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 import uuid
 
@@ -11,7 +12,7 @@ import pytest
 from cli_helpers import user_bind
 
 from aupctl import config as config_mod
-from aupctl.directory import Directory, open_directory
+from aupctl.directory import Directory, entries, open_directory
 from aupctl.directory.flavour import same_dn
 from aupctl.errors import AuthError, ConfigError, UnreachableError
 from aupctl.passphrase import generate
@@ -190,3 +191,48 @@ def test_ad_nested_groups_say_who_brought_a_member_in(ad_sandbox) -> None:
     via = {v for v in members.values() if v}
     assert any("SIMS Office" in v for v in via), "no member came in through the nested SIMS Office group"
     assert any(v is None for v in members.values()), "no direct members found"
+
+
+def test_raw_searches_decode_entries_as_ldap3_does(cfg, monkeypatch) -> None:
+    """Raw searches decode entries leanly (directory/entries.py): the same as ldap3's own decoder, paged,
+    with the school's non-ASCII names, groups' member lists and every attribute of every entry."""
+    decoded: list[str] = []
+    decode = entries.decode_entry
+
+    def counting(message: bytes) -> tuple | None:
+        found = decode(message)
+        if found is not None:
+            decoded.append(found[1])
+        return found
+
+    monkeypatch.setattr(entries, "decode_entry", counting)
+    lean = Directory(with_dir(cfg, page_size=50), _password(cfg)).connect()
+    plain = Directory(with_dir(cfg, page_size=50), _password(cfg)).connect()
+    del plain.conn.strategy._get_response  # back to ldap3's SyncStrategy._get_response
+    del plain.conn.strategy.lean_entries
+    fl = lean.flavour
+    searches = [
+        (cfg.dn(cfg.directory.staff_ou), fl.person_filter, [*fl.user_attributes, "objectClass"]),
+        (cfg.directory.base_dn, fl.group_filter, ["member", "cn", "description"]),
+        (cfg.directory.base_dn, "(objectClass=*)", ["*"]),
+    ]
+    for base, ldap_filter, attrs in searches:
+        decoded.clear()
+        got = list(lean.search(base, ldap_filter, attrs, raw=True))
+        assert decoded == [dn for dn, _ in got], "not every entry was decoded leanly"
+        assert got and got == list(plain.search(base, ldap_filter, attrs, raw=True))
+        if base == cfg.directory.base_dn and attrs == ["*"]:
+            assert len(got) > 50  # more than a page
+    names = {
+        v.decode()
+        for _, a in lean.search(cfg.dn(cfg.directory.staff_ou), fl.person_filter, ["cn"], raw=True)
+        for v in a["cn"]
+    }
+    assert any("ë" in n or "á" in n for n in names)
+    lean.close()
+    plain.close()
+
+
+def test_connection_sends_without_nagle_delay(directory) -> None:
+    # Nagle behind the server's delayed ACK held each command's bind ~40 ms
+    assert directory.conn.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

@@ -12,6 +12,7 @@ import ldap3
 from ldap3.core import exceptions as lx
 
 from ..errors import AupctlError, AuthError, ConfigError, UnreachableError
+from . import entries
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -106,7 +107,13 @@ class Directory:
             return_empty_attributes=False,
             read_only=False,
         )
+        entries.install(conn)  # raw searches decode entries leanly (bulk reads of thousands)
         conn.open()
+        try:
+            # Without it the bind after the TLS handshake waits ~40 ms (Nagle behind the server's delayed ACK).
+            conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass  # not TCP (ldapi://): nothing to tune
         if self.d.start_tls and not url.lower().startswith("ldaps://"):
             if not conn.start_tls():
                 raise lx.LDAPStartTLSError(f"StartTLS refused: {conn.result.get('description')}")
@@ -201,14 +208,22 @@ class Directory:
                 if self.conn is None:
                     self.connect()
                 assert self.conn is not None
-                ok = self.conn.search(
-                    base,
-                    ldap_filter,
-                    search_scope=scope,
-                    attributes=attrs,
-                    paged_size=self.d.page_size,
-                    paged_cookie=cookie,
-                )
+                strategy = self.conn.strategy
+                lean = raw and getattr(strategy, "lean_entries", None) is False  # entries.install'ed
+                if lean:
+                    strategy.lean_entries = True
+                try:
+                    ok = self.conn.search(
+                        base,
+                        ldap_filter,
+                        search_scope=scope,
+                        attributes=attrs,
+                        paged_size=self.d.page_size,
+                        paged_cookie=cookie,
+                    )
+                finally:
+                    if lean:
+                        strategy.lean_entries = False
             except _LOST as exc:
                 if yielded or retried:
                     raise UnreachableError(f"lost the directory while reading {base}: {_reason(exc)}") from None
@@ -222,8 +237,11 @@ class Directory:
             for item in self.conn.response or []:
                 if item.get("type") != "searchResEntry":
                     continue
-                values = item["raw_attributes"] if raw else item["attributes"]
                 yielded = True
+                if "lean" in item:  # entries.decode_entry's: already {name: [bytes]}
+                    yield item["dn"], item["raw_attributes"]
+                    continue
+                values = item["raw_attributes"] if raw else item["attributes"]
                 yield item["dn"], {k: (v if isinstance(v, list) else [v]) for k, v in values.items()}
             controls = (self.conn.result or {}).get("controls", {})
             cookie = controls.get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie")
