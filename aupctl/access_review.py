@@ -20,7 +20,7 @@ from .directory import Account, Directory
 from .directory.flavour import is_under, normalise_dn
 from .findings import Finding, sort_findings
 from .plan import Change, Plan
-from .roles import RoleInfo, recorded_roles, role_of
+from .roles import RoleInfo, RoleResolver, recorded_roles
 from .staff import group_name
 from .state import State, today
 
@@ -93,33 +93,37 @@ def read_people(cfg: Config, directory: Directory, member_dns: set[str], usernam
     outside them by DN and approval holders not yet seen in batches of OR'd usernames."""
     fl = directory.flavour
     people = People()
-    attrs_wanted = fl.brief_attributes or fl.user_attributes
+    # brief attributes read raw: decoded leanly (directory/entries.py), only what the checks use
+    attrs_wanted, raw, make = fl.brief_attributes, True, fl.brief_account
+    if not attrs_wanted:
+        attrs_wanted, raw, make = fl.user_attributes, False, fl.account
     for base in _bases(cfg):
-        for dn, attrs in directory.search(base, fl.person_filter, attrs_wanted):
-            people.add(fl.account(dn, attrs))
+        for dn, attrs in directory.search(base, fl.person_filter, attrs_wanted, raw=raw):
+            people.add(make(dn, attrs))
     for dn in sorted(member_dns):
         if people.find(dn) is None:
-            for rdn, attrs in directory.search(dn, fl.person_filter, attrs_wanted, "BASE"):
-                people.add(fl.account(rdn, attrs))
+            for rdn, attrs in directory.search(dn, fl.person_filter, attrs_wanted, "BASE", raw=raw):
+                people.add(make(rdn, attrs))
     missing = sorted(u for u in usernames if u.lower() not in people.by_user)
     for i in range(0, len(missing), BATCH):
-        for dn, attrs in directory.search(cfg.directory.base_dn, fl.users_filter(missing[i : i + BATCH]), attrs_wanted):
-            people.add(fl.account(dn, attrs))
+        users = fl.users_filter(missing[i : i + BATCH])
+        for dn, attrs in directory.search(cfg.directory.base_dn, users, attrs_wanted, raw=raw):
+            people.add(make(dn, attrs))
     return people
 
 
 def roles_for(cfg: Config, directory: Directory, state: State, people: People) -> dict[str, RoleInfo]:
     """username (lower) -> role. Role groups are read (once) only for accounts their OU does not place."""
-    recorded = recorded_roles(state)
+    role_of = RoleResolver(cfg, recorded_roles(state))
     out: dict[str, RoleInfo] = {}
     undecided: list[Account] = []
     leavers = cfg.dn(cfg.directory.leavers_ou)
-    for acct in people.by_user.values():
-        info = role_of(cfg, acct, recorded)
+    for user, acct in people.by_user.items():
+        info = role_of(acct)
         # A leaver needs no role (being a leaver is the finding), so only others send us to the role groups.
         if info.role is None and not acct.groups and not is_under(acct.dn, leavers):
             undecided.append(acct)
-        out[acct.username.lower()] = info
+        out[user] = info
     role_groups = list(dict.fromkeys(cfg.group_dn(g) for r in cfg.roles.values() for g in r.groups))
     if undecided and role_groups:
         by_dn = {_key(a.dn): a for a in undecided}
@@ -129,7 +133,7 @@ def roles_for(cfg: Config, directory: Directory, state: State, people: People) -
                 if acct is not None:
                     acct.groups.append(gdn)
         for acct in undecided:
-            out[acct.username.lower()] = role_of(cfg, acct, recorded)
+            out[acct.username.lower()] = role_of(acct)
     return out
 
 
@@ -161,12 +165,16 @@ def _finding(check: str, subject: str, system: str, detail: str) -> Finding:
     return Finding(subject=subject, check=check, clause=clause, severity=severity, detail=detail, system=system)  # type: ignore[arg-type]
 
 
-def _age_days(when: str) -> int:
+def _age_days(when: str, on: dt.date) -> int:
     try:
         day = dt.datetime.fromisoformat(when).date()
     except ValueError:
         return 0
-    return (today() - day).days
+    return (on - day).days
+
+
+# What the review and fix_plan read of an approval (not all its columns: a review reads thousands).
+APPROVAL_COLUMNS = ("id", "username", "system", "approver", "status", "granted_at", "until")
 
 
 def review(cfg: Config, directory: Directory, state: State, system_key: str | None = None) -> Review:
@@ -174,12 +182,14 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
     for k in keys:
         cfg.system(k)
     memberships = read_memberships(cfg, directory, keys)
-    live = [r for r in approvals.live(state) if r["system"] in keys]
+    live = [r for r in approvals.live(state, columns=APPROVAL_COLUMNS) if r["system"] in keys]
     member_dns = {dn for m in memberships.values() if m for dn in m}
     people = read_people(cfg, directory, member_dns, {r["username"] for r in live})
     roles = roles_for(cfg, directory, state, people)
     signed = signed_users(state, cfg.school.aup_version)
     leavers_ou = cfg.dn(cfg.directory.leavers_ou)
+    on = today()
+    on_iso = on.isoformat()
     by_system: dict[str, dict[str, dict[str, Any]]] = {}
     for r in live:
         by_system.setdefault(r["system"], {})[r["username"].lower()] = r
@@ -187,34 +197,52 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
     problems: list[Problem] = []
     checked: dict[str, int] = {}
     missing_groups: dict[str, str] = {}
+    no_role = RoleInfo(None, "no role")
 
-    def person_checks(key: str, acct: Account, where: str, appr: dict[str, Any] | None, add: Any) -> None:
+    def person_checks(
+        key: str, acct: Account, user: str, where: str, appr: dict[str, Any] | None
+    ) -> list[tuple[str, str]]:
+        """(check, detail) of each finding about one person's access to one system."""
+        found: list[tuple[str, str]] = []
         system = cfg.systems[key]
-        if is_under(acct.dn, leavers_ou):
-            add("leaver-member", f"{acct.name} is a leaver (in {leavers_ou}) and still {where}")
+        leaver = is_under(acct.dn, leavers_ou)
+        if leaver:
+            found.append(("leaver-member", f"{acct.name} is a leaver (in {leavers_ou}) and still {where}"))
         elif acct.disabled:
-            add("disabled-member", f"{acct.name}'s account is disabled and still {where}")
-        info = roles.get(acct.username.lower()) or RoleInfo(None, "no role")
-        if is_under(acct.dn, leavers_ou):
+            found.append(("disabled-member", f"{acct.name}'s account is disabled and still {where}"))
+        info = roles.get(user) or no_role
+        if leaver:
             pass  # a leaver keeps no role; the leaver finding says it all
         elif info.role is None:
-            add("role-not-eligible", f"{acct.name} has no role ({info.why}) and is {where}")
+            found.append(("role-not-eligible", f"{acct.name} has no role ({info.why}) and is {where}"))
         elif key not in cfg.roles[info.role].systems:
-            add(
-                "role-not-eligible",
-                f"{acct.name}'s role {info.role!r} ({info.why}) may not be nominated for {system.name}",
-            )
-        if acct.username.lower() not in signed:
-            add("aup-unsigned", f"{acct.name} has not signed the current AUP ({cfg.school.aup_version}) and is {where}")
-        if appr and appr["status"] == "active":
-            if appr["until"] and appr["until"] < today().isoformat():
-                add("approval-expired", f"approval by {appr['approver']} ended on {appr['until']}; still {where}")
-            elif _age_days(appr["granted_at"]) > system.review_days:
-                add(
-                    "approval-overdue",
-                    f"approval by {appr['approver']} on {appr['granted_at'][:10]} is older than "
-                    f"{system.review_days} days: renew it (access grant) or revoke it",
+            found.append(
+                (
+                    "role-not-eligible",
+                    f"{acct.name}'s role {info.role!r} ({info.why}) may not be nominated for {system.name}",
                 )
+            )
+        if user not in signed:
+            found.append(
+                (
+                    "aup-unsigned",
+                    f"{acct.name} has not signed the current AUP ({cfg.school.aup_version}) and is {where}",
+                )
+            )
+        if appr and appr["status"] == "active":
+            if appr["until"] and appr["until"] < on_iso:
+                found.append(
+                    ("approval-expired", f"approval by {appr['approver']} ended on {appr['until']}; still {where}")
+                )
+            elif _age_days(appr["granted_at"], on) > system.review_days:
+                found.append(
+                    (
+                        "approval-overdue",
+                        f"approval by {appr['approver']} on {appr['granted_at'][:10]} is older than "
+                        f"{system.review_days} days: renew it (access grant) or revoke it",
+                    )
+                )
+        return found
 
     for key in keys:
         system = cfg.systems[key]
@@ -226,37 +254,37 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
                 continue
             checked[key] = len(members)
             seen_users: set[str] = set()
+            direct = f"in {system.group}"
             for dn, via in members.items():
                 acct = people.find(dn)
-                via_text = f" through {group_name(via)}" if via else ""
-                where = f"in {system.group}{via_text}"
-                username = acct.username if acct else None
-                appr = approved.get(username.lower()) if username else None
-
-                def add(
-                    check: str,
-                    detail: str,
-                    dn: str = dn,
-                    via: str | None = via,
-                    appr: Any = appr,
-                    key: str = key,
-                    username: str | None = username,
-                ) -> None:
-                    problems.append(Problem(_finding(check, username or dn, key, detail), key, username, dn, via, appr))
-
+                where = f"{direct} through {group_name(via)}" if via else direct
                 if acct is None:
-                    add("no-approval", f"{dn} is {where} but is not a person account aupctl can see")
-                    continue
-                seen_users.add(acct.username.lower())
-                if appr is None:
-                    add("no-approval", f"{acct.name} is {where} with no approval on record (granted outside aupctl)")
-                elif appr["status"] == "waiting":
-                    add(
-                        "no-approval",
-                        f"{acct.name} is {where} but the approval by {appr['approver']} is still waiting for "
-                        "the AUP signature",
-                    )
-                person_checks(key, acct, where, appr, add)
+                    found = [("no-approval", f"{dn} is {where} but is not a person account aupctl can see")]
+                    username = user = appr = None
+                else:
+                    username = acct.username
+                    user = username.lower()
+                    appr = approved.get(user)
+                    seen_users.add(user)
+                    found = []
+                    if appr is None:
+                        found.append(
+                            (
+                                "no-approval",
+                                f"{acct.name} is {where} with no approval on record (granted outside aupctl)",
+                            )
+                        )
+                    elif appr["status"] == "waiting":
+                        found.append(
+                            (
+                                "no-approval",
+                                f"{acct.name} is {where} but the approval by {appr['approver']} is still waiting for "
+                                "the AUP signature",
+                            )
+                        )
+                    found += person_checks(key, acct, user, where, appr)
+                for check, detail in found:
+                    problems.append(Problem(_finding(check, username or dn, key, detail), key, username, dn, via, appr))
             for user, appr in approved.items():
                 if user in seen_users or appr["status"] != "active":
                     continue
@@ -278,21 +306,19 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
                 )
         else:
             checked[key] = sum(1 for a in approved.values() if a["status"] == "active")
+            where = f"approved for {system.name} (managed by hand)"
             for user, appr in approved.items():
                 if appr["status"] != "active":
                     continue
                 acct = people.by_user.get(user)
-                where = f"approved for {system.name} (managed by hand)"
-
-                def add_hand(
-                    check: str, detail: str, appr: Any = appr, user: str = appr["username"], key: str = key
-                ) -> None:
-                    problems.append(Problem(_finding(check, user, key, detail), key, user, approval=appr))
-
                 if acct is None:
-                    add_hand("leaver-member", f"{user} has no account any more but is still {where}")
-                    continue
-                person_checks(key, acct, where, appr, add_hand)
+                    found = [("leaver-member", f"{user} has no account any more but is still {where}")]
+                else:
+                    found = person_checks(key, acct, user, where, appr)
+                for check, detail in found:
+                    problems.append(
+                        Problem(_finding(check, appr["username"], key, detail), key, appr["username"], approval=appr)
+                    )
     return Review(problems, checked, missing_groups)
 
 

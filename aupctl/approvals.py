@@ -59,8 +59,11 @@ def live(
     username: str | None = None,
     system: str | None = None,
     status: tuple[str, ...] = ("active", "waiting"),
+    columns: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    sql = f"SELECT * FROM approvals WHERE status IN ({','.join('?' * len(status))})"
+    """Live approvals, oldest first; `columns` (names from the schema, not user input) limits what is read."""
+    what = ", ".join(columns) if columns else "*"
+    sql = f"SELECT {what} FROM approvals WHERE status IN ({','.join('?' * len(status))})"
     params: list[Any] = list(status)
     if username:
         sql += " AND username = ? COLLATE NOCASE"

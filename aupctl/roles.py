@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Config
-from .directory.flavour import Account, is_under, same_dn
+from .directory.flavour import Account, normalise_dn
 from .state import State, actor, now_iso
 
 
@@ -24,19 +24,44 @@ def role_of(
 ) -> RoleInfo:
     if recorded is None:
         recorded = recorded_roles(state) if state else {}
-    rec = recorded.get(acct.username.lower())
-    if rec and rec[0] in cfg.roles:
-        role, source = rec
-        return RoleInfo(role, "recorded when aupctl created the account" if source == "created" else "set by hand")
-    for name, role in cfg.roles.items():
-        if role.ou and is_under(acct.dn, cfg.dn(role.ou)):
-            return RoleInfo(name, f"account is in {cfg.dn(role.ou)}")
-    for name, role in cfg.roles.items():
-        for group in role.groups:
-            gdn = cfg.group_dn(group)
-            if any(same_dn(g, gdn) for g in acct.groups):
-                return RoleInfo(name, f"member of {group}")
-    return RoleInfo(None, "no role: not in a role's OU or groups, and none recorded")
+    return RoleResolver(cfg, recorded)(acct)
+
+
+NO_ROLE = RoleInfo(None, "no role: not in a role's OU or groups, and none recorded")
+
+
+class RoleResolver:
+    """role_of for many accounts: the roles' OU and group DNs normalised once (a review places thousands)."""
+
+    def __init__(self, cfg: Config, recorded: dict[str, tuple[str, str]]) -> None:
+        self.cfg = cfg
+        self.recorded = recorded
+        self.by_ou = [
+            (normalise_dn(cfg.dn(role.ou)), RoleInfo(name, f"account is in {cfg.dn(role.ou)}"))
+            for name, role in cfg.roles.items()
+            if role.ou
+        ]
+        self.by_group = [
+            (normalise_dn(cfg.group_dn(group)), RoleInfo(name, f"member of {group}"))
+            for name, role in cfg.roles.items()
+            for group in role.groups
+        ]
+
+    def __call__(self, acct: Account) -> RoleInfo:
+        rec = self.recorded.get(acct.username.lower())
+        if rec and rec[0] in self.cfg.roles:
+            role, source = rec
+            return RoleInfo(role, "recorded when aupctl created the account" if source == "created" else "set by hand")
+        dn = normalise_dn(acct.dn)
+        for ou, info in self.by_ou:
+            if dn == ou or dn.endswith("," + ou):
+                return info
+        if acct.groups:
+            mine = {normalise_dn(g) for g in acct.groups}
+            for group, info in self.by_group:
+                if group in mine:
+                    return info
+        return NO_ROLE
 
 
 def set_role(state: State, username: str, role: str, source: str = "set") -> None:
