@@ -13,7 +13,7 @@ from cli_helpers import user_bind
 
 from aupctl import config as config_mod
 from aupctl.directory import Directory, entries, open_directory
-from aupctl.directory.flavour import same_dn
+from aupctl.directory.flavour import normalise_dn, same_dn
 from aupctl.errors import AuthError, ConfigError, UnreachableError
 from aupctl.passphrase import generate
 
@@ -236,3 +236,21 @@ def test_raw_searches_decode_entries_as_ldap3_does(cfg, monkeypatch) -> None:
 def test_connection_sends_without_nagle_delay(directory) -> None:
     # Nagle behind the server's delayed ACK held each command's bind ~40 ms
     assert directory.conn.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_openldap_group_of_unique_names_members_are_read(openldap_sandbox) -> None:
+    """Other schools' OpenLDAP groups may be groupOfUniqueNames (uniqueMember, maybe with a #'..'B UID)."""
+    cfg = config_mod.load(str(openldap_sandbox.config_path))
+    d = open_directory(cfg)
+    f = d.flavour
+    people = [a.dn for a in f.iter_accounts(d, with_groups=False)][:3]
+    gdn = cfg.group_dn("Unique Test " + uuid.uuid4().hex[:6])
+    d.add(
+        gdn, ["groupOfUniqueNames"], {"cn": gdn.split(",")[0][3:], "uniqueMember": [people[0], people[1] + "#'0101'B"]}
+    )
+    assert sorted(f.group_members(d, gdn)) == sorted(people[:2])
+    assert sorted(f.all_groups(d)[normalise_dn(gdn)]) == sorted(people[:2])
+    assert f.add_member(d, gdn, people[2]) is True
+    assert f.remove_member(d, gdn, people[1]) is True
+    assert sorted(f.group_members(d, gdn)) == sorted([people[0], people[2]])
+    d.close()

@@ -234,6 +234,7 @@ class Flavour:
     username_attr = ""
     person_filter = ""
     group_filter = ""
+    member_attrs = ["member"]  # where a group keeps its members
     user_attributes: list[str] = []
     brief_attributes: list[str] = []
 
@@ -280,18 +281,29 @@ class Flavour:
 
     def group_members(self, directory: Directory, group_dn: str) -> list[str] | None:
         """Direct member DNs of one group; None if the group does not exist."""
-        attrs = directory.read(group_dn, ["member"], raw=True)  # raw: thousands of members, decoded here
+        attrs = directory.read(group_dn, self.member_attrs, raw=True)  # raw: thousands of members, decoded here
         if attrs is None:
             return None
+        return self._members(group_dn, attrs)
+
+    def _members(self, group_dn: str, attrs: Attrs) -> list[str]:
+        """Member DNs from any of member_attrs; the group itself (the 'empty' placeholder) left out.
+        uniqueMember values may carry a '#'B UID suffix, which is not part of the DN."""
         own = normalise_dn(group_dn)
-        return [m for m in map(dn_text, values(attrs, "member")) if normalise_dn(m) != own]
+        out = []
+        for name in self.member_attrs:
+            for m in map(dn_text, values(attrs, name)):
+                if name == "uniqueMember" and "#'" in m:
+                    m = m.split("#'", 1)[0]
+                if normalise_dn(m) != own:
+                    out.append(m)
+        return out
 
     def all_groups(self, directory: Directory) -> dict[str, list[str]]:
         """normalised group DN -> direct member DNs, for every group in the directory (one search)."""
         out: dict[str, list[str]] = {}
-        for dn, attrs in directory.search(self.cfg.directory.base_dn, self.group_filter, ["member"], raw=True):
-            own = normalise_dn(dn)
-            out[own] = [m for m in map(dn_text, values(attrs, "member")) if normalise_dn(m) != own]
+        for dn, attrs in directory.search(self.cfg.directory.base_dn, self.group_filter, self.member_attrs, raw=True):
+            out[normalise_dn(dn)] = self._members(dn, attrs)
         return out
 
     def effective_members(
@@ -413,6 +425,7 @@ class OpenLDAP(Flavour):
     username_attr = "uid"
     person_filter = "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))"
     group_filter = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+    member_attrs = ["member", "uniqueMember"]
     # What a review of thousands needs (name, enabled, DN): fewer attributes to decode than user_attributes
     brief_attributes = ["uid", "cn", "displayName", "pwdAccountLockedTime"]
     user_attributes = [
@@ -525,16 +538,22 @@ class OpenLDAP(Flavour):
         return ready
 
     def remove_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
-        if not self.is_member(directory, group_dn, member_dn):
-            return self._remove_unique_member(directory, group_dn, member_dn)
-        try:
-            directory.modify(group_dn, {"member": [(ldap3.MODIFY_DELETE, [member_dn])]})
-        except DirectoryError as exc:
-            if exc.result != "objectClassViolation":
-                raise
-            # groupOfNames must keep one member: the group itself stands in for "empty" (ignored on read).
-            directory.modify(group_dn, {"member": [(ldap3.MODIFY_REPLACE, [group_dn])]})
-        return True
+        """From groupOfNames (member) or groupOfUniqueNames (uniqueMember, maybe with a #'..'B UID suffix)."""
+        attrs = directory.read(group_dn, ["member", "uniqueMember"]) or {}
+        changed = False
+        for name in ("member", "uniqueMember"):
+            found = [m for m in values(attrs, name) if same_dn(m.split("#'", 1)[0], member_dn)]
+            if not found:
+                continue
+            try:
+                directory.modify(group_dn, {name: [(ldap3.MODIFY_DELETE, found)]})
+            except DirectoryError as exc:
+                if exc.result != "objectClassViolation":
+                    raise
+                # Both classes must keep one member: the group itself stands in for "empty" (ignored on read).
+                directory.modify(group_dn, {name: [(ldap3.MODIFY_REPLACE, [group_dn])]})
+            changed = True
+        return changed
 
     def add_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
         try:
@@ -549,20 +568,6 @@ class OpenLDAP(Flavour):
         directory.modify(
             group_dn, {"uniqueMember": [(ldap3.MODIFY_ADD, [member_dn])]}, tolerate=("attributeOrValueExists",)
         )
-        return True
-
-    def _remove_unique_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
-        """groupOfUniqueNames (other schools' directories) keeps members in uniqueMember, maybe with a #'..'B UID."""
-        attrs = directory.read(group_dn, ["uniqueMember"]) or {}
-        found = [m for m in values(attrs, "uniqueMember") if same_dn(m.split("#", 1)[0], member_dn)]
-        if not found:
-            return False
-        try:
-            directory.modify(group_dn, {"uniqueMember": [(ldap3.MODIFY_DELETE, found)]})
-        except DirectoryError as exc:
-            if exc.result != "objectClassViolation":
-                raise
-            directory.modify(group_dn, {"uniqueMember": [(ldap3.MODIFY_REPLACE, [group_dn])]})
         return True
 
     def new_user(
