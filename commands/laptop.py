@@ -218,12 +218,12 @@ def audit(ctx: Ctx, no_probe: bool, parallel: int | None) -> None:
     """
     from aupctl.laptops.audit import run
 
-    connector = None if no_probe else _connector(ctx)
-    if connector is not None:
-        connector.key()  # a bad key or passphrase is one config error, not 100 unreachable laptops
     from aupctl.laptops import inventory
 
     total = len(inventory.devices(ctx.state))
+    connector = None if no_probe or not total else _connector(ctx)
+    if connector is not None:
+        connector.key()  # a bad key or passphrase is one config error, not 100 unreachable laptops
     bar = None
     if not no_probe and total and sys.stderr.isatty() and ctx.fmt == "table":
         bar = click.progressbar(length=total, label="probing laptops", file=sys.stderr)
