@@ -18,6 +18,7 @@ from aupctl.plan import ApplyResult, Change, Plan, apply
 
 from .context import Ctx
 
+EXIT_DECLINED = 130  # the same as Ctrl-C at the prompt: nothing was changed
 FINDING_COLUMNS = ["severity", "subject", "system", "check", "clause", "detail"]
 
 
@@ -136,7 +137,8 @@ def confirm(question: str, yes: bool) -> None:
             hint="review the plan with --dry-run, then re-run with --yes",
         )
     if not click.confirm(question, default=False, err=True):
-        raise click.exceptions.Abort()
+        message("not applied: nothing was changed")
+        sys.exit(EXIT_DECLINED)
 
 
 def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = True) -> ApplyResult | None:
