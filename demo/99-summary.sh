@@ -1,7 +1,7 @@
-# The end state: the directory still answers and the school is all there.
+# The end state: the audit log is whole, the directory still answers, and the school is all there.
+step "aupctl log verify"
+aupctl log verify
 step "aupctl doctor"
 aupctl doctor
 step "aupctl staff list"
 aupctl staff list
-step "aupctl log verify"
-aupctl log verify

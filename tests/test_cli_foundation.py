@@ -143,3 +143,18 @@ def test_log_and_verify(sandbox, tmp_path) -> None:
     assert run("log", "--since", "2026-13-01", config=sandbox.config_path).exit_code == 2
     ok = run("log", "verify", config=sandbox.config_path)
     assert ok.exit_code == 0 and "intact" in ok.output
+
+
+def test_log_verify_catches_an_entry_edited_with_the_sqlite3_shell(fresh_openldap) -> None:
+    from aupctl.config import load
+    from aupctl.state import State
+
+    path = load(str(fresh_openldap.config_path)).state.path
+    st = State(path)
+    ids = [st.audit("grant", f"user{i}", {"system": "sims"}) for i in range(4)]
+    st.close()
+    edit = f"DROP TRIGGER audit_no_update; UPDATE audit SET details='{{}}' WHERE id={ids[2]};"
+    subprocess.run(["sqlite3", path, edit], check=True)
+    result = run("log", "verify", config=fresh_openldap.config_path)
+    assert result.exit_code == 1
+    assert f"BROKEN at entry {ids[2]}" in result.output
