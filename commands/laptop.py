@@ -216,9 +216,8 @@ def audit(ctx: Ctx, no_probe: bool, parallel: int | None) -> None:
     Laptops that cannot be reached are listed with who has them and when each was last seen; that is
     not fatal. Exit 0 clean, 1 findings (unreachable laptops included).
     """
-    from aupctl.laptops.audit import run
-
     from aupctl.laptops import inventory
+    from aupctl.laptops.audit import run
 
     total = len(inventory.devices(ctx.state))
     connector = None if no_probe or not total else _connector(ctx)
