@@ -15,6 +15,8 @@ bound ldap3 connection over verified TLS, .bind_name(username) for a seeded pers
   ``--dist loadfile`` so one module's AD tests stay in one worker).
 - ``sandbox`` (module, params "openldap" / "ad", ids the same): for tests that must pass on both
   flavours. It reuses ``openldap_sandbox`` / ``ad_sandbox``, so a module never runs two AD DCs.
+- ``env`` (module): ``(sandbox, config, directory, state)`` for the module's ``sandbox``; a module may
+  define its own ``env`` (e.g. with signatures imported), which takes precedence.
 - ``cli_env`` (function): ``cli_env(info)`` sets AUPCTL_CONFIG to info.config_path for the test
   (monkeypatch) and returns ``{"AUPCTL_CONFIG": ...}`` for ``CliRunner(env=...)``.
   ``sandbox_env(info)`` is the same dict without touching the environment.
@@ -83,3 +85,19 @@ def cli_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[sb.SandboxInfo], dict[
         return env
 
     return use
+
+
+@pytest.fixture(scope="module")
+def env(sandbox: sb.SandboxInfo) -> Iterator[tuple]:
+    """(sandbox, config, directory, state) of the module's sandbox, opened once. A module that needs
+    something else (e.g. signatures imported first) defines its own `env`, which takes precedence."""
+    from aupctl.config import load
+    from aupctl.directory import open_directory
+    from aupctl.state import State
+
+    cfg = load(str(sandbox.config_path))
+    d = open_directory(cfg)
+    st = State(cfg.state.path)
+    yield sandbox, cfg, d, st
+    st.close()
+    d.close()

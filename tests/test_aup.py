@@ -12,23 +12,11 @@ from test_access import make_person, run
 from aupctl import approvals
 from aupctl.access import grant_changes
 from aupctl.aup import import_plan, is_signed, sign, signature
-from aupctl.config import load
-from aupctl.directory import open_directory
 from aupctl.directory.flavour import same_dn
 from aupctl.errors import RefusedError
 from aupctl.plan import Plan, apply
 from aupctl.sandbox_school import AUP_VERSION, HEADTEACHER, PLANTED, UNSIGNED
 from aupctl.state import State
-
-
-@pytest.fixture(scope="module")
-def env(sandbox):
-    cfg = load(str(sandbox.config_path))
-    d = open_directory(cfg)
-    st = State(cfg.state.path)
-    yield sandbox, cfg, d, st
-    st.close()
-    d.close()
 
 
 def count(st: State) -> int:

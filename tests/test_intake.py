@@ -11,14 +11,10 @@ import stat
 from pathlib import Path
 
 import ldap3
-import pytest
 from click.testing import CliRunner
 
 from aupctl import approvals
-from aupctl.config import load
-from aupctl.directory import open_directory
 from aupctl.directory.flavour import same_dn
-from aupctl.state import State
 
 DATA = Path(__file__).parent / "data" / "intake"
 
@@ -32,16 +28,6 @@ def run(*args: str, config=None) -> tuple[int, str, str]:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(scope="module")
-def env(sandbox):
-    cfg = load(str(sandbox.config_path))
-    d = open_directory(cfg)
-    st = State(cfg.state.path)
-    yield sandbox, cfg, d, st
-    st.close()
-    d.close()
 
 
 def snapshot(cfg, d) -> tuple[dict[str, tuple], dict[str, set[str]]]:

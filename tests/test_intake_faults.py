@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from test_intake import credentials, password_works
+from test_intake import credentials, password_works, run
 
 from aupctl import intake
 from aupctl.config import load
@@ -39,25 +38,6 @@ def write_file(path: Path, prefix: str, count: int, role: str = "teacher") -> li
             codes.append(code)
             w.writerow([NAMES[i % len(NAMES)], f"{SURNAMES[i % len(SURNAMES)]}", role, code, "Key Stage 2"])
     return codes
-
-
-def run(*args: str, config) -> tuple[int, str, str]:
-    from aupctl.commands import cli
-
-    result = CliRunner().invoke(cli, list(args), env={"AUPCTL_CONFIG": str(config)})
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(scope="module")
-def env(sandbox):
-    cfg = load(str(sandbox.config_path))
-    d = open_directory(cfg)
-    st = State(cfg.state.path)
-    yield sandbox, cfg, d, st
-    st.close()
-    d.close()
 
 
 def check_finished(
