@@ -19,6 +19,29 @@ def enrol(env: Env, tag: str, port: int | None = None, *extra: str) -> None:
     assert res.exit_code == 0, res.output
 
 
+def add_dead_laptops(env: Env, *, like: str, silent_port: int, suffix: str, os_name: str) -> None:
+    """SILENT-<suffix> (accepts TCP, never answers) and REFUSES-<suffix> (closed port), pinned to the key
+    of the enrolled laptop `like`, so only the network fails."""
+    from aupctl.config import load
+    from aupctl.laptops import inventory
+
+    state = env.state()
+    cfg = load(str(env.config))
+    good = inventory.get(state, like)
+    for tag, port in ((f"SILENT-{suffix}", silent_port), (f"REFUSES-{suffix}", ssh_fixtures.closed_port())):
+        inventory.add(
+            state,
+            cfg,
+            tag=tag,
+            host="127.0.0.1",
+            port=port,
+            os_name=os_name,
+            key_type=good.key_type,
+            key_b64=good.key_b64,
+            fp=good.fingerprint,
+        )
+
+
 def test_enrol_checkin_audit_show_list(env: Env) -> None:
     fp = env.sshd.fingerprint
     res = env.run("laptop", "enrol", "127.0.0.1", "--port", str(env.sshd.port), "--asset-tag", "HB-0042", "--yes")
@@ -132,7 +155,6 @@ def test_enrol_with_wrong_fingerprint_pins_nothing(env: Env) -> None:
 
 
 def test_audit_survives_silent_refusing_and_garbage_laptops(env: Env) -> None:
-    from aupctl.config import load
     from aupctl.laptops import inventory
 
     enrol(env, "GOOD-1")
@@ -140,20 +162,7 @@ def test_audit_survives_silent_refusing_and_garbage_laptops(env: Env) -> None:
     silent = ssh_fixtures.SilentServer()
     try:
         state = env.state()
-        cfg = load(str(env.config))
-        good = inventory.get(state, "GOOD-1")
-        for tag, port in (("SILENT-1", silent.port), ("REFUSES-1", ssh_fixtures.closed_port())):
-            inventory.add(
-                state,
-                cfg,
-                tag=tag,
-                host="127.0.0.1",
-                port=port,
-                os_name="windows",
-                key_type=good.key_type,
-                key_b64=good.key_b64,
-                fp=good.fingerprint,
-            )
+        add_dead_laptops(env, like="GOOD-1", silent_port=silent.port, suffix="1", os_name="windows")
         inventory.set_assigned(state, "SILENT-1", "o'brien")
         started = time.monotonic()
         res = env.run("--format", "json", "laptop", "audit")
@@ -353,7 +362,7 @@ def test_banner_errors_from_a_busy_sshd_are_retried(env: Env, tmp_path_factory: 
 
 def test_ctrl_c_in_an_audit_stops_at_once_and_keeps_what_was_recorded(env: Env) -> None:
     from aupctl.config import load
-    from aupctl.laptops import audit, inventory
+    from aupctl.laptops import audit
     from aupctl.laptops.ssh import Connector
 
     env.write(connect_timeout=30)  # without close_all() the silent laptop would hold the audit for 30 s
@@ -362,19 +371,7 @@ def test_ctrl_c_in_an_audit_stops_at_once_and_keeps_what_was_recorded(env: Env) 
     try:
         cfg = load(str(env.config))
         state = env.state()
-        good = inventory.get(state, "RUN-1")
-        for tag, port in (("SILENT-2", silent.port), ("REFUSES-2", ssh_fixtures.closed_port())):
-            inventory.add(
-                state,
-                cfg,
-                tag=tag,
-                host="127.0.0.1",
-                port=port,
-                os_name="linux",
-                key_type=good.key_type,
-                key_b64=good.key_b64,
-                fp=good.fingerprint,
-            )
+        add_dead_laptops(env, like="RUN-1", silent_port=silent.port, suffix="2", os_name="linux")
 
         def interrupt(_: object) -> None:
             raise KeyboardInterrupt
