@@ -298,7 +298,7 @@ def read_checkpoints(path: Path, key: AuditKey, store_id: str | None) -> tuple[l
         where = f"the checkpoints file {path}, line {n}"
         start = raw.find("{")
         try:
-            data = json.loads(raw[start:]) if start >= 0 else None
+            data = json.JSONDecoder().raw_decode(raw, start)[0] if start >= 0 else None  # a NUL may follow
             cp = Checkpoint(
                 seq=int(data["seq"]), at=str(data["at"]), store=str(data["store"]), entries=int(data["entries"]),
                 head=str(data["head"]), keyed_from=int(data["keyed_from"]), key_id=str(data["key_id"]),
@@ -355,20 +355,27 @@ def _append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+class _SysLog(logging.handlers.SysLogHandler):
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        raise  # to send_to_syslog, not a traceback on stderr
+
+
 def send_to_syslog(line: str, socket_path: str | None = None) -> bool:
-    """One line to the local syslog (auth facility), if there is one; False where not (e.g. Windows, containers)."""
+    """One line to the local syslog (authpriv), if there is one; False where not (Windows, a container)
+    or if it failed: the checkpoint still stands in its file."""
     address = socket_path or SYSLOG_SOCKET
     if not os.path.exists(address):
         return False
     try:
-        handler = logging.handlers.SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV)
+        handler = _SysLog(address=address, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV)
     except OSError:
         return False
     try:
         handler.ident = "aupctl: "
-        record = logging.LogRecord("aupctl", logging.INFO, __file__, 0, SYSLOG_TAG + line, None, None)
-        handler.emit(record)  # handleError prints to stderr on failure; a checkpoint still stands in its file
+        handler.emit(logging.LogRecord("aupctl", logging.INFO, __file__, 0, SYSLOG_TAG + line, None, None))
         return True
+    except OSError:
+        return False
     finally:
         handler.close()
 
@@ -468,9 +475,7 @@ def walk_chain(
             continue
         if entry_id != count:
             if count == 1:
-                reason = (
-                    f"the log starts at entry {entry_id}, not 1: the entries before it were removed, or every id shifted"
-                )
+                reason = f"the log starts at entry {entry_id}, not 1: the entries before it were removed, or every id shifted"
                 broken = ChainBreak(1, reason)
             else:
                 broken = ChainBreak(count, f"entry {count} is missing (next is {entry_id}), or the ids were changed")
