@@ -137,7 +137,7 @@ class KeySource:
             raise AuditKeyError(f"cannot read the audit key file {self.path}: {exc}") from None
         if not stat.S_ISREG(st.st_mode):
             raise AuditKeyError(f"the audit key file {self.path} is not a regular file")
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        if os.name != "nt" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):  # Windows has no such bits
             raise AuditKeyError(
                 f"the audit key file {self.path} can be read by others (mode {stat.S_IMODE(st.st_mode):04o})",
                 hint=f"chmod 600 {self.path}",
@@ -344,7 +344,7 @@ def _append_line(path: Path, line: str) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"the checkpoints file {path} is not a regular file")
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        if os.name != "nt" and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise ConfigError(
                 f"the checkpoints file {path} can be written by others (mode {stat.S_IMODE(st.st_mode):04o})",
                 hint=f"chmod 600 {path}",
@@ -544,12 +544,11 @@ def verify(state: State, checkpoints: Path) -> Verification:
         recorded = []
     key: AuditKey | None = None
     file_exists = checkpoints.exists()
-    if file_exists or recorded:
+    if (file_exists and checkpoints.stat().st_size > 0) or recorded:
         key = state.audit_key()
         if key is None:
             raise missing_key_error(state.audit_key_source or KeySource.default(), None)
-    if file_exists:
-        assert key is not None
+    if key is not None and file_exists:
         v.checkpoints, file_problems = read_checkpoints(checkpoints, key, v.store_id)
         v.problems.extend(file_problems)
     elif recorded:

@@ -375,7 +375,11 @@ class State:
         if target:
             sql += " AND target = ? COLLATE NOCASE"
             params.append(target)
-        for row in self.db.execute(sql + " ORDER BY id", params):
+        try:
+            rows = self.db.execute(sql + " ORDER BY id", params)  # "no such table" comes here, not mid-walk
+        except sqlite3.OperationalError as exc:  # e.g. the table dropped by hand
+            raise AupctlError(f"cannot read the audit log: {exc}", hint="run `aupctl log verify`") from None
+        for row in rows:
             try:
                 details = json.loads(row["details"])
             except ValueError:

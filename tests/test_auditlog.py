@@ -459,3 +459,36 @@ def test_verify_of_100000_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with capsys.disabled():
         print(f"\n100,000 entries: checkpoint (verify + sign) {t1 - t0:.2f} s, verify {t2 - t1:.2f} s")
     assert t2 - t1 < 30, f"verify of 100,000 entries took {t2 - t1:.1f} s"
+
+
+def test_a_change_with_the_key_missing_is_refused_not_rekeyed(store: Store) -> None:
+    store.key_file.unlink()
+    st = store.state()
+    with pytest.raises(auditlog.AuditKeyError, match="audit key is missing") as caught:
+        st.audit("access-grant", "someone")
+    st.close()
+    assert caught.value.exit_code == 2 and not store.key_file.exists()
+    assert len(store.rows()) == 20
+
+
+def test_keyring_without_a_backend_says_so(store: Store) -> None:
+    """A machine with no keyring backend (keyring's own fail backend): a clear exit 2 naming the way out."""
+    import keyring
+    from keyring.backends import fail
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        store.config.write_text(CONFIG.replace('audit_key_file = "keys/audit.key"', 'audit_key = "keyring"'))
+        code, out = store.verify()
+    finally:
+        keyring.set_keyring(before)
+    assert code == 2 and "audit_key is 'keyring'" in out and 'audit_key = "file"' in out
+
+
+def test_config_refuses_a_key_file_with_the_keyring(tmp_path: Path) -> None:
+    from aupctl.errors import ConfigError
+
+    (tmp_path / "aupctl.toml").write_text(CONFIG + 'audit_key = "keyring"\n')
+    with pytest.raises(ConfigError, match="audit_key_file is set, but state.audit_key is 'keyring'"):
+        load(str(tmp_path / "aupctl.toml"))
