@@ -627,6 +627,12 @@ def _check_against_record(v: Verification, recorded: list[dict[str, Any]]) -> No
         v.problems.append(f"checkpoint {cp.seq} in the file is not the one the store recorded (the file was replaced)")
 
 
+def verify_for(cfg: Config, state: State) -> Verification:
+    """`log verify` for a caller holding a config and an open store (e.g. doctor): the config's key and
+    checkpoints file. Raises AuditKeyError (exit 2) if the key is missing; see Verification.findings()."""
+    return verify(attach(state, cfg), checkpoints_path(cfg, state))
+
+
 # -- taking a checkpoint --
 
 

@@ -2,8 +2,8 @@
 the plan journal and the hash-chained audit log.
 
 WAL and a busy timeout let cron and a technician use it at once; every write is a short
-transaction. The audit log is append-only: each entry carries the hash of the one before, so an
-entry edited by hand breaks the chain at that entry (`log verify`).
+transaction. The audit log is append-only and a keyed hash chain (its key, checkpoints and
+verification: aupctl/auditlog.py), so an entry edited, removed or forged by hand is found (`log verify`).
 """
 
 from __future__ import annotations
