@@ -5,6 +5,9 @@ nested AD (OUs per site, system groups in their own OU tree, 2,000 members, thre
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from collections import Counter
 from pathlib import Path
 
 import ldap3
@@ -200,3 +203,130 @@ def test_flat_ldif_is_deterministic() -> None:
     day = dt.date(2026, 1, 1)
     assert sb.openldap_ldif(today=day, layout="flat") == sb.openldap_ldif(today=day, layout="flat")
     assert sb.openldap_ldif(today=day, layout="flat") != sb.openldap_ldif(today=day)
+
+
+# -- nested AD -------------------------------------------------------------------------------------
+
+AD_BASE = hb.AD_BASE_DN
+AD_PEOPLE = "(&(objectCategory=person)(objectClass=user))"
+
+
+def ad_people(conn: ldap3.Connection, base: str, attrs: list[str]) -> dict[str, ldap3.Entry]:
+    found = conn.extend.standard.paged_search(
+        base, AD_PEOPLE, attributes=["sAMAccountName", *attrs], paged_size=500, generator=False
+    )
+    return {str(e["attributes"]["sAMAccountName"]): e for e in found if e["type"] == "searchResEntry"}
+
+
+def test_nested_config_describes_the_layout(ad_nested: sb.SandboxInfo) -> None:
+    assert ad_nested.layout == "nested" and ad_nested.flavour == "ad"
+    cfg = config_mod.load(str(ad_nested.config_path))
+    d = cfg.directory
+    assert (d.staff_ou, d.leavers_ou, d.groups_ou) == ("OU=Staff", "OU=Former Staff", "OU=Groups")
+    # governors sit in one OU, so that role keeps one; the others are known by group
+    assert cfg.roles["governor"].ou == "OU=Governors,OU=Staff"
+    assert all(r.ou is None for name, r in cfg.roles.items() if name != "governor")
+    conn = ad_nested.connect()
+    groups_ou = cfg.dn(d.groups_ou).lower()
+    for key, system in cfg.systems.items():
+        if not system.group:
+            continue
+        dn = cfg.group_dn(system.group)
+        assert dn.startswith("CN=") and ",OU=Applications," in dn and not dn.lower().endswith(groups_ou), key
+        assert conn.search(dn, "(objectClass=group)", ldap3.BASE), key
+    for g in d.privileged_groups:
+        assert conn.search(cfg.group_dn(g), "(objectClass=group)", ldap3.BASE), g
+    conn.unbind()
+
+
+def test_nested_staff_are_spread_over_sites(ad_nested: sb.SandboxInfo) -> None:
+    school = hb.school("nested")
+    conn = ad_nested.connect()
+    staff = ad_people(conn, f"OU=Staff,{AD_BASE}", ["mail", "employeeNumber", "employeeID"])
+    leavers = ad_people(conn, f"OU=Former Staff,{AD_BASE}", [])
+    pupils = ad_people(conn, f"OU=Pupils,{AD_BASE}", [])
+    assert set(staff) == {p.username for p in school.staff}
+    assert set(leavers) == {p.username for p in school.leavers}
+    assert len(pupils) == hb.PUPIL_COUNT
+    depth3 = [u for u, e in staff.items() if e["dn"].count("OU=") == 3]  # department, site, Staff
+    assert len(depth3) > 80
+    teaching_north = f"OU=Teaching,OU=North Site,OU=Staff,{AD_BASE}"
+    assert any(e["dn"].endswith(teaching_north) for e in staff.values())
+    for username, e in staff.items():
+        want = sb.person_dn(username, "ad", "nested")
+        assert e["dn"].lower() == want.lower(), username
+    for username in hb.HAND_MADE:  # made by hand: no employee number or ID, no mail
+        attrs = staff[username]["attributes"]
+        assert not attrs["mail"] and not attrs["employeeNumber"] and not attrs["employeeID"], username
+    assert staff["zclarke"]["attributes"]["mail"] == "zclarke@hollybank.test"
+    conn.unbind()
+
+
+def ldapsearch_values(info: sb.SandboxInfo, pw: Path, dn: str, attr: str) -> dict[str, int]:
+    """Attribute description -> number of values, as ldapsearch (OpenLDAP's client) receives them."""
+    env = dict(os.environ, LDAPTLS_CACERT=str(info.ca_file), LDAPTLS_REQCERT="demand")
+    argv = ["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H", info.urls[0], "-D", info.bind_dn]
+    argv += ["-y", str(pw), "-b", dn, "-s", "base", "(objectClass=group)", attr]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert res.returncode == 0, res.stderr
+    return dict(Counter(line.split(":", 1)[0] for line in res.stdout.splitlines()[1:] if ":" in line))
+
+
+def test_nested_2000_member_group_and_ranged_retrieval(ad_nested: sb.SandboxInfo, tmp_path: Path) -> None:
+    dn = f"CN={hb.ALL_PUPILS},OU=Groups,{AD_BASE}"
+    # bind.pw ends with a newline, which ldapsearch -y would send as part of the password
+    pw = tmp_path / "bind.pw"
+    pw.write_text(ad_nested.bind_password)
+    pw.chmod(0o600)
+    # Ranged retrieval, as Windows AD makes a client do above 1,500 values (MaxValRange)
+    assert ldapsearch_values(ad_nested, pw, dn, "member;range=0-1499") == {"member;range=0-1499": 1500}
+    assert ldapsearch_values(ad_nested, pw, dn, "member;range=1500-*") == {"member;range=1500-*": 500}
+    # Samba 4.17, unlike Windows, answers a plain `member` read with every value: the sandbox cannot
+    # show the silent cut at 1,500, only that ranged reads work (docs/sandbox.md).
+    assert ldapsearch_values(ad_nested, pw, dn, "member") == {"member": hb.PUPIL_COUNT}
+    conn = ad_nested.connect()  # ldap3's auto_range (on by default) follows member;range=1500-*
+    assert conn.search(dn, "(objectClass=group)", ldap3.BASE, attributes=["member;range=0-1499"])
+    members = conn.entries[0].member.values
+    assert len(members) == hb.PUPIL_COUNT == len(set(members))
+    assert all(",OU=Pupils," in m for m in members)
+    conn.unbind()
+
+
+def test_nested_three_levels_of_groups(ad_nested: sb.SandboxInfo) -> None:
+    school = hb.school("nested")
+    conn = ad_nested.connect()
+    sims = f"CN=SIMS Users,OU=MIS,OU=Applications,{AD_BASE}"
+    office = f"CN={hb.SIMS_OFFICE},OU=MIS,OU=Applications,{AD_BASE}"
+    conn.search(sims, "(objectClass=group)", ldap3.BASE, attributes=["member"])
+    assert office in conn.entries[0].member.values
+    conn.search(office, "(objectClass=group)", ldap3.BASE, attributes=["member"])
+    site_groups = set(conn.entries[0].member.values)
+    assert site_groups == {f"CN={g},OU=MIS,OU=Applications,{AD_BASE}" for g in hb.SIMS_OFFICE_SITE.values()}
+    # people three levels down: SIMS Users > SIMS Office > SIMS Office (site) > person
+    office_with_sims = {u for g in hb.SIMS_OFFICE_SITE.values() for u in school.groups("ad")[g]}
+    assert hb.PLANTED["privileged"] in office_with_sims
+    in_chain = ad_people(conn, f"OU=Staff,{AD_BASE}", [])
+    conn.search(f"OU=Staff,{AD_BASE}", f"(memberOf:1.2.840.113556.1.4.1941:={sims})", attributes=["sAMAccountName"])
+    chain = {str(e.sAMAccountName.value) for e in conn.entries}
+    direct = set(school.groups("ad")["SIMS Users"]) & set(in_chain)
+    assert office_with_sims <= chain and direct <= chain
+    assert not office_with_sims & set(school.groups("ad")["SIMS Users"])  # only through the nesting
+    conn.unbind()
+
+
+def test_nested_planted_problems(ad_nested: sb.SandboxInfo) -> None:
+    conn = ad_nested.connect()
+    found = ad_people(conn, AD_BASE, ["userAccountControl", "memberOf", "lastLogonTimestamp"])
+    uac = {u: int(e["attributes"]["userAccountControl"]) for u, e in found.items()}
+    assert uac["hlowe"] & hb.UAC_ACCOUNTDISABLE and uac["tbarker"] & hb.UAC_ACCOUNTDISABLE
+    assert uac["kwalsh"] & hb.UAC_DONT_EXPIRE_PASSWORD and uac["rellis"] & hb.UAC_PASSWD_NOTREQD
+    assert not uac["zclarke"] & hb.UAC_ACCOUNTDISABLE
+    member_of = {u: " ".join(e["attributes"]["memberOf"]) for u, e in found.items()}
+    assert "CN=SIMS Users," in member_of["wgreen"] and "CN=SIMS Users," in member_of["hlowe"]
+    assert "CN=Schoolcomms Users," in member_of["tbarker"] and ",OU=Former Staff," in found["tbarker"]["dn"]
+    assert "CN=Domain Admins," in member_of["dhart"] and "CN=IT Admins," in member_of["dhart"]
+    assert not found["gturner"]["attributes"]["lastLogonTimestamp"]
+    conn.unbind()
+    c = ad_nested.connect(ad_nested.bind_name("zoe"), hb.SANDBOX_PASSWORD)  # a hand-made account binds
+    assert c.bound
+    c.unbind()
