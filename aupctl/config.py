@@ -52,7 +52,7 @@ class Accounts:
 
 @dataclass(frozen=True)
 class Role:
-    ou: str
+    ou: str | None = None  # None: the role is known by its groups
     groups: list[str] = field(default_factory=list)
     systems: list[str] = field(default_factory=list)
 
