@@ -133,7 +133,13 @@ def read_signatures(cfg: Config, path: str) -> list[SignatureRow]:
     """Read and check a signatures CSV; one bad row refuses the whole file, naming the line and field."""
     mapping = {k: v for k, v in cfg.import_.columns.items() if k in IMPORT_REQUIRED + IMPORT_OPTIONAL}
     # Common office headers for the date and version, unless the school mapped its own.
-    table = read_csv(path, required=IMPORT_REQUIRED, optional=IMPORT_OPTIONAL + _alias_names(mapping), mapping=mapping)
+    table = read_csv(
+        path,
+        required=IMPORT_REQUIRED,
+        optional=IMPORT_OPTIONAL + _alias_names(mapping),
+        mapping=mapping,
+        max_bytes=cfg.import_.max_bytes,
+    )
     out: list[SignatureRow] = []
     seen: dict[tuple[str, str], int] = {}
     errors: list[str] = []

@@ -110,7 +110,9 @@ def read_intake(cfg: Config, path: str | Path) -> list[Person]:
     """Read and check the whole file; one InputError lists every bad row (line and field)."""
     from .access import canonical_approver
 
-    table = csvfile.read(path, required=REQUIRED, optional=OPTIONAL, mapping=cfg.import_.columns)
+    table = csvfile.read(
+        path, required=REQUIRED, optional=OPTIONAL, mapping=cfg.import_.columns, max_bytes=cfg.import_.max_bytes
+    )
     people: list[Person] = []
     errors: list[str] = []
     max_len = cfg.accounts.max_length

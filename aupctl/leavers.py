@@ -75,7 +75,8 @@ def read_wave(path: str, cfg: Config | None = None) -> list[Request]:
     """The leavers CSV: every row checked before anything else happens; all bad rows named in one error."""
     known = set(WAVE_REQUIRED + WAVE_OPTIONAL)
     mapping = {k: v for k, v in (cfg.import_.columns if cfg else {}).items() if k in known}
-    table = csvfile.read(path, required=WAVE_REQUIRED, optional=WAVE_OPTIONAL, mapping=mapping)
+    limit = cfg.import_.max_bytes if cfg else csvfile.MAX_BYTES
+    table = csvfile.read(path, required=WAVE_REQUIRED, optional=WAVE_OPTIONAL, mapping=mapping, max_bytes=limit)
     if "username" not in table.columns and "staff_code" not in table.columns:
         raise InputError(f"{path}: line 1: needs a username or a staff_code column to say who is leaving")
     errors: list[str] = []
