@@ -18,6 +18,8 @@ from .config import Config
 from .csvfile import read as read_csv
 from .errors import ConfigError, InputError
 from .state import State, actor, now_iso, today
+from .text import problem as unsafe_problem
+from .text import refuse_unsafe
 
 IMPORT_REQUIRED = ["username"]
 # Extra columns an office export may carry; read and ignored except those we use.
@@ -98,7 +100,7 @@ def sign(
     Returns the approvals that were waiting for it (only when the current version is signed); the caller
     applies them through access.grant_changes.
     """
-    version = (version or cfg.school.aup_version).strip()
+    version = refuse_unsafe((version or cfg.school.aup_version).strip(), "the AUP version")
     if not version:
         raise InputError("the AUP version is empty")
     if on is None:
@@ -150,6 +152,10 @@ def read_signatures(cfg: Config, path: str) -> list[SignatureRow]:
             errors.append(f"{path}: line {row.line}: username is empty")
             continue
         version = values.get("version", "").strip() or cfg.school.aup_version
+        why = unsafe_problem(version)
+        if why:
+            errors.append(f"{path}: line {row.line}: version {why}")
+            continue
         try:
             day = (
                 parse_date(values["signed_on"], f"{path}: line {row.line}: signed_on")
@@ -290,7 +296,7 @@ def sign_plan(
 
     text_hash(cfg)  # an unreadable [school] aup_text is refused before anything is shown or recorded
     acct = find_account(directory, username)
-    version = (version or cfg.school.aup_version).strip()
+    version = refuse_unsafe((version or cfg.school.aup_version).strip(), "--version")
     if not version:
         raise InputError("--version is empty")
     day = parse_date(on, "--on") if on else today()
