@@ -109,7 +109,7 @@ def _decode(data: bytes, skip: int, codec: str, path: str, also: str = "") -> st
         line = data[skip:offset].decode(codec, "replace").count("\n") + 1
         name = {"cp1252": "Windows-1252", "utf-8": "UTF-8"}.get(codec, codec.upper())
         raise InputError(
-            f"{path}: cannot read the file as {also}{name}: bad byte {data[offset:offset + 1]!r} at byte "
+            f"{path}: cannot read the file as {also}{name}: bad byte {data[offset : offset + 1]!r} at byte "
             f"offset {offset} (line {line})",
             hint="save it from Excel as 'CSV UTF-8'",
         ) from None
