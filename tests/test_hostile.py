@@ -29,13 +29,19 @@ BIDI = "Smith\u202egnp.exe"  # shows as "Smithexe.png"
 UNSAFE_SAMPLES = ["\x1b", "\x07", "\x7f", "\x9b", "\u202e", "\u2066", "\u200f", "\u061c", "\u200b", "\ufeff", "\u2060"]
 
 
-def admin_add(info, cfg, username: str, given: str, surname: str, display: str, **extra: str) -> str:
-    """A person made by hand, straight through ldap3 as the rootdn: no aupctl check in the way."""
-    ou = cfg.dn(cfg.roles["teacher"].ou)
-    dn = f"uid={username},{ou}"
+def admin_conn(info) -> ldap3.Connection:
     tls = ldap3.Tls(ca_certs_file=str(info.ca_file), validate=ssl.CERT_REQUIRED)
     server = ldap3.Server(info.urls[0], use_ssl=True, tls=tls, connect_timeout=5)
-    conn = ldap3.Connection(server, info.admin_dn, info.admin_password, auto_bind=True)
+    return ldap3.Connection(server, info.admin_dn, info.admin_password, auto_bind=True)
+
+
+def admin_add(info, cfg, username: str, given: str, surname: str, display: str, **extra: str) -> str:
+    """A person made by hand, straight through ldap3 as the rootdn: no aupctl check in the way."""
+    from ldap3.utils.dn import escape_rdn
+
+    ou = cfg.dn(cfg.roles["teacher"].ou)
+    dn = f"uid={escape_rdn(username)},{ou}"
+    conn = admin_conn(info)
     attrs = {"uid": username, "givenName": given, "sn": surname, "cn": display, "displayName": display, **extra}
     assert conn.add(dn, ["inetOrgPerson"], attrs), conn.result
     conn.unbind()
@@ -52,6 +58,11 @@ def test_hostile_names_from_the_directory_are_inert_and_escaped(fresh_openldap) 
     cfg = load(str(info.config_path))
     admin_add(info, cfg, "evilformula", FORMULA, "-2+3", FORMULA, mail="@SUM(1+1)@example.test")
     admin_add(info, cfg, "evilterm", "Eve", BIDI, f"{TITLE} {BIDI}\u200b\u0085")
+    # put in SIMS Users by hand, with no approval: a finding of `access review` about "-evil"
+    evil = admin_add(info, cfg, "-evil", "Minus", "Evil", "-Evil")
+    conn = admin_conn(info)
+    assert conn.modify(cfg.group_dn(cfg.systems["sims"].group), {"member": [(ldap3.MODIFY_ADD, [evil])]}), conn.result
+    conn.unbind()
 
     # CSV: every cell from the directory that a spreadsheet would run is quoted, as in the credentials file
     code, out, err = run("--format", "csv", "staff", "list", config=info.config_path)
@@ -62,6 +73,12 @@ def test_hostile_names_from_the_directory_are_inert_and_escaped(fresh_openldap) 
     for row in rows.values():
         for cell in row.values():
             assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r"), row
+
+    # findings too
+    code, out, err = run("--format", "csv", "access", "review", config=info.config_path)
+    assert code == 1, err
+    about = [r for r in csv.DictReader(io.StringIO(out)) if "evil" in r["subject"].lower()]
+    assert about and all(r["subject"] == "'-evil" for r in about), about
 
     # the table: escapes shown, never sent to the terminal
     code, out, err = run("staff", "list", config=info.config_path)
