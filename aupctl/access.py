@@ -309,7 +309,7 @@ def revoke_plan(cfg: Config, directory: Directory, state: State, username: str, 
 def adopt_plan(
     cfg: Config, directory: Directory, state: State, approver: str, system_key: str | None = None, reason: str = ""
 ) -> Plan:
-    approver = " ".join((approver or "").split())
+    approver = " ".join((refuse_unsafe(approver, "--approved-by") or "").split())
     if not approver:
         raise InputError("--approved-by is empty: name who stands behind the access held today")
     reason = refuse_unsafe(reason.strip(), "--reason") or "access held when aupctl was adopted"

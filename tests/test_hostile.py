@@ -171,12 +171,28 @@ def test_unsafe_characters_in_names_and_free_text_are_refused(openldap_sandbox, 
         assert not list(d.search(cfg.directory.base_dn, "(employeeNumber=HX1)", ["1.1"]))
 
     # free text for the store, from the command line and from a CSV
+    from aupctl.laptops import inventory
+    from aupctl.state import State
+
+    inventory.add(
+        State(cfg.state.path),
+        cfg,
+        tag="HX-LT-1",
+        host="hx-lt-1.test",
+        port=22,
+        os_name="linux",
+        key_type="ssh-ed25519",
+        key_b64="AAAAC3NzaC1lZDI1NTE5AAAAIE1ww1WyMDlwZhHrKSHlrmY9+dmnYCSjL8pW7GY0iG5G",
+        fp="SHA256:" + "E" * 43,
+    )
     user = "kmensah"
     for args, needle in [
         (["leaver", "withdraw", user, "--reason", "resigned\x1b]0;x\x07", "--dry-run"], "--reason holds a control"),
         (["aup", "sign", user, "--version", "2026\u202e", "--dry-run"], "--version holds a bidirectional"),
         (["access", "grant", user, "sims", "--approved-by", "x", "--reason", "\u2066why", "--yes"], "--reason holds"),
         (["access", "revoke", user, "sims", "--reason", "gone\u200d", "--yes"], "--reason holds an invisible"),
+        (["access", "adopt", "sims", "--approved-by", "Mrs\u202e Patel", "--yes"], "--approved-by holds a bidi"),
+        (["laptop", "assign", "HX-LT-1", "zo\u200be", "--yes"], "holds an invisible formatting character"),
     ]:
         code, out, err = run(*args, config=cfgp)
         assert code == 2, (args, err)

@@ -24,9 +24,14 @@ class HostInfo:
 
 
 def check_username(username: str) -> str:
+    from ..text import problem
+
     username = (username or "").strip()
-    if not username or any(ord(c) < 32 for c in username) or len(username) > 256:
+    if not username or len(username) > 256:
         raise InputError(f"USER {username!r} is not a username")
+    why = problem(username)  # kept in the store even when the directory cannot be asked
+    if why:
+        raise InputError(f"USER {username!r} {why}: not a username")
     return username
 
 
