@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from aupctl.text import inert, shown, unsafe
 
 from .context import Ctx
 
+_SUSPECT = re.compile(r"[^\x20-\x7e\n]")  # only these can be unsafe: the rest is looked at in C, not in Python
 EXIT_DECLINED = 130  # the same as Ctrl-C at the prompt: nothing was changed
 FINDING_COLUMNS = ["severity", "subject", "system", "check", "clause", "detail"]
 
@@ -57,9 +59,7 @@ def to_json(payload: Any) -> str:
     """JSON that means the same to a program and cannot drive a terminal: json.dumps escapes C0 controls;
     DEL, C1, bidi and invisible characters (valid raw in JSON) are written as \\u escapes too."""
     out = json.dumps(_plain(payload), indent=2, ensure_ascii=False)
-    if out.isprintable() or not any(unsafe(c) and c != "\n" for c in out):
-        return out
-    return "".join(json.dumps(c)[1:-1] if c != "\n" and unsafe(c) else c for c in out)
+    return _SUSPECT.sub(lambda m: json.dumps(m[0])[1:-1] if unsafe(m[0]) else m[0], out)
 
 
 def render(
