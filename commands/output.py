@@ -104,11 +104,6 @@ def warn(text: str) -> None:
     click.echo(click.style("warning: ", fg="yellow") + shown(text, newlines=True), err=True)
 
 
-def echo(text: str = "", *, err: bool = False) -> None:
-    """click.echo for text that may hold names, hostnames or laptop output: shown escaped."""
-    click.echo(shown(text, newlines=True), err=err)
-
-
 def render_findings(ctx: Ctx, findings: list[Finding], *, clean: str = "no findings") -> int:
     """Findings as rows; returns the exit code (1 if any)."""
     rows = [f.as_row() for f in sort_findings(findings)]
