@@ -296,7 +296,9 @@ def sign_plan(
 
     text_hash(cfg)  # an unreadable [school] aup_text is refused before anything is shown or recorded
     acct = find_account(directory, username)
-    version = refuse_unsafe((version or cfg.school.aup_version).strip(), "--version")
+    version = refuse_unsafe(
+        (version or cfg.school.aup_version).strip(), "--version" if version else "[school] aup_version"
+    )
     if not version:
         raise InputError("--version is empty")
     day = parse_date(on, "--on") if on else today()
