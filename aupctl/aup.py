@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +35,11 @@ def text_hash(cfg: Config) -> str | None:
     if not path:
         return None
     try:
-        with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
+        # O_NONBLOCK: a FIFO is refused at once, not waited on; a device (/dev/zero) is refused, not hashed forever.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigError(f"{cfg.source}: school.aup_text {path} is not a regular file")
+            return hashlib.file_digest(fh, "sha256").hexdigest()  # streamed: memory bounded whatever its size
     except OSError as exc:
         raise ConfigError(
             f"{cfg.source}: school.aup_text names {path}, which cannot be read: {exc.strerror}",

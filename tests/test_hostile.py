@@ -289,6 +289,17 @@ def test_staff_import_dev_zero_exits_2_promptly(openldap_sandbox, tmp_path: Path
     assert code == 2 and "[import] max_bytes" in err, err
 
 
+def test_aup_text_that_is_a_device_is_refused_promptly(openldap_sandbox, tmp_path: Path) -> None:
+    text_ = openldap_sandbox.config_path.read_text()
+    assert "[school]\n" in text_
+    cfgp = openldap_sandbox.config_path.parent / f"variant-{tmp_path.name}.toml"
+    cfgp.write_text(text_.replace("[school]\n", '[school]\naup_text = "/dev/zero"\n', 1))
+    started = time.monotonic()
+    code, out, err = run("aup", "sign", "kmensah", "--dry-run", config=cfgp)
+    assert code == 2 and "school.aup_text /dev/zero is not a regular file" in err, err
+    assert time.monotonic() - started < 5
+
+
 # -- the smaller promises --
 
 
