@@ -46,7 +46,7 @@ def cli() -> None:
 )
 @click.option("--port", type=int, default=22, show_default=True, help="SSH port.")
 @click.option(
-    "--replace-key", is_flag=True, help="Re-pin an enrolled laptop's key (after re-imaging); use with --fingerprint."
+    "--replace-key", is_flag=True, help="Re-pin an enrolled laptop's key (after re-imaging); needs --fingerprint."
 )
 @changing
 @pass_ctx
