@@ -6,9 +6,11 @@ as JSON or a CSV cell is safe for a terminal and a spreadsheet while meaning the
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,6 +42,7 @@ ou = "ou=Teachers,ou=Staff"
 )
 SETTINGS = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 TMP = Path(tempfile.mkdtemp(prefix="aupctl-hypothesis-"))
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)
 
 # Unicode of every kind, with the hostile kinds made likely: controls, bidi, zero-width, surrogates, BOM.
 HOSTILE_CHARS = st.sampled_from(
