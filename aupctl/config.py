@@ -116,6 +116,8 @@ class Import:
 @dataclass(frozen=True)
 class State:
     path: str | None = None
+    busy_timeout: float = 30.0  # seconds a write waits while another run holds the store
+    lease_ttl: float = 3600.0  # seconds a bulk run's lease outlives its last sign of life (killed elsewhere)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ class Ctx:
         if self._state is None:
             from aupctl.state import State
 
-            self._state = State(self.config.state.path)
+            cfg = self.config.state
+            self._state = State(cfg.path, busy_timeout=cfg.busy_timeout, lease_ttl=cfg.lease_ttl)
         return self._state
 
     @property

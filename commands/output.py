@@ -14,7 +14,7 @@ import click
 
 from aupctl.errors import EXIT_FINDINGS, ConfirmationRequired
 from aupctl.findings import Finding, sort_findings
-from aupctl.plan import ApplyResult, Change, Plan, apply
+from aupctl.plan import UNKNOWN, ApplyResult, Change, Plan, Reconciled, apply, reconcile
 
 from .context import Ctx
 
@@ -151,6 +151,7 @@ def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = Tru
     if plan.empty:
         return ApplyResult("", [], [])
     confirm(f"Apply these {len(plan.changes)} change(s)?", yes)
+    reconcile_open(ctx, keep_going=True)
     bar_needed = len(plan.changes) >= 10 and sys.stderr.isatty()
     if bar_needed:
         with click.progressbar(length=len(plan.changes), label="applying", file=sys.stderr) as bar:
@@ -163,6 +164,23 @@ def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = Tru
         result = apply(plan, ctx.state)
     message(f"done: {len(result.done)} change(s) applied and recorded in the audit log")
     return result
+
+
+def reconcile_open(ctx: Ctx, *, keep_going: bool) -> list[Reconciled]:
+    """Record the changes an earlier, stopped run made but did not record (checked in the directory,
+    which is opened only if one needs it), saying so on stderr."""
+    from aupctl.checks import checker
+
+    done = reconcile(ctx.state, checker(lambda: ctx.directory), keep_going=keep_going)
+    for r in done:
+        text = f"an earlier run's change, begun {r.intended_at}, is now recorded: {r.description}: {r.outcome}"
+        if r.outcome == UNKNOWN:
+            warn(f"{text} ({r.why})")
+        elif keep_going:
+            message(text)
+    if keep_going and ctx.state.open_intents():
+        warn("some changes of an earlier run could not be checked yet: run `aupctl log repair`")
+    return done
 
 
 def exit_with(code: int) -> None:
