@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -110,6 +112,47 @@ def yes_option(f: Callable) -> Callable:
 def changing(f: Callable) -> Callable:
     """--dry-run and --yes, for every command that changes something."""
     return dry_run_option(yes_option(f))
+
+
+BULK_LEASE = "bulk-changes"  # one name for every bulk run: they change the same people and groups
+
+
+def bulk(what: str, when: Callable[[dict[str, Any]], bool] | None = None) -> Callable:
+    """For bulk changing commands: --no-wait, and a lease in the state store held from before the plan is
+    built until the command ends, so a second bulk run waits (saying for whom) instead of building its
+    plan from a directory the first is changing. No lease for --dry-run, or when `when` says no."""
+
+    def decorate(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def wrapper(*args: Any, no_wait: bool, **kwargs: Any) -> Any:
+            if kwargs.get("dry_run") or (when is not None and not when(kwargs)):
+                return f(*args, **kwargs)
+            ctx = click.get_current_context().find_object(Ctx)
+            assert ctx is not None
+            state = ctx.state
+
+            def waiting(holder: dict[str, Any]) -> None:
+                message(
+                    f"waiting for {holder['what']} by {holder['holder']} (since {holder['since']}) to finish; "
+                    "--no-wait refuses instead"
+                )
+
+            state.lease(BULK_LEASE, what, wait=not no_wait, on_wait=waiting)
+            try:
+                return f(*args, **kwargs)
+            finally:
+                try:
+                    state.release_lease(BULK_LEASE)
+                except sqlite3.Error:
+                    pass  # it lapses by itself: the holder is gone once this process ends
+
+        return click.option(
+            "--no-wait",
+            is_flag=True,
+            help="If another bulk run is changing the directory, stop at once (exit 3) instead of waiting for it.",
+        )(wrapper)
+
+    return decorate
 
 
 def show_plan(ctx: Ctx, plan: Plan) -> None:
