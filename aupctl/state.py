@@ -395,9 +395,6 @@ class State:
         except sqlite3.Error as exc:
             raise describe_store_error(exc, self.path, busy_timeout) from None
         try:
-            if self.db.execute("PRAGMA user_version").fetchone()[0] == 0:
-                self.db.close()
-                raise _foreign(self.path, "a SQLite database without aupctl's schema")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.db.close()
@@ -692,6 +689,13 @@ def _foreign(path: Path, what: str) -> StoreError:
     )
 
 
+def _wal_has_data(path: Path) -> bool:
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
 def check_existing(path: Path) -> None:
     """Refuse a file that exists but cannot be aupctl's store: empty (a lost store would otherwise come
     back silently as a new, empty one) or not SQLite at all. A missing file is for create_store."""
@@ -704,6 +708,8 @@ def check_existing(path: Path) -> None:
     if not path.is_file():
         raise _foreign(path, "not a regular file")
     if st.st_size == 0:
+        if _wal_has_data(path):
+            raise _foreign(path, "an empty file beside a -wal file holding data (copied without it?)")
         raise _foreign(path, "an empty (zero-length) file, not a store")
     try:
         with path.open("rb") as fh:
@@ -724,12 +730,15 @@ def _owner_only() -> Iterator[None]:
         os.umask(old)
 
 
-def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+def _connect(path: Path, busy_timeout: float, *, new: bool = False) -> sqlite3.Connection:
     with _owner_only():
         db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         db.row_factory = sqlite3.Row
         try:
             db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            # Not aupctl's: refused before anything is written to it (switching to WAL writes the header).
+            if not new and db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                raise _foreign(path, "a SQLite database without aupctl's schema")
             db.execute("PRAGMA journal_mode = WAL")  # -wal and -shm are made here, under the umask
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -748,7 +757,7 @@ def create_store(path: Path, *, replace_empty: bool = False) -> None:
     for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
         leftover.unlink(missing_ok=True)
     try:
-        db = _connect(tmp, DEFAULT_BUSY_TIMEOUT)
+        db = _connect(tmp, DEFAULT_BUSY_TIMEOUT, new=True)
         try:
             db.execute("BEGIN IMMEDIATE")
             for i, migration in enumerate(MIGRATIONS):
@@ -780,7 +789,7 @@ def create_store(path: Path, *, replace_empty: bool = False) -> None:
 def init_store(path: Path) -> str:
     """`aupctl state init`: a new store where there is none or only an empty file; never over data."""
     if path.exists():
-        if not path.is_file() or path.stat().st_size != 0:
+        if not path.is_file() or path.stat().st_size != 0 or _wal_has_data(path):
             raise StoreError(
                 f"{path} already exists and is not empty: refusing to make a new store over it",
                 hint="move it away first if you really mean to start again (keep it: it is the record)",
