@@ -135,9 +135,12 @@ def apply(plan: Plan, state: State, progress: Progress | None = None) -> ApplyRe
             else:
                 extra = change.run()
         except sqlite3.Error as exc:
-            # the store failed under a store-only change: rolled back, so not done
-            _close_quietly(state, jid, "failed", f"state store: {exc}")
-            raise _store_failed(plan, state, done, change, exc, applied=False) from None
+            if change.local:  # rolled back with its record: not done
+                _close_quietly(state, jid, "failed", f"state store: {exc}")
+                raise _store_failed(plan, state, done, change, exc, applied=False) from None
+            # a change that writes the store as it goes (the intake's batches) may stand in part: the
+            # intent stays open for reconcile, and the message says it may be done
+            raise _store_failed(plan, state, done, change, exc, applied=True, partly=True) from None
         except KeyboardInterrupt:
             # a directory change may have gone through before the interrupt: left open for reconcile
             _close_quietly(state, jid, "failed" if change.local else "interrupted", "interrupted")
@@ -182,7 +185,14 @@ def _close_quietly(state: State, jid: int, status: str, error: str) -> None:
 
 
 def _store_failed(
-    plan: Plan, state: State, done: list[Change], change: Change, exc: sqlite3.Error, *, applied: bool
+    plan: Plan,
+    state: State,
+    done: list[Change],
+    change: Change,
+    exc: sqlite3.Error,
+    *,
+    applied: bool,
+    partly: bool = False,
 ) -> AupctlError:
     """The store failed mid-plan: say what stands in the directory and what is not recorded."""
     cause = describe_store_error(exc, state.path, state.busy_timeout)
@@ -194,7 +204,8 @@ def _store_failed(
         return cause
     lines = [f"{plan.title}: stopped at step {step} of {total}: {cause.message}"]
     if applied:
-        lines.append(f"  done in the directory but NOT recorded: {change.description}")
+        how = "done (or partly done)" if partly else "done"
+        lines.append(f"  {how} in the directory but NOT recorded: {change.description}")
     lines.append(f"  done and recorded: {len(done)} change(s)")
     left = total - len(done) - (1 if applied else 0)
     if left:

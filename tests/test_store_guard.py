@@ -355,3 +355,22 @@ def test_aup_sign_with_a_forged_sudo_user_records_the_real_account(openldap_sand
     st.close()
     assert signs and signs[-1].actor == pwd.getpwuid(os.geteuid()).pw_name
     assert "Patel" not in signs[-1].actor
+
+
+def test_a_change_writing_the_store_as_it_goes_stays_open_when_the_store_fails(tmp_path: Path) -> None:
+    from aupctl.errors import UnrecordedError
+
+    st = State(tmp_path / "s.db")
+    made: list[str] = []
+
+    def run() -> None:  # like an intake batch: accounts made, then its own record fails
+        made.append("account")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    plan = Plan("import", [Change("create-accounts", "batch 1", "create 1 account(s): jo", run, audit=False)])
+    with pytest.raises(UnrecordedError) as caught:
+        apply(plan, st)
+    assert caught.value.exit_code == 4 and made == ["account"]
+    assert "done (or partly done) in the directory but NOT recorded: create 1 account(s): jo" in caught.value.message
+    assert "is full" in caught.value.message and "log repair" in str(caught.value)
+    assert [r.outcome for r in reconcile(st, None)] == ["unknown"]  # no check for it: listed for a person
