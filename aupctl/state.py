@@ -301,6 +301,8 @@ def owner_alive(owner: str | None) -> bool:
         return False
     if pid == os.getpid():
         return False
+    if sys.platform == "win32":  # pragma: no cover - os.kill would end the process there
+        return _windows_pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -308,6 +310,21 @@ def owner_alive(owner: str | None) -> bool:
     except OSError:
         pass  # exists, owned by someone else
     return not start or _start_time(pid) in ("", start)
+
+
+def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    try:
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+    finally:
+        kernel32.CloseHandle(handle)
+    return bool(ok) and code.value == 259  # STILL_ACTIVE
 
 
 def describe_store_error(

@@ -374,3 +374,10 @@ def test_a_change_writing_the_store_as_it_goes_stays_open_when_the_store_fails(t
     assert "done (or partly done) in the directory but NOT recorded: create 1 account(s): jo" in caught.value.message
     assert "is full" in caught.value.message and "log repair" in str(caught.value)
     assert [r.outcome for r in reconcile(st, None)] == ["unknown"]  # no check for it: listed for a person
+
+
+def test_the_store_imports_where_there_is_no_pwd_module() -> None:
+    # Windows has no pwd: it must only be imported where it is used, on POSIX.
+    code = "import sys; sys.modules['pwd'] = None; import aupctl.state, aupctl.plan, aupctl.checks; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
