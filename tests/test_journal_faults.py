@@ -272,3 +272,61 @@ def test_on_active_directory_too(ad_sandbox, tmp_path, monkeypatch) -> None:
     path = tmp_path / "review" / "state.db"
     path.parent.mkdir()
     _review_case(ad_sandbox, journal_config(ad_sandbox, path), Locked(path), monkeypatch, "rerun")
+
+
+HANGS_AFTER_FIRST_MEMBER_CHANGE = """
+import sys, time
+from pathlib import Path
+from aupctl.directory import connection
+real = connection.Directory.modify
+def modify(self, dn, changes, **kw):
+    result = real(self, dn, changes, **kw)
+    if any(a.lower() in ("member", "uniquemember") for a in changes):
+        Path(sys.argv[1]).write_text(dn)
+        time.sleep(600)
+    return result
+connection.Directory.modify = modify
+from aupctl.commands import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_run_killed_after_a_change_is_reconciled_once_it_is_dead(fresh_openldap, tmp_path) -> None:
+    import signal
+    import time
+
+    path = tmp_path / "store" / "state.db"
+    path.parent.mkdir()
+    cfg_path = journal_config(fresh_openldap, path)
+    marker = tmp_path / "changed"
+    env = dict(os.environ, AUPCTL_CONFIG=str(cfg_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HANGS_AFTER_FIRST_MEMBER_CHANGE, str(marker), "access", "review", "--fix", "--yes"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        group = marker.read_text()
+        # while it runs, its open intent is its own business
+        code, out, err = run_main("log", "repair", config=cfg_path)
+        assert code == 0 and "nothing to repair" in err, err
+        assert open_intents(cfg_path) == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        code, out, err = run_main("--format", "json", "log", "repair", config=cfg_path)
+        assert code == 0, err
+        rows = json.loads(out)
+        assert [(r["action"], r["outcome"]) for r in rows] == [("remove-member", "done")]
+        assert [e["group"].lower() for e in reconciled(cfg_path)] == [group.lower()]
+        assert open_intents(cfg_path) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
