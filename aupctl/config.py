@@ -350,6 +350,10 @@ def _check(cfg: Config) -> None:
         pass
     except ValueError as exc:
         raise ConfigError(f"{src}: accounts.username: {exc}") from None
+    for key, low, high in (("busy_timeout", 0.01, 3600.0), ("lease_ttl", 60.0, 7 * 86400.0)):
+        value = getattr(cfg.state, key)
+        if not low <= value <= high:  # also refuses nan and inf
+            raise ConfigError(f"{src}: state.{key} must be between {low:g} and {high:g} seconds (got {value})")
     for i, lic in enumerate(cfg.licences):
         if lic.expires:
             try:

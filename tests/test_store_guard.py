@@ -381,3 +381,11 @@ def test_the_store_imports_where_there_is_no_pwd_module() -> None:
     code = "import sys; sys.modules['pwd'] = None; import aupctl.state, aupctl.plan, aupctl.checks; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("line", ["busy_timeout = nan", "busy_timeout = 1e308", "lease_ttl = 5", "lease_ttl = inf"])
+def test_state_timeouts_are_bounded_at_config_check(tmp_path: Path, line: str) -> None:
+    cfg = config(tmp_path, tmp_path / "state.db")
+    cfg.write_text(cfg.read_text().replace("busy_timeout = 0.5", line))
+    code, out, err = run_main("config", "check", config=cfg)
+    assert code == 2 and "state." in err and "between" in err, err
