@@ -389,3 +389,23 @@ def test_state_timeouts_are_bounded_at_config_check(tmp_path: Path, line: str) -
     cfg.write_text(cfg.read_text().replace("busy_timeout = 0.5", line))
     code, out, err = run_main("config", "check", config=cfg)
     assert code == 2 and "state." in err and "between" in err, err
+
+
+def test_a_store_from_the_release_before_is_migrated(tmp_path: Path) -> None:
+    from aupctl.state import MIGRATIONS, _split_sql
+
+    store = tmp_path / "state.db"
+    db = sqlite3.connect(store, isolation_level=None)
+    for i, migration in enumerate(MIGRATIONS[:2]):
+        for stmt in _split_sql(migration):
+            db.execute(stmt)
+        db.execute(f"PRAGMA user_version = {i + 1}")
+    db.execute(
+        "INSERT INTO journal (plan_id, seq, action, target, status, at) VALUES ('old', 1, 'disable', 'jo', 'done', 'x')"
+    )
+    db.close()
+    st = State(store)
+    assert st.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert st.open_intents() == []  # rows from before intents existed are not taken for open ones
+    assert st.try_lease("bulk-changes", "test") is None
+    st.close()
