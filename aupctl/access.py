@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from . import approvals, tasks
+from . import approvals, checks, tasks
 from .aup import is_signed
 from .config import Config, System
 from .directory import Account, Directory
@@ -155,6 +155,7 @@ def grant_changes(
                     f"add {user} ({acct.name}) to {group_name(gdn)} for {system.name}",
                     run=lambda: {"changed": fl.add_member(d, gdn, dn)},
                     details={**details, "group": gdn},
+                    check=checks.member(gdn, dn, True),
                 )
             )
     changes.append(
@@ -228,6 +229,7 @@ def revoke_changes(
                     f"remove {user} ({acct.name}) from {group_name(gdn)} ({system.name})",
                     run=lambda: {"changed": fl.remove_member(d, gdn, dn)},
                     details={**details, "group": gdn},
+                    check=checks.member(gdn, dn, False),
                 )
             )
     if live:

@@ -31,7 +31,7 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, csvfile, passphrase, usernames
+from . import approvals, checks, csvfile, passphrase, usernames
 from .config import Config
 from .credfile import CredentialsFile
 from .directory import Account, Directory, pipeline
@@ -693,6 +693,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
                     + ", ".join(f"{a} -> {v!r}" for a, v in e.updates.items()),
                     run=lambda dn=e.dn, changes=changes: {"result": directory.modify(dn, changes)},
                     details={"changed": dict(e.updates), "line": e.person.line},
+                    check=checks.attributes(e.dn, changes),
                 )
             )
         if e.action == "update":
@@ -704,6 +705,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
                         f"add {e.username} to {group_name(gdn)} (role {e.person.role})",
                         run=lambda gdn=gdn, dn=e.dn: {"changed": fl.add_member(directory, gdn, dn)},
                         details={"group": gdn, "role": e.person.role},
+                        check=checks.member(gdn, e.dn, True),
                     )
                 )
     for e in intake.entries:

@@ -20,7 +20,7 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, csvfile, passphrase, tasks
+from . import approvals, checks, csvfile, passphrase, tasks
 from .config import Config
 from .directory import Account, Directory
 from .directory.connection import _first_rdn
@@ -462,7 +462,15 @@ def person_changes(
     # (OpenLDAP ppolicy), so the account is never open in between.
     if not acct.disabled:
         mods = flavour.disable_changes(acct)
-        changes.append(Change("disable", user, f"{user}: disable the account", lambda: _modify(directory, dn, mods)))
+        changes.append(
+            Change(
+                "disable",
+                user,
+                f"{user}: disable the account",
+                lambda: _modify(directory, dn, mods),
+                check=checks.attributes(dn, mods),
+            )
+        )
     if new_password:
 
         def scramble() -> dict[str, Any]:
@@ -478,6 +486,7 @@ def person_changes(
                     user,
                     f"{user}: disable the account again (setting a password unlocks it)",
                     lambda: _modify(directory, dn, relock),
+                    check=checks.attributes(dn, relock),
                 )
             )
 
@@ -489,6 +498,7 @@ def person_changes(
                 f"{user}: remove from {group_name(group)}",
                 lambda g=group: {"changed": flavour.remove_member(directory, g, dn)},
                 {"group": group},
+                check=checks.member(group, dn, False),
             )
         )
 
@@ -513,6 +523,7 @@ def person_changes(
                 f"{user}: move to {leavers_dn}",
                 lambda: {"result": directory.move(dn, leavers_dn)},
                 {"from": dn, "to": new_dn},
+                check=checks.moved(dn, new_dn),
             )
         )
 
@@ -526,6 +537,7 @@ def person_changes(
                 f"{user}: description {text!r}",
                 lambda: _modify(directory, new_dn, mods_d),
                 {"text": text},
+                check=checks.attributes(new_dn, mods_d),
             )
         )
 
@@ -538,6 +550,7 @@ def person_changes(
                 f"{user}: account expires at the end of {leave_on}",
                 lambda: _modify(directory, new_dn, expires),
                 {"on": leave_on.isoformat()},
+                check=checks.attributes(new_dn, expires),
             )
         )
 

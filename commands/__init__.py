@@ -4,6 +4,7 @@ a message on stderr and an exit code. Subcommands load lazily so `aupctl --help`
 from __future__ import annotations
 
 import importlib
+import sqlite3
 import sys
 import traceback
 from typing import Any
@@ -27,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "password": ("password", "cli", "Password hygiene: audit, check, reset (policy 6.2)."),
     "sandbox": ("sandbox", "cli", "A throwaway school directory to try aupctl on."),
     "staff": ("staff", "cli", "Staff accounts: list, show, import, set a role."),
+    "state": ("state", "cli", "The state store: make a new one (state init)."),
     "tasks": ("tasks", "cli", "Work to do by hand in systems without a directory group."),
 }
 
@@ -45,11 +47,12 @@ class LazyGroup(click.Group):
         # The one place an AupctlError becomes a message on stderr and its exit code (also under CliRunner).
         try:
             return super().invoke(ctx)
-        except AupctlError as exc:
+        except (AupctlError, sqlite3.Error) as exc:
             if ctx.obj is not None and getattr(ctx.obj, "debug", False):
                 raise
-            _error(exc)
-            ctx.exit(exc.exit_code)
+            err = exc if isinstance(exc, AupctlError) else _store_error(exc, ctx.obj)
+            _error(err)
+            ctx.exit(err.exit_code)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]
@@ -92,6 +95,15 @@ def _error(exc: AupctlError) -> None:
     click.echo(shown(f"aupctl: {exc}", newlines=True), err=True)
 
 
+def _store_error(exc: sqlite3.Error, obj: Any) -> AupctlError:
+    """A failure of the state store, anywhere, as a message naming the file and what to do (never exit 70)."""
+    from aupctl.state import DEFAULT_BUSY_TIMEOUT, describe_store_error
+
+    state = getattr(obj, "_state", None)
+    path = state.path if state is not None else "(the [state] path)"
+    return describe_store_error(exc, path, getattr(state, "busy_timeout", DEFAULT_BUSY_TIMEOUT))
+
+
 def main(argv: list[str] | None = None) -> Any:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
@@ -113,6 +125,12 @@ def main(argv: list[str] | None = None) -> Any:
             traceback.print_exc()
         _error(exc)
         sys.exit(exc.exit_code)
+    except sqlite3.Error as exc:  # the state store failed outside a command (e.g. closing it)
+        if debug:
+            traceback.print_exc()
+        err = _store_error(exc, None)
+        _error(err)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         click.echo("aupctl: interrupted", err=True)
         sys.exit(130)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .context import Ctx, pass_ctx
-from .output import changing, exit_with, message, render, render_findings, run_plan, warn
+from .output import bulk, changing, exit_with, message, render, render_findings, run_plan, warn
 
 if TYPE_CHECKING:
     from aupctl.plan import Plan
@@ -109,6 +109,7 @@ def list_(ctx: Ctx, system: str | None) -> None:
     help="Also build one plan removing the members who should not be there (tasks for by-hand systems).",
 )
 @changing
+@bulk("access review --fix", when=lambda kw: kw["fix"])
 @pass_ctx
 def review(ctx: Ctx, system: str | None, fix: bool, dry_run: bool, yes: bool) -> None:
     """Compare each system's members (nested groups count on AD) with the approvals.

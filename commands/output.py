@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import re
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,7 +17,7 @@ import click
 
 from aupctl.errors import EXIT_FINDINGS, ConfirmationRequired
 from aupctl.findings import Finding, sort_findings
-from aupctl.plan import ApplyResult, Change, Plan, apply
+from aupctl.plan import UNKNOWN, ApplyResult, Change, Plan, Reconciled, apply, reconcile
 from aupctl.text import inert, shown, unsafe
 
 from .context import Ctx
@@ -130,6 +132,47 @@ def changing(f: Callable) -> Callable:
     return dry_run_option(yes_option(f))
 
 
+BULK_LEASE = "bulk-changes"  # one name for every bulk run: they change the same people and groups
+
+
+def bulk(what: str, when: Callable[[dict[str, Any]], bool] | None = None) -> Callable:
+    """For bulk changing commands: --no-wait, and a lease in the state store held from before the plan is
+    built until the command ends, so a second bulk run waits (saying for whom) instead of building its
+    plan from a directory the first is changing. No lease for --dry-run, or when `when` says no."""
+
+    def decorate(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def wrapper(*args: Any, no_wait: bool, **kwargs: Any) -> Any:
+            if kwargs.get("dry_run") or (when is not None and not when(kwargs)):
+                return f(*args, **kwargs)
+            ctx = click.get_current_context().find_object(Ctx)
+            assert ctx is not None
+            state = ctx.state
+
+            def waiting(holder: dict[str, Any]) -> None:
+                message(
+                    f"waiting for {holder['what']} by {holder['holder']} (since {holder['since']}) to finish; "
+                    "--no-wait refuses instead"
+                )
+
+            state.lease(BULK_LEASE, what, wait=not no_wait, on_wait=waiting)
+            try:
+                return f(*args, **kwargs)
+            finally:
+                try:
+                    state.release_lease(BULK_LEASE)
+                except sqlite3.Error:
+                    pass  # it lapses by itself: the holder is gone once this process ends
+
+        return click.option(
+            "--no-wait",
+            is_flag=True,
+            help="If another bulk run is changing the directory, stop at once (exit 3) instead of waiting for it.",
+        )(wrapper)
+
+    return decorate
+
+
 def show_plan(ctx: Ctx, plan: Plan) -> None:
     if ctx.fmt == "json":
         render(
@@ -169,6 +212,7 @@ def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = Tru
     if plan.empty:
         return ApplyResult("", [], [])
     confirm(f"Apply these {len(plan.changes)} change(s)?", yes)
+    reconcile_open(ctx, keep_going=True)
     bar_needed = len(plan.changes) >= 10 and sys.stderr.isatty()
     if bar_needed:
         with click.progressbar(length=len(plan.changes), label="applying", file=sys.stderr) as bar:
@@ -181,6 +225,23 @@ def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = Tru
         result = apply(plan, ctx.state)
     message(f"done: {len(result.done)} change(s) applied and recorded in the audit log")
     return result
+
+
+def reconcile_open(ctx: Ctx, *, keep_going: bool) -> list[Reconciled]:
+    """Record the changes an earlier, stopped run made but did not record (checked in the directory,
+    which is opened only if one needs it), saying so on stderr."""
+    from aupctl.checks import checker
+
+    done = reconcile(ctx.state, checker(lambda: ctx.directory), keep_going=keep_going)
+    for r in done:
+        text = f"an earlier run's change, begun {r.intended_at}, is now recorded: {r.description}: {r.outcome}"
+        if r.outcome == UNKNOWN:
+            warn(f"{text} ({r.why})")
+        elif keep_going:
+            message(text)
+    if keep_going and ctx.state.open_intents():
+        warn("some changes of an earlier run could not be checked yet: run `aupctl log repair`")
+    return done
 
 
 def exit_with(code: int) -> None:

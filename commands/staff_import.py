@@ -10,7 +10,7 @@ from aupctl.errors import AupctlError
 from aupctl.text import shown as escaped
 
 from .context import Ctx, pass_ctx
-from .output import changing, message, render, run_plan, warn
+from .output import bulk, changing, message, render, run_plan, warn
 
 PLAN_COLUMNS = ["line", "action", "username", "name", "role", "groups", "waiting", "granted", "changes", "note"]
 
@@ -24,6 +24,7 @@ PLAN_COLUMNS = ["line", "action", "username", "name", "role", "groups", "waiting
     "Required when accounts are created; passwords go nowhere else.",
 )
 @changing
+@bulk("staff import")
 @pass_ctx
 def import_(ctx: Ctx, file: str, credentials_out: str | None, dry_run: bool, yes: bool) -> None:
     """Create the new staff listed in FILE (the September intake), or bring them up to date.
