@@ -113,6 +113,8 @@ def apply(plan: Plan, state: State, progress: Progress | None = None) -> ApplyRe
     done: list[Change] = []
     results: list[dict[str, Any] | None] = []
     total = len(plan.changes)
+    if any(c.audit for c in plan.changes):
+        state.audit_key(create=True)  # a lost audit key is found before the directory is touched, not after
     for seq, change in enumerate(plan.changes, 1):
         try:
             jid = state.journal_intent(
