@@ -39,7 +39,7 @@ class RoleResolver:
         self.by_ou = [
             (normalise_dn(cfg.dn(role.ou)), RoleInfo(name, f"account is in {cfg.dn(role.ou)}"))
             for name, role in cfg.roles.items()
-            if role.ou
+            if role.ou  # None (known by groups or the record) and "" (the whole base) place nobody by OU
         ]
         self.by_group = [
             (normalise_dn(cfg.group_dn(group)), RoleInfo(name, f"member of {group}"))

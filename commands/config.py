@@ -7,7 +7,7 @@ import click
 from aupctl.errors import InputError
 
 from .context import Ctx, pass_ctx
-from .output import message
+from .output import message, warn
 
 
 @click.group("config")
@@ -18,11 +18,21 @@ def cli() -> None:
 @cli.command("check")
 @pass_ctx
 def check(ctx: Ctx) -> None:
-    """Validate the config file and say exactly what is wrong (exit 2)."""
+    """Validate the config file and say exactly what is wrong (exit 2).
+
+    Warnings (a role with neither ou nor groups, a glob that looks like a regular expression, a group
+    outside base_dn) are printed but do not fail: exit 0.
+    """
+    from aupctl.config import warnings
+
     cfg = ctx.config
+    found = warnings(cfg)
+    for text in found:
+        warn(text)
     message(
         f"{cfg.source}: OK — {cfg.school.name}, {cfg.directory.flavour} at {', '.join(cfg.directory.url)}; "
         f"{len(cfg.roles)} roles, {len(cfg.systems)} systems, {len(cfg.licences)} licences"
+        + (f"; {len(found)} warning(s)" if found else "")
     )
 
 
