@@ -229,7 +229,7 @@ def _right(job: str, right: str, target: str, status: str, detail: str) -> Check
 def rights(cfg: Config, d: Directory) -> list[Check]:
     """The rights table (section "rights") and one summary row (check "bind rights")."""
     t = _targets(cfg)
-    rows = _ad_rights(cfg, d, t) if cfg.directory.flavour == "ad" else _openldap_rights(cfg, t)
+    rows = _merge(_ad_rights(cfg, d, t) if cfg.directory.flavour == "ad" else _openldap_rights(cfg, t))
     no = [r for r in rows if r.status == "warn"]
     unknown = [r for r in rows if r.status == "info"]
     if no:
@@ -254,6 +254,30 @@ def rights(cfg: Config, d: Directory) -> list[Check]:
             "info",
         )
     return [summary, *rows]
+
+
+def _merge(rows: list[Check]) -> list[Check]:
+    """One row per job and right: the same right on seven groups is one line, naming those it lacks."""
+    order: dict[tuple[str, str], list[Check]] = {}
+    for r in rows:
+        order.setdefault((r.job, r.right), []).append(r)
+    out = []
+    rank = {"ok": 0, "info": 1, "warn": 2, "fail": 3}
+    for (job, right), same in order.items():
+        if len(same) == 1:
+            out.append(same[0])
+            continue
+        worst = max(same, key=lambda r: rank[r.status]).status
+        lacking = [r.target for r in same if r.status == worst]
+        if worst == "ok":
+            detail = f"all {len(same)}: " + "; ".join(r.target for r in same)
+        elif worst == "info":
+            detail = same[0].detail + " (and the same for: " + "; ".join(r.target for r in same[1:]) + ")"
+        else:
+            detail = f"{len(lacking)} of {len(same)} lack it: " + "; ".join(r.detail for r in same if r.status == worst)
+        target = same[0].target if len(same) == 1 else f"{len(same)} " + ("OUs" if "accounts" in right else "groups")
+        out.append(_right(job, right, target, worst, detail))
+    return out
 
 
 def _effective(d: Directory, dn: str, attr: str) -> set[str] | None:
