@@ -310,3 +310,37 @@ def test_doctor_rights_on_openldap_say_how_to_learn_them(openldap_sandbox: sb.Sa
     assert "slapacl" in result.output and "member/write" in result.output
     code, rows = doctor_rows(openldap_sandbox.config_path, openldap_sandbox.bind_password, tmp_path)
     assert all(r["status"] == "info" for r in rows if r["check"] == "rights")
+
+
+def test_staff_import_puts_a_role_without_ou_in_staff_ou(fresh_openldap: sb.SandboxInfo, tmp_path: Path) -> None:
+    info = fresh_openldap
+    cfg = _without_role_ous(info)
+    csv_file = tmp_path / "one.csv"
+    csv_file.write_text(
+        "first_name,last_name,preferred_name,role,staff_code,email,department,start_date,systems,approved_by\n"
+        "Ngozi,Adebayo-Quinn,,teacher,HB0999,,Year 2,2027-09-01,,\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "pw.csv"
+    result = run("staff", "import", str(csv_file), "--credentials-out", str(out), "--yes", config=cfg)
+    assert result.exit_code == 0, result.output
+    conn = info.connect()
+    conn.search(info.base_dn, "(uid=nadebayoquinn)", attributes=["uid"])
+    assert [e.entry_dn for e in conn.entries] == [f"uid=nadebayoquinn,ou=Staff,{info.base_dn}"]
+    conn.search(f"cn=Teaching Staff,ou=Groups,{info.base_dn}", "(objectClass=*)", attributes=["member"])
+    assert f"uid=nadebayoquinn,ou=Staff,{info.base_dn}" in conn.entries[0].member.values
+    conn.unbind()
+    show = run("--format", "json", "staff", "show", "nadebayoquinn", config=cfg)
+    assert json.loads(show.stdout)["role"] == "teacher"
+
+
+def test_a_garbage_ca_file_is_named_not_reported_as_unreachable(
+    openldap_sandbox: sb.SandboxInfo, tmp_path: Path
+) -> None:
+    garbage = openldap_sandbox.config_path.parent / "garbage-ca.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    cfg = _variant(openldap_sandbox, "garbage-ca", 'ca_file = "ca.pem"', 'ca_file = "garbage-ca.pem"')
+    result = run("staff", "list", config=cfg)
+    assert result.exit_code == 2, result.output
+    assert "directory.ca_file" in result.output and "no usable CA certificate" in result.output
+    assert "cannot reach" not in result.output

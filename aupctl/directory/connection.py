@@ -77,6 +77,12 @@ class Directory:
                 open(self.d.ca_file, "rb").close()
             except OSError as exc:
                 raise ConfigError(f"directory.ca_file {self.d.ca_file} cannot be read: {exc.strerror}") from None
+            try:  # checked here, so a garbage file is named as such, not reported as "cannot reach"
+                ssl.create_default_context(cafile=self.d.ca_file)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ConfigError(
+                    f"directory.ca_file {self.d.ca_file} holds no usable CA certificate (PEM expected): {exc}"
+                ) from None
             return ldap3.Tls(ca_certs_file=self.d.ca_file, validate=ssl.CERT_REQUIRED)
         return ldap3.Tls(validate=ssl.CERT_REQUIRED)  # the system's trust store
 
