@@ -44,7 +44,7 @@ CONTAINERS = "(|(objectClass=organizationalUnit)(objectClass=container))"
 
 # Names: matched against an OU's or a group's name (its first RDN value), case-blind.
 ROLE_WORDS = re.compile(
-    r"teach|staff|support|assistant|\bta\b|\btas\b|office|admin staff|leadership|\bslt\b|senior|site|caretak|"
+    r"teach|staff|support|assistant|\bta\b|\btas\b|office|admin staff|leadership|\bslt\b|senior|^site\b|site (staff|team)|caretak|"
     r"premises|governor|supply|cover|midday|lunch|technician|business|finance team|sen\b|senco|inclusion",
     re.I,
 )
@@ -403,8 +403,11 @@ def _survey(
         if len(_rdns(container)) > staff_depth:
             children[_tail(container, staff_depth + 1)].add(key)
     named = [c for c in children if ROLE_WORDS.search(_first_value(c))]
+    # OU roles only when people sit directly in the OUs just below staff_ou: staff nested deeper (an OU per
+    # site, then per department) have no one OU per role, so their roles come from groups.
+    nested = any(len(_rdns(c)) > staff_depth + 1 for c in staff_containers)
     role_groups_used: set[str] = set()
-    if len(children) >= 2 and len(named) * 2 >= len(children):
+    if len(children) >= 2 and len(named) * 2 >= len(children) and not nested:
         for child, members in sorted(children.items()):
             if not members:
                 continue

@@ -344,3 +344,61 @@ def test_a_garbage_ca_file_is_named_not_reported_as_unreachable(
     assert result.exit_code == 2, result.output
     assert "directory.ca_file" in result.output and "no usable CA certificate" in result.output
     assert "cannot reach" not in result.output
+
+
+# -- staff nested an OU per site, then per department; groupOfUniqueNames --
+NESTED = {
+    "ou=Teachers,ou=North,ou=Staff": ["ateach", "bteach", "cteach"],
+    "ou=Teachers,ou=South,ou=Staff": ["dteach", "eteach"],
+    "ou=Office,ou=North,ou=Staff": ["foffice"],
+    "ou=Office,ou=South,ou=Staff": ["goffice"],
+}
+
+
+@pytest.fixture
+def nested_openldap(tmp_path: Path) -> Iterator[sb.SandboxInfo]:
+    info = sb.start("openldap", tmp_path / "nested", detach=False, seed=False)
+    try:
+        conn = info.connect(info.admin_dn, info.admin_password)
+        base = info.base_dn
+        for ou in ("ou=North,ou=Staff", "ou=South,ou=Staff", *NESTED):
+            assert conn.add(f"{ou},{base}", "organizationalUnit") or conn.result["description"] == "entryAlreadyExists"
+        dn: dict[str, str] = {}
+        for ou, uids in NESTED.items():
+            for uid in uids:
+                dn[uid] = f"uid={uid},{ou},{base}"
+                assert conn.add(dn[uid], "inetOrgPerson", {"cn": uid, "sn": uid, "mail": f"{uid}@nested.example"})
+        teachers = [d for u, d in dn.items() if "teach" in u]
+        office = [d for u, d in dn.items() if "office" in u]
+        for cn, members in (
+            ("Teaching Staff", teachers),
+            ("Office Staff", office),
+            ("All Staff", list(dn.values())),
+            ("Finance", office[:1]),
+        ):
+            assert conn.add(f"cn={cn},ou=Groups,{base}", "groupOfUniqueNames", {"uniqueMember": members}), conn.result
+        conn.unbind()
+        yield info
+    finally:
+        info.stop()
+
+
+def test_discover_staff_nested_per_site_gets_roles_from_groups(nested_openldap: sb.SandboxInfo, tmp_path: Path) -> None:
+    info = nested_openldap
+    out = tmp_path / "nested.toml"
+    result = discover(info, out)
+    assert result.exit_code == 0, result.output
+    data = tomllib.loads(out.read_text())
+    assert data["directory"]["staff_ou"] == "ou=Staff"
+    assert {k: v["groups"] for k, v in data["roles"].items()} == {
+        "office_staff": ["Office Staff"],
+        "teaching_staff": ["Teaching Staff"],
+    }
+    assert "All Staff" in result.output and "groupOfUniqueNames" in result.output
+    assert '# group = "Finance"' in out.read_text()
+    assert run("config", "check", config=out).exit_code == 0
+    code, rows = doctor_rows(out, info.bind_password, tmp_path)
+    assert code == 0 and not [r for r in rows if r["status"] in ("warn", "fail")], rows
+    staff = run("--format", "json", "staff", "list", config=out, password=info.bind_password, home=tmp_path)
+    roles = {r["username"]: r["role"] for r in json.loads(staff.stdout)}
+    assert roles["ateach"] == "teaching_staff" and roles["goffice"] == "office_staff"
