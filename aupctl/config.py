@@ -388,7 +388,9 @@ def _check_dns(cfg: Config) -> None:
     _check_dn(src, "directory.base_dn", d.base_dn, relative=False, example="dc=school,dc=example")
     # On AD the bind account may be written as a UPN (user@domain) or DOMAIN\\user.
     if not (d.flavour == "ad" and ("@" in d.bind_dn or "\\" in d.bind_dn) and "=" not in d.bind_dn):
-        _check_dn(src, "directory.bind_dn", d.bind_dn, relative=False, example="cn=aupctl,ou=Service,dc=school,dc=example")
+        _check_dn(
+            src, "directory.bind_dn", d.bind_dn, relative=False, example="cn=aupctl,ou=Service,dc=school,dc=example"
+        )
     for key in ("staff_ou", "leavers_ou", "groups_ou"):
         _check_dn(src, f"directory.{key}", getattr(d, key))
     for i, g in enumerate(d.privileged_groups):
@@ -440,6 +442,15 @@ def _check(cfg: Config) -> None:
     for i, url in enumerate(cfg.directory.url):
         if not url.lower().startswith(("ldap://", "ldaps://")):
             raise ConfigError(f"{src}: directory.url[{i}] must start with ldap:// or ldaps:// (got {url!r})")
+        try:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            port_ok = parts.port is None or 0 < parts.port < 65536
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or not parts.hostname or not port_ok or any(c.isspace() for c in url):
+            raise ConfigError(f"{src}: directory.url[{i}] must be ldaps://HOST or ldaps://HOST:PORT (got {url!r})")
     for name, role in cfg.roles.items():
         for key in role.systems:
             if key not in cfg.systems:

@@ -203,6 +203,9 @@ def test_every_number_has_a_range(section: str, key: str, bad: str) -> None:
         ('base_dn = "dc=t,dc=test"', 'base_dn = ""', "directory.base_dn is empty"),
         ('staff_ou = "ou=Staff"', 'staff_ou = "Staff"', "directory.staff_ou is not a DN"),
         ('bind_dn = "cn=admin,dc=t,dc=test"', 'bind_dn = "admin"', "directory.bind_dn is not a DN"),
+        ('url = "ldaps://127.0.0.1:6360"', 'url = "ldaps://"', "directory.url[0] must be ldaps://HOST"),
+        ('url = "ldaps://127.0.0.1:6360"', 'url = "ldaps://dc1:99999"', "directory.url[0] must be ldaps://HOST"),
+        ('url = "ldaps://127.0.0.1:6360"', 'url = "ldaps://dc1:port"', "directory.url[0] must be ldaps://HOST"),
     ],
 )
 def test_dns_are_parsed(old: str, new: str, key: str) -> None:
