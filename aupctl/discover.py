@@ -94,11 +94,29 @@ def _qlist(values: list[str]) -> str:
 
 
 def _first_value(dn: str) -> str:
-    """The value of a DN's first RDN, unescaped ('cn=Smith\\, Jo,ou=x' -> 'Smith, Jo')."""
-    try:
-        return ldap3.utils.dn.parse_dn(dn)[0][1].replace("\\,", ",").replace("\\", "")
-    except Exception:  # noqa: BLE001 - an odd DN still has a readable head
-        return dn.split(",", 1)[0].split("=", 1)[-1]
+    """The value of a DN's first RDN, unescaped ('cn=Smith\\2C Jo,ou=x' and 'cn=Smith\\, Jo,ou=x' -> 'Smith, Jo')."""
+    rdn = _first_rdn(dn)
+    return _unescape(rdn.split("=", 1)[1].strip() if "=" in rdn else rdn)
+
+
+def _unescape(value: str) -> str:
+    """RFC 4514 value unescaping: \\XX hex pairs (UTF-8 bytes) and \\c for a special character."""
+    out = bytearray()
+    i = 0
+    while i < len(value):
+        c = value[i]
+        if c == "\\" and i + 1 < len(value):
+            pair = value[i + 1 : i + 3]
+            if len(pair) == 2 and all(ch in "0123456789abcdefABCDEF" for ch in pair):
+                out.append(int(pair, 16))
+                i += 3
+                continue
+            out += value[i + 1].encode("utf-8")
+            i += 2
+            continue
+        out += c.encode("utf-8")
+        i += 1
+    return out.decode("utf-8", "replace")
 
 
 def _rdns(dn: str) -> list[str]:
@@ -279,6 +297,8 @@ def _survey(
     group_attrs = ["objectClass", "member", "uniqueMember", "memberUid"] + (["isCriticalSystemObject"] if ad else [])
     groups: list[Group] = []
     for dn, attrs in d.search(base, GROUPS, group_attrs, raw=True):
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in dn):
+            continue  # a name with control characters is not put in a config (config check refuses them)
         classes = {c.lower() for c in _vals(attrs, "objectClass")}
         schemas = [
             name

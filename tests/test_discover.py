@@ -161,6 +161,12 @@ def flat_openldap(tmp_path: Path) -> Iterator[sb.SandboxInfo]:
             assert conn.add(
                 f"cn={g},ou=Groups,{base}", "posixGroup", {"gidNumber": str(6000 + i), "memberUid": members}
             ), conn.result
+        # A name that needs escaping everywhere: quotes, a comma, a backslash, an accent.
+        assert conn.add(
+            f'cn=SIMS \\"Zoë\\" \\, North\\\\,ou=Groups,{base}',
+            "posixGroup",
+            {"gidNumber": "6100", "memberUid": ["fgreen"]},
+        ), conn.result
         conn.unbind()
         yield info
     finally:
@@ -181,6 +187,12 @@ def test_discover_a_flat_posix_school_then_every_read_only_command(
     assert all("ou" not in r for r in roles.values())  # known by their groups only
     text = out.read_text()
     assert '# group = "sims"' in text and '# group = "finance"' in text
+    from aupctl.config import parse
+    from aupctl.directory.flavour import same_dn
+
+    odd = next(line for line in text.splitlines() if line.startswith("# group = ") and "North" in line)
+    cfg = parse(text + '\n[systems.odd]\nname = "odd"\n' + odd[2:] + "\n", "t")
+    assert same_dn(cfg.group_dn(cfg.systems["odd"].group), f'cn=SIMS \\"Zoë\\" \\, North\\\\,ou=Groups,{info.base_dn}')
     assert "posixGroup" in result.output and "posixAccount" in result.output
     # Adopt the suggestions as a technician would: uncomment the SIMS system and name it in a role.
     lines = text.splitlines()
