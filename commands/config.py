@@ -1,4 +1,4 @@
-"""aupctl config check | set-password"""
+"""aupctl config check | discover | set-password"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .output import message, warn
 
 @click.group("config")
 def cli() -> None:
-    """Check the config file; discover a starting one; store the bind password in the keyring."""
+    """Check the config file, discover a first one, store the bind password."""
 
 
 @cli.command("check")
