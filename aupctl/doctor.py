@@ -114,7 +114,7 @@ def exit_code(checks: list[Check]) -> int:
 
 
 # -- the state store: every check of it is listed here, in one place --
-def _audit_chain(st: State) -> list[Check]:
+def _audit_chain(cfg: Config, st: State) -> list[Check]:
     n, broken = st.verify_audit()
     return [
         Check(
@@ -125,7 +125,7 @@ def _audit_chain(st: State) -> list[Check]:
     ]
 
 
-def _offered_by_state(st: State) -> list[Check]:
+def _offered_by_state(cfg: Config, st: State) -> list[Check]:
     """Checks the state module offers itself, if it does: `State.doctor_checks()` returning
     [(check, status, detail)] with status ok/warn/fail/info (e.g. an integrity check, the audit key's
     fingerprint). Nothing if the method is not there."""
@@ -138,7 +138,8 @@ def _offered_by_state(st: State) -> list[Check]:
     return out
 
 
-STATE_CHECKS: list[Callable[[State], list[Check]]] = [_audit_chain, _offered_by_state]
+# Every check of the state store, in order: each takes (config, open store) and returns rows. Add new ones here.
+STATE_CHECKS: list[Callable[[Config, State], list[Check]]] = [_audit_chain, _offered_by_state]
 
 
 def state_checks(cfg: Config) -> list[Check]:
@@ -154,7 +155,7 @@ def state_checks(cfg: Config) -> list[Check]:
     try:
         for check in STATE_CHECKS:
             try:
-                out.extend(check(st))
+                out.extend(check(cfg, st))
             except AupctlError as exc:
                 out.append(Check("state store", False, exc.message))
             except Exception as exc:  # noqa: BLE001
