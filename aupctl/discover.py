@@ -54,9 +54,9 @@ SYSTEM_WORDS = re.compile(
     r"county intranet|\bsafeguard",
     re.I,
 )
-PRIVILEGED_WORDS = re.compile(
-    r"\badmins?\b|administrators|domain admins|enterprise admins|schema admins|operators", re.I
-)
+# "IT Admins", "itadmins", "Domain Admins", "Account Operators"; not "Admin Staff" or "Office Admin"
+# (the school office in many UK schools).
+PRIVILEGED_WORDS = re.compile(r"admins\b|\bit ?admin|administrators|operators", re.I)
 PUPIL_WORDS = re.compile(r"pupil|student|learner|children|\bkids\b|\byear ?\d|\bclass(es)?\b|\bintake\b", re.I)
 LEAVER_WORDS = re.compile(r"leaver|former|disabled|\bleft\b|archive|old staff|inactive|deactivated", re.I)
 SERVICE_WORDS = re.compile(r"service|system|\bsvc\b|computers|servers|devices|machines|applications|\bapps?\b", re.I)
@@ -401,7 +401,8 @@ def _survey(
     staff_people = {
         k for k, dn in people.items() if normalise_dn(parent_dn(dn)) in {normalise_dn(c) for c in staff_containers}
     }
-    everyone = [g for g in school_groups if staff_people and len(g.members & staff_people) >= 0.9 * len(staff_people)]
+    # Groups holding (nearly) every member of staff say nothing about a role ("All Staff", "staff").
+    everyone = [g for g in school_groups if staff_people and len(g.members & staff_people) >= 0.8 * len(staff_people)]
     privileged = (
         [g for g in groups if PRIVILEGED_WORDS.search(g.name) and g.members]
         if not ad
