@@ -388,10 +388,9 @@ def _survey(
     else:
         groups_dn = base
         decide.append("no groups found: set groups_ou to the OU where the school's groups live")
-    if "posixGroup" in schemas or any("posixGroup" in k for k in schemas):
-        decide.append(
-            "some groups are posixGroup (members by username in memberUid): check your aupctl version reads them"
-        )
+    n_posix = sum(n for k, n in schemas.items() if "posixGroup" in k)
+    if n_posix:
+        guessed.append(f"{n_posix} groups are posixGroup: members by username in memberUid (RFC 2307)")
     if posix_people:
         guessed.append(f"{posix_people} people are posixAccount (uidNumber, gidNumber, homeDirectory)")
 
