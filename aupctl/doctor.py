@@ -108,21 +108,24 @@ def exit_code(checks: list[Check]) -> int:
     failed = {c.check for c in checks if c.status == "fail"}
     if failed & {"reach", "tls", "bind"}:
         return 3
-    if failed & ({"config", "credentials", "state store"} | CONFIG_MISMATCH):
+    if failed & ({"config", "credentials", "state store", "audit key"} | CONFIG_MISMATCH):
         return 2
     return 1 if failed else 0
 
 
 # -- the state store: every check of it is listed here, in one place --
 def _audit_chain(cfg: Config, st: State) -> list[Check]:
-    n, broken = st.verify_audit()
-    return [
-        Check(
-            "state store",
-            broken is None,
-            f"{st.path}: {n} audit entries" + (f"; chain broken at {broken.id}" if broken else ""),
-        )
-    ]
+    """The whole `log verify` (keyed chain, triggers, tables, checkpoints) and the audit key's fingerprint."""
+    try:
+        from . import auditlog
+    except ImportError:  # pragma: no cover - a store without the keyed audit log
+        n, broken = st.verify_audit()
+        detail = f"{st.path}: {n} audit entries" + (f"; chain broken at {broken.id}" if broken else "")
+        return [Check("state store", broken is None, detail)]
+    v = auditlog.verify_for(cfg, st)
+    detail = f"{st.path}: " + (v.summary() if v.intact else "; ".join(v.findings()))
+    ok, key = auditlog.audit_key_status(cfg)
+    return [Check("state store", v.intact, detail), Check("audit key", ok, key)]
 
 
 def _offered_by_state(cfg: Config, st: State) -> list[Check]:

@@ -414,3 +414,49 @@ def test_discover_staff_nested_per_site_gets_roles_from_groups(nested_openldap: 
     staff = run("--format", "json", "staff", "list", config=out, password=info.bind_password, home=tmp_path)
     roles = {r["username"]: r["role"] for r in json.loads(staff.stdout)}
     assert roles["ateach"] == "teaching_staff" and roles["goffice"] == "office_staff"
+
+
+def test_doctor_state_store_line_is_log_verify_with_the_key(tmp_path: Path) -> None:
+    """doctor's state checks run the whole keyed `log verify` and show the audit key's fingerprint; a dropped
+    trigger (the sqlite3 shell's first step to rewrite history) is a FAIL, exit 2."""
+    import sqlite3
+
+    from aupctl import auditlog
+    from aupctl.config import load
+    from aupctl.state import State
+
+    cfg_path = tmp_path / "school.toml"
+    cfg_path.write_text(
+        '[school]\nname = "T"\naup_version = "1"\n[directory]\nflavour = "openldap"\nurl = "ldaps://127.0.0.1:1"\n'
+        'bind_dn = "cn=a,dc=t,dc=test"\nbase_dn = "dc=t,dc=test"\nstaff_ou = "ou=Staff"\nleavers_ou = "ou=L"\n'
+        'groups_ou = "ou=G"\ntimeout = 1\n[state]\npath = "state.db"\naudit_key_file = "audit.key"\n'
+        'checkpoints = "checkpoints.jsonl"\n'
+    )
+    st = auditlog.attach(State(str(tmp_path / "state.db")), load(str(cfg_path)))
+    st.audit("test", "someone", {"n": 1})
+    st.close()
+    code, rows = doctor_rows(cfg_path, "any-password", tmp_path)
+    checks = {r["check"]: r for r in rows}
+    assert checks["state store"]["status"] == "ok" and "intact: 1 entries" in checks["state store"]["detail"]
+    assert checks["audit key"]["status"] == "ok" and "fingerprint" in checks["audit key"]["detail"]
+    assert code == 3  # nothing listens on port 1: the directory is unreachable, the store is fine
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.executescript("DROP TRIGGER IF EXISTS audit_no_update;")
+    db.close()
+    code, rows = doctor_rows(cfg_path, "any-password", tmp_path)
+    state = next(r for r in rows if r["check"] == "state store")
+    assert state["status"] == "fail" and "BROKEN" in state["detail"] and "trigger" in state["detail"]
+    assert code == 3  # reach/bind outranks; without a directory problem it would be 2
+    assert doctor_exit_without_reach(rows) == 2
+
+
+def doctor_exit_without_reach(rows: list[dict]) -> int:
+    from aupctl import doctor
+
+    return doctor.exit_code(
+        [
+            doctor.Check(r["check"], r["ok"], r["detail"], r["status"])
+            for r in rows
+            if r["check"] not in ("reach", "bind")
+        ]
+    )
