@@ -460,3 +460,18 @@ def doctor_exit_without_reach(rows: list[dict]) -> int:
             if r["check"] not in ("reach", "bind")
         ]
     )
+
+
+def test_discover_over_ldap_uses_starttls_and_writes_it(openldap_sandbox: sb.SandboxInfo, tmp_path: Path) -> None:
+    info = openldap_sandbox
+    plain = next(u for u in info.urls if u.startswith("ldap://"))
+    out = tmp_path / "starttls.toml"
+    result = run(
+        "config", "discover", "--url", plain, "--bind-dn", info.bind_dn, "--ca-file", str(info.ca_file),
+        "--out", str(out), password=info.bind_password,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = tomllib.loads(out.read_text())
+    assert data["directory"]["url"] == plain and data["directory"]["start_tls"] is True
+    code, rows = doctor_rows(out, info.bind_password, tmp_path)
+    assert code == 0 and next(r for r in rows if r["check"] == "tls")["detail"].startswith("TLS verified")
