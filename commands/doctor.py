@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import click
 
 from .context import Ctx, pass_ctx
@@ -33,6 +35,8 @@ def cli(ctx: Ctx) -> None:
         for r in rows:
             label, colour = _STYLE.get(r["status"], (r["status"], None))
             r["ok"] = click.style(label, fg=colour)
+        for r in rows:  # tables fit 120 columns: long details wrap inside their cell
+            r["detail"] = "\n".join(textwrap.wrap(r["detail"], 96, break_on_hyphens=False)) or r["detail"]
         render(ctx, [r for r in rows if "job" not in r], ["check", "ok", "detail"])
         rights = [r for r in rows if "job" in r]
         if rights:
@@ -43,7 +47,9 @@ def cli(ctx: Ctx) -> None:
             render(ctx, rights, ["job", "right", "on", "ok"], headers={"ok": "can"})
             notes = dict.fromkeys(_note(c) for c in checks if c.section == "rights" and c.status != "ok")
             for note in filter(None, notes):
-                click.echo(f"  {note}")
+                click.echo(
+                    textwrap.fill(note, 118, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
+                )
     else:
         render(ctx, rows, ["check", "ok", "status", "detail", "job", "right", "target"])
     exit_with(doctor.exit_code(checks))
