@@ -21,7 +21,9 @@ def run(*args: str, config: Path | None = None, password: str | None = None, hom
     if password is not None:
         env[ENV_BIND] = password
     if home is not None:
-        env["XDG_DATA_HOME"] = str(home)  # the default state store goes here, not into the real home
+        # The default state store, audit key and checkpoints go here, not into the real home.
+        env["XDG_DATA_HOME"] = str(home / "data")
+        env["XDG_CONFIG_HOME"] = str(home / "config")
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
@@ -334,7 +336,7 @@ def test_staff_import_puts_a_role_without_ou_in_staff_ou(fresh_openldap: sb.Sand
         encoding="utf-8",
     )
     out = tmp_path / "pw.csv"
-    result = run("staff", "import", str(csv_file), "--credentials-out", str(out), "--yes", config=cfg)
+    result = run("staff", "import", str(csv_file), "--credentials-out", str(out), "--yes", config=cfg, home=tmp_path)
     assert result.exit_code == 0, result.output
     conn = info.connect()
     conn.search(info.base_dn, "(uid=nadebayoquinn)", attributes=["uid"])
@@ -342,7 +344,7 @@ def test_staff_import_puts_a_role_without_ou_in_staff_ou(fresh_openldap: sb.Sand
     conn.search(f"cn=Teaching Staff,ou=Groups,{info.base_dn}", "(objectClass=*)", attributes=["member"])
     assert f"uid=nadebayoquinn,ou=Staff,{info.base_dn}" in conn.entries[0].member.values
     conn.unbind()
-    show = run("--format", "json", "staff", "show", "nadebayoquinn", config=cfg)
+    show = run("--format", "json", "staff", "show", "nadebayoquinn", config=cfg, home=tmp_path)
     assert json.loads(show.stdout)["role"] == "teacher"
 
 

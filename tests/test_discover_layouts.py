@@ -15,7 +15,12 @@ from aupctl.credentials import ENV_BIND
 
 
 def run(*args: str, password: str | None = None, home: Path | None = None):
-    env = {"AUPCTL_CONFIG": None, ENV_BIND: password, "XDG_DATA_HOME": str(home) if home else None}
+    env = {
+        "AUPCTL_CONFIG": None,
+        ENV_BIND: password,
+        "XDG_DATA_HOME": str(home / "data") if home else None,  # the default store and key: not the real home
+        "XDG_CONFIG_HOME": str(home / "config") if home else None,
+    }
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
