@@ -349,10 +349,13 @@ def _survey(
             "no people found: staff_ou is set to base_dn; set it to the OU where staff accounts will be created"
         )
     skipped = [(c, n) for c, n in people_ous if c not in staff_containers]
-    for c, n in skipped[:6]:
+    for c, n in skipped[:4]:
         guessed.append(
             f"left out of staff: {c} ({n} people; pupils, leavers, service or built-in accounts by its name)"
         )
+    if len(skipped) > 4:
+        rest = skipped[4:]
+        guessed.append(f"left out of staff: {len(rest)} more OUs ({sum(n for _, n in rest)} people)")
 
     # -- leavers --
     leaver_ous = [c for c in containers if LEAVER_WORDS.search(_first_value(c))]

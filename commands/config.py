@@ -8,6 +8,7 @@ from aupctl.errors import InputError
 
 from .context import Ctx, pass_ctx
 from .output import message, warn
+from .output import message as _message
 
 
 @click.group("config")
@@ -76,6 +77,10 @@ def discover_cmd(
     if out and os.path.lexists(out):
         raise InputError(f"{out} already exists: discover never writes over a file", hint="choose another --out")
     found = discover(url, bind_dn, password, base_dn=base_dn, ca_file=ca_file, timeout=timeout)
+
+    def message(text: str) -> None:  # names read from the directory: control characters shown escaped
+        _message("".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text))
+
     message(f"{found.flavour} directory at {found.url}, base {found.base_dn} (read in {found.seconds:.1f} s)")
     if found.people_ous:
         message("OUs holding people:")
