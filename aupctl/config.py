@@ -123,6 +123,7 @@ class Licence:
 @dataclass(frozen=True)
 class Import:
     columns: dict[str, str] = field(default_factory=dict)  # our column -> the school's header
+    max_bytes: int = 20 * 1024 * 1024  # a CSV larger than this is refused unread (a staff list is kilobytes)
 
 
 @dataclass(frozen=True)

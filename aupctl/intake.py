@@ -41,6 +41,7 @@ from .errors import AupctlError, ConfigError, InputError, RefusedError, Unreacha
 from .plan import Change, Plan
 from .staff import group_name, is_leaver
 from .state import State, now_iso
+from .text import problem as unsafe_problem
 
 REQUIRED = ["first_name", "last_name", "role"]
 OPTIONAL = ["preferred_name", "staff_code", "email", "department", "start_date", "username", "systems", "approved_by"]
@@ -50,7 +51,6 @@ BATCH = 25  # accounts per batch: one progress step, one journal entry and one f
 PIPELINED_BATCH = 100  # where a batch's adds go out together (OpenLDAP): fewer, fuller group changes and round trips
 MAX_NAME = 64  # AD: givenName, sn and cn hold at most 64 characters
 _EMAIL = re.compile(r"^[^@\s,;<>\"\\]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 CREDENTIAL_COLUMNS = ["username", "password", "name", "email", "role", "staff_code", "dn", "written_at"]
 
@@ -99,8 +99,9 @@ def split_systems(value: str) -> list[str]:
 def _name_problem(value: str) -> str | None:
     if not value:
         return "is empty"
-    if _CONTROL.search(value):
-        return "holds a control character"
+    why = unsafe_problem(value)  # control, bidi and invisible characters: never into the directory
+    if why:
+        return why
     if len(value) > MAX_NAME:
         return f"is longer than {MAX_NAME} characters"
     return None
@@ -110,7 +111,9 @@ def read_intake(cfg: Config, path: str | Path) -> list[Person]:
     """Read and check the whole file; one InputError lists every bad row (line and field)."""
     from .access import canonical_approver
 
-    table = csvfile.read(path, required=REQUIRED, optional=OPTIONAL, mapping=cfg.import_.columns)
+    table = csvfile.read(
+        path, required=REQUIRED, optional=OPTIONAL, mapping=cfg.import_.columns, max_bytes=cfg.import_.max_bytes
+    )
     people: list[Person] = []
     errors: list[str] = []
     max_len = cfg.accounts.max_length
@@ -142,8 +145,8 @@ def read_intake(cfg: Config, path: str | Path) -> list[Person]:
             else:
                 bad("role", f"unknown role {role!r} (known: {', '.join(cfg.roles) or 'none configured'})")
         code = v("staff_code")
-        if code and (_CONTROL.search(code) or len(code) > 64):
-            bad("staff_code", "holds a control character or is longer than 64 characters")
+        if code and (unsafe_problem(code) or len(code) > 64):
+            bad("staff_code", unsafe_problem(code) or "is longer than 64 characters")
         email = v("email")
         if email and not _EMAIL.match(email):
             bad("email", f"{email!r} is not an email address")

@@ -29,6 +29,8 @@ from .errors import ConfigError, InputError, NotFoundError, RefusedError
 from .plan import Change, Plan
 from .staff import group_name
 from .state import State, actor, now_iso
+from .text import problem as unsafe_problem
+from .text import refuse_unsafe
 
 SCHEDULED, WITHDRAWING, DONE, CANCELLED, RESTORED = "scheduled", "withdrawing", "done", "cancelled", "restored"
 OPEN_STATUSES = (SCHEDULED, WITHDRAWING, DONE)
@@ -75,7 +77,8 @@ def read_wave(path: str, cfg: Config | None = None) -> list[Request]:
     """The leavers CSV: every row checked before anything else happens; all bad rows named in one error."""
     known = set(WAVE_REQUIRED + WAVE_OPTIONAL)
     mapping = {k: v for k, v in (cfg.import_.columns if cfg else {}).items() if k in known}
-    table = csvfile.read(path, required=WAVE_REQUIRED, optional=WAVE_OPTIONAL, mapping=mapping)
+    limit = cfg.import_.max_bytes if cfg else csvfile.MAX_BYTES
+    table = csvfile.read(path, required=WAVE_REQUIRED, optional=WAVE_OPTIONAL, mapping=mapping, max_bytes=limit)
     if "username" not in table.columns and "staff_code" not in table.columns:
         raise InputError(f"{path}: line 1: needs a username or a staff_code column to say who is leaving")
     errors: list[str] = []
@@ -98,6 +101,10 @@ def read_wave(path: str, cfg: Config | None = None) -> list[Request]:
             when = parse_date(row.get("leaving_date"), "leaving_date")
         except InputError as exc:
             errors.append(f"line {row.line}: {exc.message}")
+            continue
+        bad_text = [f"line {row.line}: {c}: {why}" for c in ("reason", "notes") if (why := unsafe_problem(row.get(c)))]
+        if bad_text:
+            errors.extend(bad_text)
             continue
         by, who = ("username", username) if username else ("staff_code", code)
         out.append(Request(who=who, leave_on=when, reason=row.get("reason"), by=by, line=row.line))
@@ -210,6 +217,8 @@ def stamp(leave_on: dt.date, reason: str) -> str:
 
 def withdraw(cfg: Config, directory: Directory, state: State, requests: list[Request], *, today: dt.date) -> Plan:
     """One plan for everyone asked: future dates are scheduled, today or earlier withdrawn now."""
+    for req in requests:  # the reason goes on the account's description and into the store
+        refuse_unsafe(req.reason, f"line {req.line}: reason" if req.line else "--reason")
     resolved = resolve(directory, requests)
     plan = Plan(f"withdraw {len(resolved)} leaver(s)" if len(resolved) != 1 else f"withdraw {resolved[0][1].username}")
     leavers_dn = _leavers_dn(cfg, directory)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -47,7 +48,7 @@ class LazyGroup(click.Group):
         except AupctlError as exc:
             if ctx.obj is not None and getattr(ctx.obj, "debug", False):
                 raise
-            click.echo(f"aupctl: {exc}", err=True)
+            _error(exc)
             ctx.exit(exc.exit_code)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -85,6 +86,12 @@ def cli(ctx: click.Context, config_path: str | None, fmt: str, debug: bool) -> N
     ctx.call_on_close(ctx.obj.close)
 
 
+def _error(exc: AupctlError) -> None:
+    from aupctl.text import shown
+
+    click.echo(shown(f"aupctl: {exc}", newlines=True), err=True)
+
+
 def main(argv: list[str] | None = None) -> Any:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
@@ -93,12 +100,18 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("aborted: nothing more was changed", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        import io
+
+        from aupctl.text import shown
+
+        buf = io.StringIO()
+        exc.show(file=buf)  # click quotes the bad value: escaped like every other message
+        click.echo(shown(buf.getvalue(), newlines=True), err=True, nl=False)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
     except AupctlError as exc:
-        if debug:
-            raise
-        click.echo(f"aupctl: {exc}", err=True)
+        if debug:  # the traceback, and still the exit code cron and scripts rely on
+            traceback.print_exc()
+        _error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("aupctl: interrupted", err=True)
@@ -108,9 +121,13 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:  # noqa: BLE001 - a traceback is a bug; show it only with --debug
         if debug:
             raise
+        from aupctl.text import shown
+
         click.echo(
-            f"aupctl: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback; "
-            "please report it)",
+            shown(
+                f"aupctl: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback; "
+                "please report it)"
+            ),
             err=True,
         )
         sys.exit(70)

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,9 +16,11 @@ import click
 from aupctl.errors import EXIT_FINDINGS, ConfirmationRequired
 from aupctl.findings import Finding, sort_findings
 from aupctl.plan import ApplyResult, Change, Plan, apply
+from aupctl.text import inert, shown, unsafe
 
 from .context import Ctx
 
+_SUSPECT = re.compile(r"[^\x20-\x7e\n]")  # only these can be unsafe: the rest is looked at in C, not in Python
 EXIT_DECLINED = 130  # the same as Ctrl-C at the prompt: nothing was changed
 FINDING_COLUMNS = ["severity", "subject", "system", "check", "clause", "detail"]
 
@@ -46,6 +49,19 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _csv_cell(value: Any) -> str:
+    """A cell a spreadsheet shows as text (as in the credentials file); our own numbers stay numbers."""
+    cell = _cell(value)
+    return cell if isinstance(value, int | float) and not isinstance(value, bool) else inert(cell)
+
+
+def to_json(payload: Any) -> str:
+    """JSON that means the same to a program and cannot drive a terminal: json.dumps escapes C0 controls;
+    DEL, C1, bidi and invisible characters (valid raw in JSON) are written as \\u escapes too."""
+    out = json.dumps(_plain(payload), indent=2, ensure_ascii=False)
+    return _SUSPECT.sub(lambda m: json.dumps(m[0])[1:-1] if unsafe(m[0]) else m[0], out)
+
+
 def render(
     ctx: Ctx,
     rows: Sequence[dict[str, Any]],
@@ -59,14 +75,14 @@ def render(
     columns = columns or (list(rows[0].keys()) if rows else [])
     if ctx.fmt == "json":
         payload = json_obj if json_obj is not None else [{c: _plain(r.get(c)) for c in columns} for r in rows]
-        click.echo(json.dumps(_plain(payload), indent=2, ensure_ascii=False))
+        click.echo(to_json(payload))
         return
     if ctx.fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
-            writer.writerow([_cell(r.get(c)) for c in columns])
+            writer.writerow([_csv_cell(r.get(c)) for c in columns])
         click.echo(buf.getvalue(), nl=False)
         return
     if not rows:
@@ -75,15 +91,17 @@ def render(
     from tabulate import tabulate
 
     heads = [(headers or {}).get(c, c.replace("_", " ")) for c in columns]
-    click.echo(tabulate([[_cell(r.get(c)) for c in columns] for r in rows], headers=heads, tablefmt="simple"))
+    cells = [[shown(_cell(r.get(c))) for c in columns] for r in rows]
+    click.echo(tabulate(cells, headers=heads, tablefmt="simple"))
 
 
 def message(text: str) -> None:
-    click.echo(text, err=True)
+    """A line for the technician on stderr; what it quotes from outside is shown escaped."""
+    click.echo(shown(text, newlines=True), err=True)
 
 
 def warn(text: str) -> None:
-    click.echo(click.style("warning: ", fg="yellow") + text, err=True)
+    click.echo(click.style("warning: ", fg="yellow") + shown(text, newlines=True), err=True)
 
 
 def render_findings(ctx: Ctx, findings: list[Finding], *, clean: str = "no findings") -> int:
@@ -119,11 +137,11 @@ def show_plan(ctx: Ctx, plan: Plan) -> None:
         )
         return
     out = sys.stdout if ctx.fmt == "table" else sys.stderr
-    click.echo(f"Plan: {plan.title}", file=out)
+    click.echo(shown(f"Plan: {plan.title}"), file=out)
     for i, change in enumerate(plan.changes, 1):
-        click.echo(f"  {i:>3}. {change.description}", file=out)
+        click.echo(shown(f"  {i:>3}. {change.description}"), file=out)
     for note in plan.notes:
-        click.echo(f"  - {note}", file=out)
+        click.echo(shown(f"  - {note}", newlines=True), file=out)
     if plan.empty:
         click.echo("  nothing to do", file=out)
 

@@ -356,7 +356,7 @@ def test_a_garbage_ca_file_is_named_not_reported_as_unreachable(
     cfg = _variant(openldap_sandbox, "garbage-ca", 'ca_file = "ca.pem"', 'ca_file = "garbage-ca.pem"')
     result = run("staff", "list", config=cfg)
     assert result.exit_code == 2, result.output
-    assert "directory.ca_file" in result.output and "no usable CA certificate" in result.output
+    assert "directory.ca_file" in result.output and "not a PEM certificate" in result.output
     assert "cannot reach" not in result.output
 
 
