@@ -339,11 +339,14 @@ def email_for(cfg: Config, username: str, person: Person) -> str:
     if not template:
         return ""
     try:
-        used = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        from . import templates
+        from .config import EMAIL_FIELDS
+
+        used = set(templates.fields(template, EMAIL_FIELDS))
         values = {"username": username}
         for name in used & {"first_name", "last_name"}:
             values[name] = usernames.fold(getattr(person, name))
-        return template.format(**values)
+        return templates.render(template, values, EMAIL_FIELDS)
     except usernames.NotLatinError:
         return ""  # a name in another script: no address is made up from it
     except (KeyError, IndexError, ValueError) as exc:
@@ -430,9 +433,9 @@ def build(
     group_ok: dict[str, bool] = {}
     for role_name in sorted({p.role for p in people}):
         role = cfg.roles[role_name]
-        ou_dn = cfg.dn(role.ou)
+        ou_dn, ou_key = cfg.role_ou(role_name)  # no ou: new accounts of the role go to staff_ou
         if directory.read(ou_dn, ["1.1"]) is None:
-            problems.append(f"roles.{role_name}.ou: {ou_dn} does not exist in the directory")
+            problems.append(f"{ou_key}: {ou_dn} does not exist in the directory")
             continue
         ou_children[normalise_dn(ou_dn)] = {
             _rdn_key(dn) for dn, _ in directory.search(ou_dn, "(objectClass=*)", ["1.1"], ldap3.LEVEL)
@@ -465,7 +468,7 @@ def build(
     fl.fill_groups(directory, list(matched.values()))  # one read of every group (OpenLDAP), not one per person
     for p in people:
         role = cfg.roles[p.role]
-        ou_dn = cfg.dn(role.ou)
+        ou_dn, _ = cfg.role_ou(p.role)
         role_groups = [cfg.group_dn(g) for g in role.groups]
         if p.line in matched:
             entries.append(_existing(cfg, directory, state, p, matched[p.line], role_groups, provisioned, is_signed))

@@ -19,7 +19,7 @@ from .context import Ctx
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "access": ("access", "cli", "Access to restricted systems: grant, revoke, list, review (policy 1.3)."),
     "aup": ("aup", "cli", "AUP declarations: record, import and report signatures (policy 8.1, 9.1)."),
-    "config": ("config", "cli", "Check the config file; store the bind password in the keyring."),
+    "config": ("config", "cli", "Check the config file, discover a first one, store the bind password."),
     "doctor": ("doctor", "cli", "Check config, directory, TLS, bind, state store and keyring."),
     "laptop": ("laptop", "cli", "School laptops: enrol, check in over SSH, audit (policy 1.4, 6.7, 6.8)."),
     "leaver": ("leaver", "cli", "Staff leavers: withdraw access, schedule, restore (policy 4.2, 9.2)."),
