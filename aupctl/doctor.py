@@ -128,28 +128,26 @@ def _audit_chain(cfg: Config, st: State) -> list[Check]:
     return [Check("state store", v.intact, detail), Check("audit key", ok, key)]
 
 
-def _offered_by_state(cfg: Config, st: State) -> list[Check]:
-    """Checks the state module offers itself, if it does: `State.doctor_checks()` returning
-    [(check, status, detail)] with status ok/warn/fail/info (e.g. an integrity check, the audit key's
-    fingerprint). Nothing if the method is not there."""
-    offered: Callable[[], Any] | None = getattr(st, "doctor_checks", None)
-    if offered is None:
-        return []
-    out = []
-    for check, status, detail in offered():
-        out.append(Check(check, status != "fail", detail, status if status in STATUSES else "info"))
-    return out
+def _integrity(cfg: Config, st: State) -> list[Check]:
+    """SQLite's quick_check of every page: damaged pages fail here, not in the middle of a job."""
+    problems = st.integrity_check()
+    if problems:
+        shown = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
+        return [Check("state store", False, f"{st.path} is damaged: {shown}; restore it from a backup")]
+    return [Check("store pages", True, f"{st.path}: SQLite quick_check ok")]
 
 
 # Every check of the state store, in order: each takes (config, open store) and returns rows. Add new ones here.
-STATE_CHECKS: list[Callable[[Config, State], list[Check]]] = [_audit_chain, _offered_by_state]
+STATE_CHECKS: list[Callable[[Config, State], list[Check]]] = [_integrity, _audit_chain]
 
 
 def state_checks(cfg: Config) -> list[Check]:
     from .state import State
 
     try:
-        st = State(cfg.state.path)
+        from .auditlog import attach
+
+        st = attach(State(cfg.state.path, busy_timeout=cfg.state.busy_timeout), cfg)
     except AupctlError as exc:
         return [Check("state store", False, exc.message)]
     except Exception as exc:  # noqa: BLE001 - a broken store is a finding of doctor, never a traceback

@@ -409,3 +409,31 @@ def test_a_store_from_the_release_before_is_migrated(tmp_path: Path) -> None:
     assert st.open_intents() == []  # rows from before intents existed are not taken for open ones
     assert st.try_lease("bulk-changes", "test") is None
     st.close()
+
+
+def test_doctor_finds_damaged_pages_of_the_store(fresh_openldap) -> None:
+    """A store whose pages were damaged (a disk fault, a bad copy): doctor fails it (exit 2) instead of
+    saying "state store ok" and letting a job fall over later."""
+    from cli_helpers import run_main
+
+    info = fresh_openldap
+    code, out, err = run_main("aup", "import", str(info.dir / "aup-signatures.csv"), "--yes", config=info.config_path)
+    assert code == 0, out + err
+    code, out, err = run_main("doctor", config=info.config_path)
+    assert code == 0 and "quick_check ok" in out, out + err
+    store = info.dir / "state.db"
+    run_main("log", "checkpoint", config=info.config_path)  # folds the WAL in, so the damage lands in the file
+    import sqlite3
+
+    db = sqlite3.connect(store)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    assert pages > 4
+    with open(store, "r+b") as fh:  # scribble over the middle pages, leaving the header whole
+        fh.seek(size * 2)
+        fh.write(b"\xa5" * size * (pages - 3))
+    code, out, err = run_main("doctor", config=info.config_path)
+    assert code == 2, out + err
+    assert "damaged" in out + err and "internal error" not in out + err
