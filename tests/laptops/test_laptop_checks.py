@@ -89,7 +89,7 @@ def test_list_overdue_agrees_with_the_audit(tmp_path) -> None:
 
     cfg = parse(
         '[school]\nname="T"\naup_version="1"\n[directory]\nflavour="openldap"\nurl="ldap://127.0.0.1:9"\n'
-        'bind_dn="x"\nbase_dn="dc=t"\nstaff_ou="ou=S"\nleavers_ou="ou=L"\ngroups_ou="ou=G"\n'
+        'bind_dn="cn=x"\nbase_dn="dc=t"\nstaff_ou="ou=S"\nleavers_ou="ou=L"\ngroups_ou="ou=G"\n'
         f'[laptops]\ncheckin_every_days=30\nknown_hosts="{tmp_path}/kh"\n'
     )
     state = State(tmp_path / "state.db")
