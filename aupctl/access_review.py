@@ -354,13 +354,13 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
             if (key, target) in done:
                 continue
             done.add((key, target))
-            d, dn = directory, first.member_dn or ""
+            d, dn, uname = directory, first.member_dn or "", first.username
             plan.add(
                 Change(
                     "remove-member",
                     user,
                     f"remove {user} from {group_name(gdn)} ({system.name}): {why}",
-                    run=lambda d=d, gdn=gdn, dn=dn: {"changed": d.flavour.remove_member(d, gdn, dn)},
+                    run=lambda d=d, gdn=gdn, dn=dn, u=uname: {"changed": d.flavour.remove_member(d, gdn, dn, u)},
                     details={"system": key, "group": gdn, "member": dn, "checks": checks, "by": "access review"},
                 )
             )
@@ -372,8 +372,44 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
             plan.add(task_change(state, "revoke", user, key, text))
         if appr and appr["status"] == "active":
             plan.add(_approval_change(state, appr, checks, system.name))
+    # A groupOfNames must keep a member: refused here, before anything changes, without a placeholder_member.
+    directory.flavour.groups.check_removals(
+        directory, [(c.details["group"], c.details["member"]) for c in plan.changes if c.action == "remove-member"]
+    )
     plan.summary = {"changes": len(plan.changes)}
     return plan
+
+
+def first_contact_refusal(cfg: Config, state: State, result: Review, plan: Plan) -> str | None:
+    """Why this --fix plan must not run without --force (None if it may): it removes people from a system for
+    which no approval was ever recorded (aupctl meeting a school's directory before `access adopt`), or more
+    than [access] max_removal_share of a system's members (more than one person)."""
+    share = cfg.access.max_removal_share
+    removals: dict[str, int] = {}
+    for c in plan.changes:
+        if c.action == "remove-member":
+            removals[c.details["system"]] = removals.get(c.details["system"], 0) + 1
+    reasons = []
+    for key, n in sorted(removals.items()):
+        members = result.checked.get(key, 0)
+        name = f"{cfg.systems[key].name} ({key})"
+        if not state.query("SELECT 1 FROM approvals WHERE system = ? LIMIT 1", (key,)):
+            reasons.append(
+                f"{name}: no approval was ever recorded, and the plan removes {n} of its {members} member(s)"
+            )
+        elif n > 1 and members and n > share * members:
+            reasons.append(
+                f"{name}: the plan removes {n} of its {members} members ({n / members:.0%}), more than "
+                f"access.max_removal_share ({share:.0%})"
+            )
+    if not reasons:
+        return None
+    return (
+        "access review --fix refused; nothing was changed:\n  "
+        + "\n  ".join(reasons)
+        + "\nIf today's members are approved, record them first: aupctl access adopt --approved-by NAME. "
+        "Otherwise read the plan (access review --fix --dry-run) and run it again with --force."
+    )
 
 
 def _approval_change(state: State, appr: dict[str, Any], checks: list[str], system_name: str) -> Change:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import string
 import tomllib
 import types
 import typing
@@ -40,6 +41,8 @@ class Directory:
     timeout: float = 10.0
     page_size: int = 1000
     privileged_groups: list[str] = field(default_factory=list)
+    # Stands in for "no members" in a groupOfNames / groupOfUniqueNames (their schema needs one member).
+    placeholder_member: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,18 @@ class Accounts:
     max_length: int = 20
     email: str | None = None  # template, e.g. "{username}@school.example"
     upn_suffix: str | None = None
+    # OpenLDAP posixAccount for new accounts: true, false, or "auto" (as the people in staff_ou are)
+    posix: Literal[True, False, "auto"] = "auto"
+    uid_range: list[int] = field(default_factory=list)  # [min, max] for new uidNumbers; [] = above those in use
+    gid_number: int | None = None  # None: the gidNumber most of the school's posixAccount people have
+    home_directory: str = "/home/{username}"
+    login_shell: str = "/bin/bash"
+
+
+@dataclass(frozen=True)
+class Access:
+    # access review --fix refuses (without --force) to remove more than this share of a system's members
+    max_removal_share: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,7 @@ class Config:
     school: School
     directory: Directory
     accounts: Accounts = field(default_factory=Accounts)
+    access: Access = field(default_factory=Access)
     roles: dict[str, Role] = field(default_factory=dict)
     systems: dict[str, System] = field(default_factory=dict)
     passwords: Passwords = field(default_factory=Passwords)
@@ -336,6 +352,7 @@ def _check(cfg: Config) -> None:
                     f"{src}: roles.{name}.systems names {key!r}, which is not a [systems.*] table "
                     f"(known: {', '.join(cfg.systems) or 'none'})"
                 )
+    _check_groups_and_posix(cfg)
     if cfg.accounts.max_length < 1:
         raise ConfigError(f"{src}: accounts.max_length must be at least 1")
     if cfg.directory.flavour == "ad" and cfg.accounts.max_length > 20:
@@ -356,3 +373,27 @@ def _check(cfg: Config) -> None:
                 raise ConfigError(
                     f"{src}: licences[{i}].expires must be a date YYYY-MM-DD (got {lic.expires!r})"
                 ) from None
+
+
+def _check_groups_and_posix(cfg: Config) -> None:
+    src, acc = cfg.source, cfg.accounts
+    if acc.uid_range and (len(acc.uid_range) != 2 or acc.uid_range[0] > acc.uid_range[1]):
+        raise ConfigError(f"{src}: accounts.uid_range must be [min, max] with min <= max (got {acc.uid_range})")
+    for key in ("home_directory", "login_shell"):
+        template = getattr(acc, key)
+        try:
+            used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        except ValueError as exc:
+            raise ConfigError(f"{src}: accounts.{key}: {template!r} is not a template ({exc})") from None
+        if used - {"username"}:
+            raise ConfigError(f"{src}: accounts.{key}: {template!r} may use only {{username}} (got {sorted(used)})")
+    if cfg.access.max_removal_share > 1:
+        raise ConfigError(
+            f"{src}: access.max_removal_share is a share of a system's members, 0 to 1 (got "
+            f"{cfg.access.max_removal_share})"
+        )
+    placeholder = cfg.directory.placeholder_member
+    if placeholder is not None and "=" not in placeholder:
+        raise ConfigError(
+            f'{src}: directory.placeholder_member must be a full DN such as "cn=nobody,..." (got {placeholder!r})'
+        )
