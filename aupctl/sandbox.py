@@ -1423,6 +1423,7 @@ def config_toml(flavour: str, *, url: str, ca_file: str, bind_dn: str) -> str:
         'groups_ou = "ou=Groups"',
         "timeout = 5",
         f"privileged_groups = {_qlist(privileged)}",
+        *([] if ad else ['placeholder_member = "cn=nobody,ou=Groups"  # stands in for an empty groupOfNames']),
         "",
         "[accounts]",
         'username = "{first_initial}{last_name}"',

@@ -270,16 +270,16 @@ class GroupSchema:
             return
         from .flavour import normalise_dn
 
-        by_group: dict[str, tuple[str, set[str]]] = {}
+        by_group: dict[str, tuple[str, dict[str, str]]] = {}
         for gdn, member in removals:
-            by_group.setdefault(normalise_dn(gdn), (gdn, set()))[1].add(normalise_dn(member))
+            by_group.setdefault(normalise_dn(gdn), (gdn, {}))[1][normalise_dn(member)] = member
         for gdn, leaving in by_group.values():
             group = self.read(directory, gdn)
             if group is None or not group.must_keep_one:
                 continue
-            left = [m for m in self.dn_members(group) if normalise_dn(m) not in leaving]
-            if not left and self.dn_members(group):
-                raise empty_group_refusal(gdn, group.kind, sorted(leaving))
+            members = self.dn_members(group)
+            if members and all(normalise_dn(m) in leaving for m in members):
+                raise empty_group_refusal(gdn, group.kind, sorted(leaving.values()))
 
 
 def empty_group_refusal(group_dn: str, kind: str, leaving: list[str]) -> RefusedError:
