@@ -373,9 +373,11 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
         if appr and appr["status"] == "active":
             plan.add(_approval_change(state, appr, checks, system.name))
     # A groupOfNames must keep a member: refused here, before anything changes, without a placeholder_member.
-    directory.flavour.groups.check_removals(
-        directory, [(c.details["group"], c.details["member"]) for c in plan.changes if c.action == "remove-member"]
-    )
+    # (No directory: a plan made from findings alone, as the unit tests do; nothing to read.)
+    if directory is not None:
+        directory.flavour.groups.check_removals(
+            directory, [(c.details["group"], c.details["member"]) for c in plan.changes if c.action == "remove-member"]
+        )
     plan.summary = {"changes": len(plan.changes)}
     return plan
 
