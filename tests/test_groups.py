@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -490,3 +491,46 @@ def test_bad_posix_keys_are_named(extra: str, needle: str) -> None:
     assert n == 1
     with pytest.raises(ConfigError, match=re.escape(needle)):
         config_mod.parse(text, "x.toml")
+
+
+# -- Active Directory: nested OUs, a system group elsewhere in the domain, nesting three levels deep --
+
+
+def test_ad_nested_ous_and_a_system_group_three_levels_deep_anywhere(ad_sandbox) -> None:
+    info = ad_sandbox
+    base = info.base_dn
+    tag = uuid.uuid4().hex[:6]
+    text = info.config_path.read_text()
+    site = f"OU=Science {tag},OU=Site {tag},OU=Staff,{base}"  # staff two OUs below staff_ou
+    apps = f"OU=Systems {tag},OU=Apps {tag},{base}"  # system groups outside groups_ou
+    deep = f"CN=Deep {tag} Users,{apps}"
+    variant = info.dir / f"deep-{tag}.toml"
+    variant.write_text(
+        text + f'\n[systems.deep]\nname = "Deep {tag}"\ngroup = "{deep}"\napprovers = [{json.dumps(hb.HEADTEACHER)}]\n'
+    )
+    cfg = config_mod.load(str(variant))
+    d = open_directory(cfg)
+    st = State(cfg.state.path)
+    try:
+        for ou in (f"OU=Site {tag},OU=Staff,{base}", site, f"OU=Apps {tag},{base}", apps):
+            d.add(ou, ["top", "organizationalUnit"], {"ou": ou.split(",")[0][3:]})
+        person = f"CN=Nested {tag},{site}"  # no mail, no employeeID: made by hand
+        d.add(person, ["top", "person", "organizationalPerson", "user"], {"sAMAccountName": f"n{tag}"})
+        levels = [f"CN=Level{i} {tag},{apps}" for i in (1, 2, 3)]
+        d.add(levels[2], ["top", "group"], {"sAMAccountName": f"l3{tag}", "member": [person]})
+        d.add(levels[1], ["top", "group"], {"sAMAccountName": f"l2{tag}", "member": [levels[2]]})
+        d.add(levels[0], ["top", "group"], {"sAMAccountName": f"l1{tag}", "member": [levels[1]]})
+        d.add(deep, ["top", "group"], {"sAMAccountName": f"deep{tag}", "member": [levels[0]]})
+
+        assert any(a.username == f"n{tag}" for a in d.flavour.iter_accounts(d)), "staff OUs are searched whole"
+        found = review(cfg, d, st, "deep")
+        assert found.checked["deep"] == 1
+        (row,) = [p for p in found.problems if p.finding.check == "no-approval"]
+        assert row.username == f"n{tag}" and same_dn(row.via, levels[0]), "nesting named by its first group"
+        apply(adopt_plan(cfg, d, st, hb.HEADTEACHER, "deep"), st)
+        assert [r["username"] for r in approvals.live(st, system="deep")] == [f"n{tag}"]
+        code, out, err = run_main("--format", "json", "staff", "show", f"n{tag}", config=variant)
+        assert code == 0, err
+    finally:
+        st.close()
+        d.close()

@@ -301,8 +301,12 @@ class Flavour:
         return {m: None for m in direct}
 
     def members_of_groups(self, directory: Directory, group_dns: list[str]) -> dict[str, dict[str, str | None] | None]:
-        """Effective members of several groups (as effective_members), reading each group once."""
-        return {g: self.effective_members(directory, g) for g in group_dns}
+        """Effective members of several groups (as effective_members), reading each group once and resolving
+        every memberUid of them all in one search."""
+        schema = self.groups
+        read = {g: schema.read(directory, g) for g in group_dns}
+        by_uid = schema.resolve(directory, {u for grp in read.values() if grp for u in grp.values.get("memberUid", ())})
+        return {g: None if grp is None else dict.fromkeys(schema.members(grp, by_uid)) for g, grp in read.items()}
 
     # -- changing --
     def disable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
