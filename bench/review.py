@@ -13,8 +13,8 @@ planted so the review has findings. Then, against the same server:
   decoded by directory/entries.py), and as plain ldap3 makes them (formatted values).
 
 With --schema posixGroup the system groups are posixGroups (members by username in memberUid, RFC
-2307), which aupctl resolves to the people's DNs in one more search; ldapsearch fetches the groups'
-memberUid and the same people.
+2307), which the review resolves to DNs from the people it reads anyway (the staff OUs are read first);
+ldapsearch fetches the groups' memberUid and the same people.
 
 Target: the in-process review within 3x of ldapsearch. Run by hand:
 
@@ -226,9 +226,6 @@ def main() -> None:
             fl = d.flavour
             for g in groups:
                 for _ in d.search(cfg.group_dn(g), "(objectClass=*)", [member_attr], "BASE", raw=raw):
-                    pass
-            if member_attr == "memberUid":  # the usernames resolved to DNs, as the review does
-                for _ in d.search(cfg.directory.base_dn, f"(&{fl.person_filter}(uid=*))", ["uid"], raw=raw):
                     pass
             for ou in ("ou=Staff", "ou=Leavers"):
                 for _ in d.search(cfg.dn(ou), fl.person_filter, fl.brief_attributes, raw=raw):

@@ -265,7 +265,10 @@ def test_password_audit_privileged_and_staff_show(school) -> None:
     found = privileged_members(cfg, d)
     want = {normalise_dn(d.flavour.find_user(d, u).dn) for u in members[it]}
     assert want and {k for k, v in found.items() if hb.IT_ADMINS in v} == want
-    user = members[it][0]
+    assert len(members[it]) >= 2, "one IT Admin has a #'..'B UID on groupOfUniqueNames"
+    for u in members[it]:  # find_user's own search for its groups (by member, uniqueMember or memberUid)
+        assert any(same_dn(g, it) for g in d.flavour.find_user(d, u).groups), (kind, u)
+    user = members[it][-1]
     code, out, err = run_main("--format", "json", "staff", "show", user, config=info.config_path)
     assert code == 0, err
     shown = json.loads(out)
@@ -534,3 +537,12 @@ def test_ad_nested_ous_and_a_system_group_three_levels_deep_anywhere(ad_sandbox)
     finally:
         st.close()
         d.close()
+
+
+def test_unresolved_member_uid_pseudo_dns_round_trip() -> None:
+    from aupctl.directory.groups import unresolved_username
+
+    for name in ("bob", "o'neil", "a,b", "#x", "x+y"):
+        assert unresolved_username(unresolved_dn(name)) == name
+    assert unresolved_username("uid=bob,ou=Staff,dc=x") is None
+    assert unresolved_username("memberUid=a,dc=x") is None

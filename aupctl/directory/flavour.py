@@ -300,12 +300,15 @@ class Flavour:
             return None
         return {m: None for m in direct}
 
-    def members_of_groups(self, directory: Directory, group_dns: list[str]) -> dict[str, dict[str, str | None] | None]:
+    def members_of_groups(
+        self, directory: Directory, group_dns: list[str], known: dict[str, str] | None = None
+    ) -> dict[str, dict[str, str | None] | None]:
         """Effective members of several groups (as effective_members), reading each group once and resolving
-        every memberUid of them all in one search."""
+        every memberUid of them all in one search (known: username (lower) -> DN already read)."""
         schema = self.groups
         read = {g: schema.read(directory, g) for g in group_dns}
-        by_uid = schema.resolve(directory, {u for grp in read.values() if grp for u in grp.values.get("memberUid", ())})
+        uids = {u for grp in read.values() if grp for u in grp.values.get("memberUid", ())}
+        by_uid = schema.resolve(directory, uids, known)
         return {g: None if grp is None else dict.fromkeys(schema.members(grp, by_uid)) for g, grp in read.items()}
 
     # -- changing --
@@ -490,11 +493,14 @@ class OpenLDAP(Flavour):
         if not accounts:
             return
         if len(accounts) <= 5:
+            with_uid = self._unique_members_with_uid(directory)
             for acct in accounts:
                 dn = escape_filter_chars(acct.dn)
                 by_uid = f"(memberUid={escape_filter_chars(acct.username)})" if acct.username else ""
                 f = f"(&{self.group_filter}(|(member={dn})(uniqueMember={dn}){by_uid}))"
                 acct.groups = [gdn for gdn, _ in directory.search(self.cfg.directory.base_dn, f, [])]
+                own, seen = normalise_dn(acct.dn), {normalise_dn(g) for g in acct.groups}
+                acct.groups += [g for g, dns in with_uid.items() if own in dns and normalise_dn(g) not in seen]
             return
         # Many accounts: read every group once and invert, instead of one search per person.
         from .groups import READ_ATTRS
@@ -511,6 +517,17 @@ class OpenLDAP(Flavour):
                     found[id(acct)] = acct
             for acct in found.values():
                 acct.groups.append(gdn)
+
+    def _unique_members_with_uid(self, directory: Directory) -> dict[str, set[str]]:
+        """groupOfUniqueNames DN -> its members' normalised DNs, for the groups where some value carries a
+        #'..'B UID: slapd's (uniqueMember=DN) does not match such a value, so they are read and matched here."""
+        out: dict[str, set[str]] = {}
+        f = "(&(objectClass=groupOfUniqueNames)(uniqueMember=*))"
+        for gdn, attrs in directory.search(self.cfg.directory.base_dn, f, ["uniqueMember"], raw=True):
+            vals = [dn_text(v) for v in values(attrs, "uniqueMember")]
+            if any("#'" in v for v in vals):
+                out[gdn] = {normalise_dn(v.split("#'", 1)[0]) for v in vals}
+        return out
 
     def disable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
         return {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [LOCKED_FOREVER])]}
@@ -718,7 +735,9 @@ class ActiveDirectory(Flavour):
                 out[member] = via
         return out
 
-    def members_of_groups(self, directory: Directory, group_dns: list[str]) -> dict[str, dict[str, str | None] | None]:
+    def members_of_groups(
+        self, directory: Directory, group_dns: list[str], known: dict[str, str] | None = None
+    ) -> dict[str, dict[str, str | None] | None]:
         """One search of every group (auto_range follows ranged reads of groups over 1,500 members), then
         nesting resolved in memory: no group is read twice however many systems share it."""
         groups = self.all_groups(directory)

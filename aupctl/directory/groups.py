@@ -144,18 +144,25 @@ class GroupSchema:
                     out.append(m)
         return out
 
-    def resolve(self, directory: Directory, usernames: Iterable[str]) -> dict[str, str]:
-        """username (lower) -> account DN, in one search: OR'd usernames, or every person when there are many."""
+    def resolve(
+        self, directory: Directory, usernames: Iterable[str], known: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """username (lower) -> account DN, in one search: OR'd usernames, or every person when there are many.
+        known: usernames (lower) -> DN the caller has read already (the review's staff), not searched again."""
         wanted = {u.lower() for u in usernames if u}
+        found: dict[str, str] = {}
+        if known:
+            found = {u: known[u] for u in wanted if u in known}
+            wanted -= found.keys()
         if not wanted:
-            return {}
+            return found
         fl = self.fl
         base = fl.cfg.directory.base_dn
         if len(wanted) <= _OR_BATCH:
             f = fl.users_filter(sorted(wanted))
         else:
             f = f"(&{fl.person_filter}({fl.username_attr}=*))"
-        out: dict[str, str] = {}
+        out: dict[str, str] = found
         attr = fl.username_attr.lower()
         for dn, attrs in directory.search(base, f, [fl.username_attr], raw=True):
             for key, vals in attrs.items():
