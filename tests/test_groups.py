@@ -28,7 +28,7 @@ from aupctl import sandbox as sb
 from aupctl import sandbox_school as hb
 from aupctl.access import adopt_plan, grant_plan, revoke_plan
 from aupctl.access_review import CHECKS, review
-from aupctl.aup import import_plan
+from aupctl.aup import import_plan, sign_plan
 from aupctl.directory import open_directory
 from aupctl.directory.flavour import normalise_dn, same_dn
 from aupctl.directory.groups import unresolved_dn
@@ -203,6 +203,20 @@ def test_grant_revoke_and_adopt(school) -> None:
     apply(revoke_plan(cfg, d, st, user, "raise", "test over"), st)
     assert not holds(d, raise_dn, acct)
     assert not any(same_dn(m, acct.dn) for m in fl.group_members(d, raise_dn))
+
+    # A grant waiting for the AUP signature: `aup sign` gives the access, in the group's own schema.
+    waiting = next(
+        u
+        for u in hb.UNSIGNED
+        if hb.school().person(u).role in ("teacher", "slt")
+        and u not in members[raise_dn]
+        and not hb.school().person(u).leaver
+        and not hb.school().person(u).disabled
+    )
+    st.execute("DELETE FROM signatures WHERE username = ?", (waiting,))
+    approvals.record(st, username=waiting, system="raise", approver=hb.HEADTEACHER, status="waiting")
+    apply(sign_plan(cfg, d, st, waiting), st)
+    assert holds(d, raise_dn, fl.find_user(d, waiting)), f"{kind}: the waiting grant was given on signing"
 
     tt = cfg.group_dn("Target Tracker Users")
     st.execute("DELETE FROM approvals WHERE system = 'target_tracker'")

@@ -284,9 +284,10 @@ class GroupSchema:
             group = self.read(directory, gdn)
             if group is None or not group.must_keep_one:
                 continue
-            members = self.dn_members(group)
-            if members and all(normalise_dn(m) in leaving for m in members):
-                raise empty_group_refusal(gdn, group.kind, sorted(leaving.values()))
+            for name in ("member", "uniqueMember"):  # as remove_changes: empty when every value goes
+                held = [normalise_dn(_strip_uid(v)) for v in group.values.get(name, ())]
+                if held and all(v in leaving for v in held):
+                    raise empty_group_refusal(gdn, group.kind, sorted(leaving.values()))
 
 
 def empty_group_refusal(group_dn: str, kind: str, leaving: list[str]) -> RefusedError:
