@@ -67,7 +67,7 @@ class Access:
 
 @dataclass(frozen=True)
 class Role:
-    ou: str
+    ou: str | None = None  # None: the role is known by its groups
     groups: list[str] = field(default_factory=list)
     systems: list[str] = field(default_factory=list)
 
@@ -131,6 +131,9 @@ class Import:
 @dataclass(frozen=True)
 class State:
     path: str | None = None
+    checkpoints: str | None = None  # signed audit checkpoints (JSON lines); default: user config dir
+    audit_key: Literal["file", "keyring"] = "file"  # where the audit log's HMAC key is kept
+    audit_key_file: str | None = None  # with audit_key = "file"; default: user config dir audit.key
 
 
 @dataclass(frozen=True)
@@ -333,7 +336,12 @@ def _anchor_paths(cfg: Config, base: Path) -> Config:
         ssh_key=_anchor(base, cfg.laptops.ssh_key),
         known_hosts=_anchor(base, cfg.laptops.known_hosts),
     )
-    state = dataclasses.replace(cfg.state, path=_anchor(base, cfg.state.path))
+    state = dataclasses.replace(
+        cfg.state,
+        path=_anchor(base, cfg.state.path),
+        checkpoints=_anchor(base, cfg.state.checkpoints),
+        audit_key_file=_anchor(base, cfg.state.audit_key_file),
+    )
     return dataclasses.replace(cfg, directory=d, school=school, laptops=laptops, state=state)
 
 
@@ -365,6 +373,8 @@ def _check(cfg: Config) -> None:
         pass
     except ValueError as exc:
         raise ConfigError(f"{src}: accounts.username: {exc}") from None
+    if cfg.state.audit_key == "keyring" and cfg.state.audit_key_file:
+        raise ConfigError(f"{src}: state.audit_key_file is set, but state.audit_key is 'keyring': keep one")
     for i, lic in enumerate(cfg.licences):
         if lic.expires:
             try:

@@ -7,6 +7,11 @@ aup-signatures.csv, intake.csv and DIR/sandbox.json (flavour, pid, URLs) for sta
 Fresh sandboxes are cheap because the seeded directory is built once into a template cache
 (templates_dir()) and copied: OpenLDAP's mdb file after slapadd, Samba's provisioned and seeded
 private/state directories. docs/sandbox.md describes the school and the planted problems.
+
+Layouts (sandbox_school.LAYOUTS): "standard" (both flavours, the default), "flat" (OpenLDAP: one
+ou=People, posixGroup/memberUid groups, one RFC 2307bis group, roles known by group only) and
+"nested" (AD: an OU per site and department, system groups in their own OU tree, a 2,000-member
+group, three-level nesting). Each layout has its own template in the cache.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from . import sandbox_school as hb
 from .errors import InputError, NotFoundError, UnreachableError
 
 FLAVOURS = ("openldap", "ad")
+LAYOUTS = hb.LAYOUTS
+DEFAULT_LAYOUT = hb.DEFAULT_LAYOUT
+RFC2307BIS_SCHEMA = "rfc2307bis.schema"  # the flat layout's nis.schema with posixGroup AUXILIARY
 STATE_FILE = "sandbox.json"
 CONFIG_FILE = "aupctl.toml"
 BIND_PW_FILE = "bind.pw"
@@ -50,6 +58,8 @@ AD_ADMIN_DN = f"CN=Administrator,CN=Users,{hb.AD_BASE_DN}"
 
 # Bump when the template layout changes, so old caches are not reused.
 _TEMPLATE_FORMAT = "3"
+# Bump when the nested AD layout's seeding changes (its key also holds the school's data).
+_AD_NESTED_FORMAT = "1"
 # AD templates are rebuilt when older than this: whenCreated/lastLogonTimestamp are planted relative
 # to the build date, and ordinary staff must stay well inside passwords.stale_after_days (90).
 _AD_TEMPLATE_DAYS = 28
@@ -60,7 +70,10 @@ _OWNED = {
     STATE_FILE, CONFIG_FILE, BIND_PW_FILE, "aup-signatures.csv", "intake.csv", "ca.pem", "server.pem",
     "server.key", "slapd.conf", "slapd.pid", "slapd.args", "slapd.log", "db", "etc", "private", "state",
     "cache", "run", "log", "bind-dns", "gencache.tdb", "state.db", "state.db-wal", "state.db-shm",
-    "state.db-journal", "known_hosts",
+    "state.db-journal", "known_hosts", RFC2307BIS_SCHEMA,
+    # Samba's messaging files in its lock directory (the sandbox root): without these a stopped AD
+    # sandbox could not be started again in the same directory (copytree met msg.sock).
+    "msg.lock", "msg.sock", "names.tdb",
 }
 # fmt: on
 
@@ -84,6 +97,7 @@ class SandboxInfo:
     admin_password: str = ""
     ip: str = DEFAULT_IP
     seeded: bool = True
+    layout: str = DEFAULT_LAYOUT  # sandbox_school.LAYOUTS[flavour]
     process: subprocess.Popen | None = field(default=None, repr=False, compare=False)
     start_ticks: int | None = field(default=None, repr=False)
 
@@ -110,7 +124,7 @@ class SandboxInfo:
         """What a seeded person binds as: their DN on OpenLDAP, their UPN on AD."""
         if self.flavour == "ad":
             return f"{username}@{hb.DOMAIN}"
-        return f"uid={username},{hb.school().person(username).ou},{self.base_dn}"
+        return person_dn(username, "openldap", self.layout)
 
     def connect(self, user: str | None = None, password: str | None = None) -> Any:
         """A bound ldap3 Connection over ldaps with the sandbox CA verified (for tests and the demo).
@@ -138,6 +152,7 @@ class SandboxInfo:
             "base_dn": self.base_dn,
             "ip": self.ip,
             "seeded": self.seeded,
+            "layout": self.layout,
             "detached": self.detached,
         }
 
@@ -186,6 +201,7 @@ def start(
     seed: bool = True,
     ip: str = DEFAULT_IP,
     timeout: float = 60.0,
+    layout: str = DEFAULT_LAYOUT,
 ) -> SandboxInfo:
     """Start a fresh sandbox in `directory` (default_dir() if None) and write its aupctl.toml.
 
@@ -193,10 +209,12 @@ def start(
     detach=False: this process owns it (tests); stop() ends it, and so does this process exiting.
     seed=False: only the OU skeleton (and, on OpenLDAP, the service account and password policy).
     ip: the loopback address to listen on; AD's ports are fixed (389/636), so one AD DC per address.
+    layout: how the school is laid out (sandbox_school.LAYOUTS[flavour]; docs/sandbox.md).
     A directory holding a stopped sandbox is reset to a fresh school; one that holds other files is refused.
     """
     if flavour not in FLAVOURS:
         raise InputError(f"unknown sandbox flavour {flavour!r} (expected one of: {', '.join(FLAVOURS)})")
+    check_layout(flavour, layout)
     root = Path(directory if directory is not None else default_dir()).expanduser().resolve()
     _refuse_running(root)
     _check_ip(ip)
@@ -208,9 +226,9 @@ def start(
     _prepare_dir(root)
     try:
         if flavour == "ad":
-            info = _start_ad(root, bins, detach=detach, seed=seed, ip=ip, timeout=timeout)
+            info = _start_ad(root, bins, detach=detach, seed=seed, ip=ip, timeout=timeout, layout=layout)
         else:
-            info = _start_openldap(root, bins, detach=detach, seed=seed, ip=ip, timeout=timeout)
+            info = _start_openldap(root, bins, detach=detach, seed=seed, ip=ip, timeout=timeout, layout=layout)
     except BaseException:
         _remove_owned(root)  # a half-made sandbox would make the next start refuse the directory
         raise
@@ -219,12 +237,40 @@ def start(
     return info
 
 
+def check_layout(flavour: str, layout: str) -> None:
+    """Refuse a layout the flavour does not have, naming the ones it has."""
+    if layout not in LAYOUTS.get(flavour, ()):
+        other = [f for f, names in LAYOUTS.items() if layout in names]
+        hint = f"--layout {layout} is for --flavour {other[0]}" if other else None
+        raise InputError(
+            f"unknown sandbox layout {layout!r} for {flavour} (expected one of: {', '.join(LAYOUTS[flavour])})",
+            hint=hint,
+        )
+
+
+def person_dn(username: str, flavour: str = "openldap", layout: str = DEFAULT_LAYOUT) -> str:
+    """A seeded person's full DN in a layout (a hand-made account on OpenLDAP is named by cn)."""
+    from ldap3.utils.dn import escape_rdn
+
+    p = hb.school(layout).person(username)
+    ou = hb.person_ou(p, layout)
+    if flavour == "ad":
+        return f"CN={escape_rdn(p.display_name)},{_ad_dn(ou)},{hb.AD_BASE_DN}"
+    rdn = f"cn={escape_rdn(p.display_name)}" if hb.is_hand_made(username) else f"uid={escape_rdn(username)}"
+    return f"{rdn},{ou},{hb.OPENLDAP_BASE_DN}"
+
+
+def _ad_dn(rel: str) -> str:
+    """'ou=Teaching,ou=North Site' -> 'OU=Teaching,OU=North Site' (AD's usual spelling)."""
+    return ",".join(part.replace("ou=", "OU=", 1).replace("cn=", "CN=", 1) for part in rel.split(","))
+
+
 def _keep_detached(proc: subprocess.Popen) -> None:
     _DETACHED[proc.pid] = proc
 
 
 def status(directory: Path) -> dict[str, Any]:
-    """flavour, dir, config, urls, pid, running (bool), bind_dn, base_dn, started, detached."""
+    """flavour, layout, dir, config, urls, pid, running (bool), bind_dn, base_dn, started, detached."""
     root = Path(directory).expanduser().resolve()
     data = _read_state(root)
     if data is None:
@@ -233,6 +279,7 @@ def status(directory: Path) -> dict[str, Any]:
     running = bool(pid) and _is_ours(pid, data.get("start_ticks"))
     return {
         "flavour": data.get("flavour"),
+        "layout": data.get("layout", DEFAULT_LAYOUT),
         "dir": str(root),
         "config": data.get("config"),
         "urls": data.get("urls", []),
@@ -280,15 +327,17 @@ def info_from(directory: Path) -> SandboxInfo:
     return _info_from_state(root, data)
 
 
-def prepare_template(flavour: str, *, seed: bool = True, ip: str = DEFAULT_IP) -> Path:
+def prepare_template(flavour: str, *, seed: bool = True, ip: str = DEFAULT_IP, layout: str = DEFAULT_LAYOUT) -> Path:
     """Build (or find) the cached template, so a later start() is fast. Returns its directory."""
+    if flavour in FLAVOURS:
+        check_layout(flavour, layout)
     if flavour == "ad":
         _check_ad_host(ip)
         bins = {"samba": _binary("samba", "samba"), "samba-tool": _binary("samba-tool", "samba")}
-        return _ad_template(bins, seed=seed, ip=ip)
+        return _ad_template(bins, seed=seed, ip=ip, layout=layout)
     if flavour == "openldap":
         bins = {"slapd": _binary("slapd", "slapd"), "slapadd": _binary("slapadd", "slapd")}
-        return _openldap_template(bins, seed=seed)[0]
+        return _openldap_template(bins, seed=seed, layout=layout)[0]
     raise InputError(f"unknown sandbox flavour {flavour!r} (expected one of: {', '.join(FLAVOURS)})")
 
 
@@ -437,6 +486,7 @@ def _info_from_state(root: Path, data: dict[str, Any]) -> SandboxInfo:
         admin_password=admin_pw,
         ip=data.get("ip", DEFAULT_IP),
         seeded=bool(data.get("seeded", True)),
+        layout=data.get("layout", DEFAULT_LAYOUT),
         start_ticks=data.get("start_ticks"),
     )
 
@@ -691,13 +741,56 @@ def _openldap_dirs() -> tuple[Path, Path]:
     return modules, schemas
 
 
-def _slapd_conf(db_dir: Path, root: Path | None) -> str:
-    """slapd.conf; root=None for the template's slapadd (no TLS files, no pid file)."""
+def rfc2307bis_schema() -> str:
+    """The system's nis.schema with posixGroup AUXILIARY (RFC 2307bis), plus a structural namedObject.
+
+    slapd 2.5's nis.schema makes posixGroup STRUCTURAL, so it cannot sit beside groupOfNames (also
+    STRUCTURAL). Schools that keep member and memberUid in one group load an rfc2307bis schema
+    instead, where posixGroup is AUXILIARY; a group with memberUid only then needs a structural class
+    of its own: namedObject (as in OpenLDAP's namedobject.schema).
+    """
+    _, schemas = _openldap_dirs()
+    text = (schemas / "nis.schema").read_text()
+    at = text.index("NAME 'posixGroup'")
+    end = text.index(")\n", text.index("MUST", at))
+    block = text[at:end]
+    if "STRUCTURAL" not in block:
+        raise UnreachableError(f"{schemas / 'nis.schema'}: posixGroup is not STRUCTURAL; cannot derive RFC 2307bis")
+    text = text[:at] + block.replace("STRUCTURAL", "AUXILIARY") + text[end:]
+    return (
+        "# aupctl sandbox (flat layout): nis.schema with posixGroup AUXILIARY (RFC 2307bis), so a group can\n"
+        "# be groupOfNames + posixGroup. Generated from this system's nis.schema; throwaway.\n\n"
+        + text
+        + """
+objectclass ( 1.3.6.1.4.1.5427.1.389.6.20
+\tNAME 'namedObject'
+\tSUP top
+\tSTRUCTURAL
+\tMUST ( cn )
+\tMAY ( uniqueIdentifier $ description ) )
+"""
+    )
+
+
+def _slapd_conf(db_dir: Path, root: Path | None, layout: str = DEFAULT_LAYOUT, schema_file: Path | None = None) -> str:
+    """slapd.conf; root=None for the template's slapadd (no TLS files, no pid file).
+
+    schema_file: where rfc2307bis_schema() was written (flat layout only).
+    """
     modules, schemas = _openldap_dirs()
     base = hb.OPENLDAP_BASE_DN
     svc = OPENLDAP_SERVICE_DN
     rootpw = _ssha(hb.SANDBOX_ADMIN_PASSWORD, b"sandbox!")
-    lines = [f"include {schemas}/{name}.schema" for name in ("core", "cosine", "inetorgperson", "nis")]
+    flat = layout == "flat"
+    if flat:
+        lines = [f"include {schemas}/{name}.schema" for name in ("core", "cosine", "inetorgperson")]
+        lines.append(f"include {schema_file}")
+        people_ous: tuple[str, ...] = (hb.FLAT_PEOPLE_OU,)
+        index_extra = "\nindex memberUid,uidNumber,gidNumber eq"
+    else:
+        lines = [f"include {schemas}/{name}.schema" for name in ("core", "cosine", "inetorgperson", "nis")]
+        people_ous = ("ou=Staff", "ou=Leavers")
+        index_extra = ""
     lines.append(f"modulepath {modules}")
     for mod in ("back_mdb", "ppolicy"):  # 2.5: ppolicy's schema comes with the module
         if any(modules.glob(f"{mod}.*")):
@@ -716,14 +809,14 @@ def _slapd_conf(db_dir: Path, root: Path | None) -> str:
     by dn.exact="{svc}" write
     by anonymous auth
     by * none"""
-        for ou in ("ou=Staff", "ou=Leavers")
+        for ou in people_ous
     )
     acl_tree = "\n".join(
         f"""access to dn.subtree="{ou},{base}"
     by dn.exact="{svc}" write
     by users read
     by * none"""
-        for ou in ("ou=Staff", "ou=Leavers", "ou=Groups")
+        for ou in (*people_ous, "ou=Groups")
     )
     lines.append(
         f"""
@@ -743,7 +836,7 @@ dbnosync
 lastbind on
 index objectClass eq
 index uid,cn,sn,givenName,mail,employeeNumber eq,sub
-index member eq
+index member eq{index_extra}
 index entryUUID eq
 limits dn.exact="{svc}" size=unlimited time=unlimited
 
@@ -802,9 +895,11 @@ def _ref_time(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def openldap_ldif(seed: bool = True, today: dt.date | None = None) -> str:
+def openldap_ldif(seed: bool = True, today: dt.date | None = None, layout: str = DEFAULT_LAYOUT) -> str:
     """The LDIF slapadd loads: timestamps relative to `today`, so stale accounts stay stale."""
     ref = _ref_time(today or dt.datetime.now(dt.UTC).date())
+    if layout == "flat":
+        return _render_ldif(_flat_entries(seed, ref))
     base = hb.OPENLDAP_BASE_DN
     entries: list[tuple[str, list[tuple[str, str]]]] = [
         (
@@ -832,6 +927,126 @@ def openldap_ldif(seed: bool = True, today: dt.date | None = None) -> str:
     ou("ou=Leavers", "Disabled accounts of staff who have left")
     ou("ou=Service", "Service accounts")
     ou("ou=policies", "Password policies")
+    entries += _policy_and_service(base)
+    if seed:
+        rng = random.Random(7)
+        school = hb.school()
+        for p in school.people:
+            attrs = [
+                ("objectClass", "inetOrgPerson"),
+                ("uid", p.username),
+                ("cn", p.display_name),
+                ("sn", p.surname),
+                ("givenName", p.given_name),
+                ("displayName", p.display_name),
+                ("mail", p.email),
+                ("employeeNumber", p.staff_code),
+                ("title", p.title),
+                ("description", p.title),
+                ("departmentNumber", p.department),
+                ("o", hb.SCHOOL_NAME),
+            ]
+            entries.append((f"uid={p.username},{p.ou},{base}", attrs + _person_times(p, ref, rng)))
+        dn_of = {p.username: f"uid={p.username},{p.ou},{base}" for p in school.people}
+        for group, members in school.groups("openldap").items():
+            gdn = f"cn={group},ou=Groups,{base}"
+            # groupOfNames must have a member: the group itself stands in for "empty" (as aupctl does)
+            attrs = [("objectClass", "groupOfNames"), ("cn", group), ("description", hb.group_description(group))]
+            attrs += [("member", dn_of[m]) for m in members] or [("member", gdn)]
+            entries.append((gdn, attrs))
+    return _render_ldif(entries)
+
+
+def _render_ldif(entries: list[tuple[str, list[tuple[str, str]]]]) -> str:
+    out = []
+    for dn, attrs in entries:
+        out.append("\n".join([_ldif_attr("dn", dn)] + [_ldif_attr(a, v) for a, v in attrs]))
+    return "\n\n".join(out) + "\n"
+
+
+def _person_times(p: hb.Person, ref: dt.datetime, rng: random.Random) -> list[tuple[str, str]]:
+    """userPassword as planted, back-dated timestamps, last bind, lock (the random draws in a fixed order)."""
+    created = ref - dt.timedelta(days=p.created_days, hours=-8, minutes=-rng.randint(0, 59))
+    changed = ref - dt.timedelta(days=p.password_changed_days, hours=-9, minutes=-rng.randint(0, 59))
+    attrs = [
+        ("userPassword", _user_password(p.storage, hb.password_for(p.username, "openldap"), rng)),
+        ("createTimestamp", _gt(created)),
+        ("modifyTimestamp", _gt(max(created, changed))),
+        ("pwdChangedTime", _gt(changed)),
+    ]
+    if p.last_logon_days is not None:
+        last = ref - dt.timedelta(days=p.last_logon_days, hours=-10, minutes=-rng.randint(0, 59))
+        attrs.append(("pwdLastSuccess", _gt(last)))
+    if p.disabled:
+        attrs.append(("pwdAccountLockedTime", "000001010000Z"))  # locked for good
+    return attrs
+
+
+def _ou_entry(rdn: str, desc: str, base: str) -> tuple[str, list[tuple[str, str]]]:
+    name = rdn.split("=", 1)[1].split(",")[0]
+    return f"{rdn},{base}", [("objectClass", "organizationalUnit"), ("ou", name), ("description", desc)]
+
+
+def _flat_entries(seed: bool, ref: dt.datetime) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The flat layout: ou=People (leavers in ou=Former,ou=People), posix people, posixGroup groups."""
+    from ldap3.utils.dn import escape_rdn
+
+    base = hb.OPENLDAP_BASE_DN
+    entries: list[tuple[str, list[tuple[str, str]]]] = [
+        (
+            base,
+            [("objectClass", "dcObject"), ("objectClass", "organization"), ("dc", "hollybank"), ("o", hb.SCHOOL_NAME)],
+        ),
+        _ou_entry(hb.FLAT_PEOPLE_OU, "Everyone: staff, governors, accounts made by hand", base),
+        _ou_entry(hb.FLAT_LEAVERS_OU, "Former staff (accounts locked)", base),
+        _ou_entry(hb.FLAT_GROUPS_OU, "Groups (posixGroup)", base),
+        _ou_entry(hb.FLAT_SYSTEMS_OU, "Access to the school's systems", base),
+        _ou_entry("ou=Service", "Service accounts", base),
+        _ou_entry("ou=policies", "Password policies", base),
+    ]
+    entries += _policy_and_service(base)
+    if not seed:
+        return entries
+    rng = random.Random(7)
+    school = hb.school("flat")
+    gids = hb.flat_gid_numbers()
+    for p in school.people:
+        dn = person_dn(p.username, "openldap", "flat")
+        made_by_hand = hb.is_hand_made(p.username)
+        attrs = [("objectClass", "inetOrgPerson"), ("objectClass", "posixAccount"), ("uid", p.username)]
+        attrs += [("cn", p.display_name), ("sn", p.surname), ("givenName", p.given_name)]
+        if not made_by_hand:  # no mail, no staff code, no title: someone typed the bare minimum
+            attrs += [
+                ("displayName", p.display_name),
+                ("mail", p.email),
+                ("employeeNumber", p.staff_code),
+                ("title", p.title),
+                ("description", p.title),
+                ("departmentNumber", p.department),
+                ("o", hb.SCHOOL_NAME),
+            ]
+        attrs += [
+            ("uidNumber", str(hb.flat_uid_number(p.username))),
+            ("gidNumber", str(hb.FLAT_STAFF_GID)),
+            ("homeDirectory", hb.FLAT_HOME.format(username=p.username)),
+            ("loginShell", "/usr/sbin/nologin" if p.leaver else hb.FLAT_SHELL),
+        ]
+        entries.append((dn, attrs + _person_times(p, ref, rng)))
+    for group, members in school.groups("openldap").items():
+        gdn = f"cn={escape_rdn(group)},{hb.flat_group_ou(group)},{base}"
+        bis = group in hb.FLAT_RFC2307BIS
+        structural = "groupOfNames" if bis else "namedObject"
+        attrs = [("objectClass", structural), ("objectClass", "posixGroup"), ("cn", group)]
+        attrs += [("gidNumber", str(gids[group])), ("description", hb.group_description_flat(group))]
+        attrs += [("memberUid", m) for m in members]
+        if bis:  # RFC 2307bis: the same people by DN; an empty groupOfNames lists itself
+            attrs += [("member", person_dn(m, "openldap", "flat")) for m in members] or [("member", gdn)]
+        entries.append((gdn, attrs))
+    return entries
+
+
+def _policy_and_service(base: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    entries: list[tuple[str, list[tuple[str, str]]]] = []
     entries.append(
         (
             f"cn=default,ou=policies,{base}",
@@ -865,57 +1080,21 @@ def openldap_ldif(seed: bool = True, today: dt.date | None = None) -> str:
             ],
         )
     )
-    if seed:
-        rng = random.Random(7)
-        school = hb.school()
-        for p in school.people:
-            created = ref - dt.timedelta(days=p.created_days, hours=-8, minutes=-rng.randint(0, 59))
-            changed = ref - dt.timedelta(days=p.password_changed_days, hours=-9, minutes=-rng.randint(0, 59))
-            attrs = [
-                ("objectClass", "inetOrgPerson"),
-                ("uid", p.username),
-                ("cn", p.display_name),
-                ("sn", p.surname),
-                ("givenName", p.given_name),
-                ("displayName", p.display_name),
-                ("mail", p.email),
-                ("employeeNumber", p.staff_code),
-                ("title", p.title),
-                ("description", p.title),
-                ("departmentNumber", p.department),
-                ("o", hb.SCHOOL_NAME),
-                ("userPassword", _user_password(p.storage, hb.password_for(p.username, "openldap"), rng)),
-                ("createTimestamp", _gt(created)),
-                ("modifyTimestamp", _gt(max(created, changed))),
-                ("pwdChangedTime", _gt(changed)),
-            ]
-            if p.last_logon_days is not None:
-                last = ref - dt.timedelta(days=p.last_logon_days, hours=-10, minutes=-rng.randint(0, 59))
-                attrs.append(("pwdLastSuccess", _gt(last)))
-            if p.disabled:
-                attrs.append(("pwdAccountLockedTime", "000001010000Z"))  # locked for good
-            entries.append((f"uid={p.username},{p.ou},{base}", attrs))
-        dn_of = {p.username: f"uid={p.username},{p.ou},{base}" for p in school.people}
-        for group, members in school.groups("openldap").items():
-            gdn = f"cn={group},ou=Groups,{base}"
-            # groupOfNames must have a member: the group itself stands in for "empty" (as aupctl does)
-            attrs = [("objectClass", "groupOfNames"), ("cn", group), ("description", hb.group_description(group))]
-            attrs += [("member", dn_of[m]) for m in members] or [("member", gdn)]
-            entries.append((gdn, attrs))
-    out = []
-    for dn, attrs in entries:
-        out.append("\n".join([_ldif_attr("dn", dn)] + [_ldif_attr(a, v) for a, v in attrs]))
-    return "\n\n".join(out) + "\n"
+    return entries
 
 
-def _openldap_template(bins: dict[str, str], *, seed: bool) -> tuple[Path, str]:
+def _openldap_template(bins: dict[str, str], *, seed: bool, layout: str = DEFAULT_LAYOUT) -> tuple[Path, str]:
     """(template dir holding db/data.mdb, the index/conf fingerprint). Rebuilt daily (timestamps)."""
-    ldif = openldap_ldif(seed)
-    probe_conf = _slapd_conf(Path("/DB"), None)
-    key = hashlib.sha256(
-        "\0".join([_TEMPLATE_FORMAT, ldif, probe_conf, _file_stamp(bins["slapadd"])]).encode()
-    ).hexdigest()[:16]
+    ldif = openldap_ldif(seed, layout=layout)
+    schema = rfc2307bis_schema() if layout == "flat" else None
+    probe_conf = _slapd_conf(Path("/DB"), None, layout, Path("/SCHEMA"))
+    parts = [_TEMPLATE_FORMAT, ldif, probe_conf, _file_stamp(bins["slapadd"])]
+    if layout != DEFAULT_LAYOUT:  # the standard key stays as it was, so existing caches stay valid
+        parts += [layout, schema or ""]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     kind = "openldap-school" if seed else "openldap-empty"
+    if layout != DEFAULT_LAYOUT:
+        kind = f"openldap-{layout}-{'school' if seed else 'empty'}"
     name = f"{kind}-{key}"
     with _locked(kind) as cache:
         final = cache / name
@@ -925,7 +1104,9 @@ def _openldap_template(bins: dict[str, str], *, seed: bool) -> tuple[Path, str]:
         try:
             (build / "db").mkdir()
             conf = build / "slapd.conf"
-            conf.write_text(_slapd_conf(build / "db", None))
+            if schema is not None:
+                (build / RFC2307BIS_SCHEMA).write_text(schema)
+            conf.write_text(_slapd_conf(build / "db", None, layout, build / RFC2307BIS_SCHEMA))
             (build / "seed.ldif").write_text(ldif, encoding="utf-8")
             # -q: skip consistency checks (fast); slapadd writes the mdb directly, so planted cleartext
             # and unsalted hashes stay as given and operational timestamps are ours.
@@ -947,14 +1128,16 @@ def _openldap_template(bins: dict[str, str], *, seed: bool) -> tuple[Path, str]:
 
 
 def _start_openldap(
-    root: Path, bins: dict[str, str], *, detach: bool, seed: bool, ip: str, timeout: float
+    root: Path, bins: dict[str, str], *, detach: bool, seed: bool, ip: str, timeout: float, layout: str
 ) -> SandboxInfo:
-    template, _ = _openldap_template(bins, seed=seed)
+    template, _ = _openldap_template(bins, seed=seed, layout=layout)
     (root / "db").mkdir(mode=0o700)
     _copy_sparse(template / "db" / "data.mdb", root / "db" / "data.mdb")
     _make_tls(root, ip)
+    if layout == "flat":  # the schema the template was loaded with (copied: the template may be pruned)
+        shutil.copyfile(template / RFC2307BIS_SCHEMA, root / RFC2307BIS_SCHEMA)
     conf = root / "slapd.conf"
-    conf.write_text(_slapd_conf(root / "db", root))
+    conf.write_text(_slapd_conf(root / "db", root, layout, root / RFC2307BIS_SCHEMA))
     conf.chmod(0o600)  # holds the rootpw hash
     log = root / "slapd.log"
     proc: subprocess.Popen | None = None
@@ -988,6 +1171,7 @@ def _start_openldap(
             admin_password=hb.SANDBOX_ADMIN_PASSWORD,
             ip=ip,
             seeded=seed,
+            layout=layout,
             process=None if detach else proc,
             start_ticks=_ticks(proc.pid),
         )
@@ -1216,19 +1400,25 @@ def _ad_bucket(today: dt.date | None = None) -> dt.date:
     return dt.date.fromordinal(today.toordinal() // _AD_TEMPLATE_DAYS * _AD_TEMPLATE_DAYS)
 
 
-def _school_fingerprint() -> str:
-    s = hb.school()
-    return hashlib.sha256(repr((s.people, s.members, s.nested, hb.PASSWORDS)).encode()).hexdigest()[:16]
+def _school_fingerprint(layout: str = DEFAULT_LAYOUT) -> str:
+    s = hb.school(layout)
+    facts: tuple = (s.people, s.members, s.nested, hb.PASSWORDS)
+    if layout != DEFAULT_LAYOUT:  # the standard key stays as it was, so existing caches stay valid
+        facts += (layout, hb.pupils(), hb.HAND_MADE, [hb.person_ou(p, layout) for p in s.people], _AD_NESTED_FORMAT)
+    return hashlib.sha256(repr(facts).encode()).hexdigest()[:16]
 
 
-def _ad_template(bins: dict[str, str], *, seed: bool, ip: str) -> Path:
+def _ad_template(bins: dict[str, str], *, seed: bool, ip: str, layout: str = DEFAULT_LAYOUT) -> Path:
     _ensure_hosts(ip)
     bucket = _ad_bucket()
     base = _ad_base_template(bins, ip)
     kind = "ad-school" if seed else "ad-empty"
-    key = hashlib.sha256(
-        "\0".join([_TEMPLATE_FORMAT, base.name, _school_fingerprint() if seed else "", bucket.isoformat()]).encode()
-    ).hexdigest()[:16]
+    if layout != DEFAULT_LAYOUT:
+        kind = f"ad-{layout}-{'school' if seed else 'empty'}"
+    parts = [_TEMPLATE_FORMAT, base.name, _school_fingerprint(layout) if seed else "", bucket.isoformat()]
+    if layout != DEFAULT_LAYOUT:
+        parts.append(layout)
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     name = f"{kind}-{key}"
     with _locked(kind) as cache:
         final = cache / name
@@ -1239,7 +1429,7 @@ def _ad_template(bins: dict[str, str], *, seed: bool, ip: str) -> Path:
             _copy_samba_tree(base, build, ip)
             proc, conn = _ad_run(bins, build)
             try:
-                created = _ad_seed(conn, seed=seed, ref=_ref_time(bucket))
+                created = _ad_seed(conn, seed=seed, ref=_ref_time(bucket), layout=layout)
             finally:
                 with contextlib.suppress(Exception):
                     conn.unbind()
@@ -1265,10 +1455,13 @@ def _ad_ok(conn: Any, what: str, ok: bool) -> None:
         )
 
 
-def _ad_seed(conn: Any, *, seed: bool, ref: dt.datetime) -> dict[str, str]:
+def _ad_seed(conn: Any, *, seed: bool, ref: dt.datetime, layout: str = DEFAULT_LAYOUT) -> dict[str, str]:
     """OUs, then (seed) people, groups and Domain Admins. Returns dn -> whenCreated to backdate."""
     from ldap3 import MODIFY_ADD
     from ldap3.utils.dn import escape_rdn
+
+    if layout == "nested":
+        return _ad_seed_nested(conn, seed=seed, ref=ref)
 
     base = hb.AD_BASE_DN
     ous = ["OU=Staff"] + [f"OU={name},OU=Staff" for name in hb.STAFF_OUS.values()] + ["OU=Groups", "OU=Leavers"]
@@ -1322,6 +1515,100 @@ def _ad_seed(conn: Any, *, seed: bool, ref: dt.datetime) -> dict[str, str]:
     return created
 
 
+def _ad_person_attrs(p: hb.Person, ref: dt.datetime, rng: random.Random) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "sAMAccountName": p.username,
+        "userPrincipalName": f"{p.username}@{hb.DOMAIN}",
+        "givenName": p.given_name,
+        "sn": p.surname,
+        "unicodePwd": f'"{hb.password_for(p.username, "ad")}"'.encode("utf-16-le"),
+        "userAccountControl": str(p.uac),
+    }
+    if not hb.is_hand_made(p.username):  # made by hand: no mail, no employee number, no post
+        attrs.update(
+            displayName=p.display_name,
+            mail=p.email,
+            employeeNumber=p.staff_code,
+            title=p.title,
+            description=p.title,
+            department=p.department,
+            company=hb.SCHOOL_NAME,
+        )
+    if p.last_logon_days is not None:
+        last = ref - dt.timedelta(days=p.last_logon_days, hours=-10, minutes=-rng.randint(0, 59))
+        attrs["lastLogonTimestamp"] = _filetime(last)
+    return attrs
+
+
+_PUPIL_YEARS = ("Reception", "Year 1", "Year 2", "Year 3", "Year 4", "Year 5", "Year 6")
+
+
+def _ad_seed_nested(conn: Any, *, seed: bool, ref: dt.datetime) -> dict[str, str]:
+    """The nested layout: OUs per site and department, system groups under OU=Applications, 2,000
+    pupils in one group (no passwords: about 4.6 ms each instead of 21), three-level nesting."""
+    from ldap3 import MODIFY_ADD
+    from ldap3.utils.dn import escape_rdn
+
+    base = hb.AD_BASE_DN
+    rel_ous = ["ou=Staff", *hb.NESTED_ROLE_OUS.values()]
+    for site in hb.NESTED_SITES:
+        rel_ous.append(f"ou={site},ou=Staff")
+        rel_ous += [f"ou={dept},ou={site},ou=Staff" for dept in hb.NESTED_DEPARTMENTS.values()]
+    rel_ous += [hb.NESTED_LEAVERS_OU, hb.NESTED_GROUPS_OU, "ou=Applications"]
+    rel_ous += sorted(set(hb.NESTED_SYSTEM_OUS.values()))
+    rel_ous += [hb.NESTED_PUPILS_OU] + [f"ou={y},{hb.NESTED_PUPILS_OU}" for y in _PUPIL_YEARS]
+    for ou in rel_ous:
+        _ad_ok(conn, ou, conn.add(f"{_ad_dn(ou)},{base}", "organizationalUnit"))
+    if not seed:
+        return {}
+    school = hb.school("nested")
+    rng = random.Random(11)
+    dn_of: dict[str, str] = {}
+    created: dict[str, str] = {}
+    for p in school.people:
+        dn = person_dn(p.username, "ad", "nested")
+        _ad_ok(
+            conn,
+            p.username,
+            conn.add(dn, ["top", "person", "organizationalPerson", "user"], _ad_person_attrs(p, ref, rng)),
+        )
+        dn_of[p.username] = dn
+        when = ref - dt.timedelta(days=p.created_days, hours=-8, minutes=-rng.randint(0, 59))
+        created[dn] = when.strftime("%Y%m%d%H%M%S.0Z")
+    for username, given, surname, year in hb.pupils():
+        ou = f"OU={_PUPIL_YEARS[year]},{_ad_dn(hb.NESTED_PUPILS_OU)},{base}"
+        dn = f"CN={escape_rdn(f'{given} {surname} ({username})')},{ou}"
+        attrs = {
+            "sAMAccountName": username,
+            "userPrincipalName": f"{username}@{hb.DOMAIN}",
+            "givenName": given,
+            "sn": surname,
+            "displayName": f"{given} {surname}",
+            "description": f"Pupil ({_PUPIL_YEARS[year]})",
+            # disabled, and no password: pupils sign in elsewhere; PASSWD_NOTREQD is not planted here
+            "userAccountControl": str(hb.UAC_NORMAL_ACCOUNT | hb.UAC_ACCOUNTDISABLE),
+        }
+        _ad_ok(conn, username, conn.add(dn, ["top", "person", "organizationalPerson", "user"], attrs))
+        dn_of[username] = dn
+    members = school.groups("ad")
+    nested = school.nested["ad"]
+    group_dn = {g: f"CN={escape_rdn(g)},{_ad_dn(hb.nested_group_ou(g))},{base}" for g in members}
+
+    def depth(g: str) -> int:
+        return 1 + max((depth(n) for n in nested.get(g, ())), default=-1)
+
+    # Inner groups first, so each outer group can list its member groups when it is created.
+    for g in sorted(members, key=depth):
+        attrs = {"description": hb.group_description(g), "sAMAccountName": g.replace(" ", "_")[:20]}
+        member = [dn_of[u] for u in members[g]] + [group_dn[n] for n in nested.get(g, ())]
+        if member:
+            attrs["member"] = member
+        _ad_ok(conn, g, conn.add(group_dn[g], "group", attrs))
+    admins = [dn_of[u] for u in hb.AD_DOMAIN_ADMINS]
+    _ad_ok(conn, "Domain Admins", conn.modify(hb.AD_DOMAIN_ADMINS_DN, {"member": [(MODIFY_ADD, admins)]}))
+    return created
+
+
 # Run by the system python3 (Samba's own bindings): whenCreated is system-only over LDAP, but the
 # system session may write it offline. Reads {dn: generalized time} from stdin.
 _BACKDATE = """
@@ -1351,8 +1638,10 @@ def _ad_backdate(root: Path, created: dict[str, str]) -> None:
         raise UnreachableError(f"could not set whenCreated in the AD template: {res.stderr.strip()[-600:]}")
 
 
-def _start_ad(root: Path, bins: dict[str, str], *, detach: bool, seed: bool, ip: str, timeout: float) -> SandboxInfo:
-    template = _ad_template(bins, seed=seed, ip=ip)
+def _start_ad(
+    root: Path, bins: dict[str, str], *, detach: bool, seed: bool, ip: str, timeout: float, layout: str
+) -> SandboxInfo:
+    template = _ad_template(bins, seed=seed, ip=ip, layout=layout)
     _copy_samba_tree(template, root, ip)
     _ensure_hosts(ip)
     log = root / "log" / "samba.out"
@@ -1374,6 +1663,7 @@ def _start_ad(root: Path, bins: dict[str, str], *, detach: bool, seed: bool, ip:
             admin_password=hb.SANDBOX_ADMIN_PASSWORD,
             ip=ip,
             seeded=seed,
+            layout=layout,
             process=None if detach else proc,
             start_ticks=_ticks(proc.pid),
         )
@@ -1399,13 +1689,49 @@ def _qlist(values: list[str]) -> str:
     return "[" + ", ".join(_q(v) for v in values) + "]"
 
 
-def config_toml(flavour: str, *, url: str, ca_file: str, bind_dn: str) -> str:
+def _layout_shape(flavour: str, layout: str) -> dict[str, Any]:
+    """What the config says about where things are: OUs, privileged groups, roles, system groups."""
+    ad = flavour == "ad"
+    base = hb.AD_BASE_DN if ad else hb.OPENLDAP_BASE_DN
+    if layout == "flat":
+        return {
+            "ous": (hb.FLAT_PEOPLE_OU, hb.FLAT_LEAVERS_OU, hb.FLAT_GROUPS_OU),
+            "privileged": [hb.FLAT_IT_ADMINS],
+            # roles known by group only: no ou (new accounts go to staff_ou)
+            "roles": [(role, None, hb.FLAT_ROLE_GROUPS[role]) for role in hb.STAFF_OUS],
+            "group": {k: f"cn={g},{hb.FLAT_SYSTEMS_OU},{base}" for k, g in hb.FLAT_SYSTEM_GROUPS.items()},
+        }
+    if layout == "nested":
+        # Governors all sit in one OU, so that role keeps an ou; the others are spread over sites.
+        roles = [(role, _ad_dn(hb.NESTED_ROLE_OUS["governor"]) if role == "governor" else None, hb.ROLE_GROUPS[role])
+                 for role in hb.STAFF_OUS]  # fmt: skip
+        group = {
+            k: f"CN={s['group']},{_ad_dn(hb.NESTED_SYSTEM_OUS[k])},{base}" for k, s in hb.SYSTEMS.items() if s["group"]
+        }
+        return {
+            "ous": tuple(_ad_dn(o) for o in (hb.NESTED_STAFF_OU, hb.NESTED_LEAVERS_OU, hb.NESTED_GROUPS_OU)),
+            "privileged": [hb.IT_ADMINS, hb.AD_DOMAIN_ADMINS_DN],
+            "roles": roles,
+            "group": group,
+        }
+    return {
+        "ous": ("ou=Staff", "ou=Leavers", "ou=Groups"),
+        "privileged": [hb.IT_ADMINS, hb.AD_DOMAIN_ADMINS_DN] if ad else [hb.IT_ADMINS],
+        "roles": [(role, f"ou={ou},ou=Staff", hb.ROLE_GROUPS[role]) for role, ou in hb.STAFF_OUS.items()],
+        "group": {k: s["group"] for k, s in hb.SYSTEMS.items() if s["group"]},
+    }
+
+
+def config_toml(flavour: str, *, url: str, ca_file: str, bind_dn: str, layout: str = DEFAULT_LAYOUT) -> str:
     """The sandbox's aupctl.toml (relative paths are relative to the file's directory)."""
     ad = flavour == "ad"
     base = hb.AD_BASE_DN if ad else hb.OPENLDAP_BASE_DN
-    privileged = [hb.IT_ADMINS, hb.AD_DOMAIN_ADMINS_DN] if ad else [hb.IT_ADMINS]
+    shape = _layout_shape(flavour, layout)
+    staff_ou, leavers_ou, groups_ou = shape["ous"]
+    privileged = shape["privileged"]
+    what = flavour if layout == DEFAULT_LAYOUT else f"{flavour}, layout {layout}"
     out = [
-        f"# aupctl sandbox ({flavour}): {hb.SCHOOL_NAME}, a fictional school. Throwaway; see docs/sandbox.md.",
+        f"# aupctl sandbox ({what}): {hb.SCHOOL_NAME}, a fictional school. Throwaway; see docs/sandbox.md.",
         "",
         "[school]",
         f"name = {_q(hb.SCHOOL_NAME)}",
@@ -1418,9 +1744,9 @@ def config_toml(flavour: str, *, url: str, ca_file: str, bind_dn: str) -> str:
         f"bind_dn = {_q(bind_dn)}",
         f"bind_password_file = {_q(BIND_PW_FILE)}",
         f"base_dn = {_q(base)}",
-        'staff_ou = "ou=Staff"',
-        'leavers_ou = "ou=Leavers"',
-        'groups_ou = "ou=Groups"',
+        f"staff_ou = {_q(staff_ou)}",
+        f"leavers_ou = {_q(leavers_ou)}",
+        f"groups_ou = {_q(groups_ou)}",
         "timeout = 5",
         f"privileged_groups = {_qlist(privileged)}",
         *([] if ad else ['placeholder_member = "cn=nobody,ou=Groups"  # stands in for an empty groupOfNames']),
@@ -1432,18 +1758,15 @@ def config_toml(flavour: str, *, url: str, ca_file: str, bind_dn: str) -> str:
     ]
     if ad:
         out.append(f"upn_suffix = {_q(hb.DOMAIN)}")
-    for role, ou in hb.STAFF_OUS.items():
-        out += [
-            "",
-            f"[roles.{role}]",
-            f"ou = {_q(f'ou={ou},ou=Staff')}",
-            f"groups = {_qlist(hb.ROLE_GROUPS[role])}",
-            f"systems = {_qlist(hb.ROLE_SYSTEMS[role])}",
-        ]
+    for role, ou, groups in shape["roles"]:
+        out += ["", f"[roles.{role}]"]
+        if ou is not None:
+            out.append(f"ou = {_q(ou)}")
+        out += [f"groups = {_qlist(groups)}", f"systems = {_qlist(hb.ROLE_SYSTEMS[role])}"]
     for key, system in hb.SYSTEMS.items():
         out += ["", f"[systems.{key}]", f"name = {_q(system['name'])}"]
-        if system.get("group"):
-            out.append(f"group = {_q(system['group'])}")
+        if key in shape["group"]:
+            out.append(f"group = {_q(shape['group'][key])}")
         out.append(f"approvers = {_qlist(system['approvers'])}")
         if "review_days" in system:
             out.append(f"review_days = {system['review_days']}")
@@ -1497,8 +1820,9 @@ def _write_files(info: SandboxInfo, *, url: str, ca_file: str, seed: bool) -> No
         fh.write(info.bind_password + "\n")
     pw.chmod(0o600)
     (root / CONFIG_FILE).write_text(
-        config_toml(info.flavour, url=url, ca_file=ca_file, bind_dn=info.bind_dn), encoding="utf-8"
+        config_toml(info.flavour, url=url, ca_file=ca_file, bind_dn=info.bind_dn, layout=info.layout),
+        encoding="utf-8",
     )
     if seed:
-        (root / "aup-signatures.csv").write_text(hb.signatures_csv(), encoding="utf-8")
+        (root / "aup-signatures.csv").write_text(hb.signatures_csv(info.layout), encoding="utf-8")
         (root / "intake.csv").write_text(hb.intake_csv(), encoding="utf-8")

@@ -372,9 +372,19 @@ def _random_systems(rng: random.Random, role: str) -> tuple[str, ...]:
     return ()
 
 
+def school(layout: str = "standard") -> School:
+    """The school as a layout holds it; the same every call (fixed seed). See LAYOUTS."""
+    if layout == "standard":
+        return _standard_school()
+    if layout == "flat":
+        return _flat_school()
+    if layout == "nested":
+        return _nested_school()
+    raise ValueError(f"unknown sandbox layout {layout!r}")
+
+
 @cache
-def school() -> School:
-    """The school; the same every call (fixed seed)."""
+def _standard_school() -> School:
     rng = random.Random(20260901)
     taken: set[str] = set()
     people: list[Person] = []
@@ -477,6 +487,8 @@ def group_description(name: str) -> str:
         IT_ADMINS: "Administrators of the school network (privileged)",
         SIMS_OFFICE: "Office staff with SIMS; nested in SIMS Users",
         ALL_STAFF: "Everyone employed by the school (not governors)",
+        ALL_PUPILS: "Every pupil (nested layout): 2,000 members, more than AD returns in one read",
+        **{g: f"Office staff at {site} with SIMS; nested in SIMS Office" for site, g in SIMS_OFFICE_SITE.items()},
     }.get(name, f"Role group: {name}")
 
 
@@ -487,13 +499,13 @@ AD_DOMAIN_ADMINS = (LEGIT_IT_ADMIN, PLANTED["privileged"])
 # -- data files the sandbox writes beside its config --
 
 
-def signatures_csv() -> str:
+def signatures_csv(layout: str = "standard") -> str:
     """aup-signatures.csv: username,version,signed_on for everyone but UNSIGNED; hmarsh signed the old one."""
     rng = random.Random(2409)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["username", "version", "signed_on"])
-    for p in school().people:
+    for p in school(layout).people:
         if p.username in UNSIGNED:
             continue
         if p.username == PLANTED["old_aup_version"]:
@@ -572,3 +584,236 @@ def intake_csv(today: dt.date | None = None) -> str:
             [first, last, preferred, role, f"HB{first_code + i:04d}", "", dept, start.isoformat(), systems, approver]
         )
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------
+# Layouts: the same people, laid out as other schools lay out their directories (docs/sandbox.md).
+#
+# standard  both flavours: ou=Staff with an OU per role, groupOfNames / AD groups in ou=Groups.
+# flat      OpenLDAP: everyone in ou=People (leavers in ou=Former,ou=People), inetOrgPerson +
+#           posixAccount, posixGroup groups with memberUid, one RFC 2307bis group (groupOfNames +
+#           posixGroup), roles known by group only, accounts made by hand.
+# nested    AD: staff in an OU per site and department (OU=Teaching,OU=North Site,OU=Staff), system
+#           groups in their own OU tree (OU=Applications), 2,000 pupils in one group, three-level
+#           nesting, accounts made by hand.
+
+LAYOUTS: dict[str, tuple[str, ...]] = {"openldap": ("standard", "flat"), "ad": ("standard", "nested")}
+DEFAULT_LAYOUT = "standard"
+
+# Accounts made by hand (flat and nested): no staff code, no mail, no title; names that break naive
+# code. On OpenLDAP they are named by cn (as phpLDAPadmin and friends do), so one DN holds an
+# escaped comma: cn=Brown\, Michael,ou=People,...
+# fmt: off
+_HAND_MADE: list[tuple[str, str, str, str, str]] = [
+    # username, cn, givenName, sn, role
+    ("p.obrien", "Patrick O'Brien", "Patrick", "O'Brien", "teacher"),
+    ("zoe", "Zoë", "Zoë", "Zoë", "ta"),
+    ("ksmith-jones", "Kate Smith-Jones", "Kate", "Smith-Jones", "office"),
+    ("mbrown", "Brown, Michael", "Michael", "Brown", "site"),
+]
+# fmt: on
+HAND_MADE: tuple[str, ...] = tuple(h[0] for h in _HAND_MADE)
+
+
+@cache
+def _hand_made() -> tuple[Person, ...]:
+    taken = {p.username for p in _standard_school().people}
+    out = []
+    for i, (username, cn, given, surname, role) in enumerate(_HAND_MADE):
+        assert username not in taken, username  # a hand-made name must not shadow a generated one
+        out.append(
+            Person(
+                username=username,
+                given_name=given,
+                surname=surname,
+                display_name=cn,
+                role=role,
+                staff_code="",
+                title="",
+                department="",
+                created_days=2500 + 100 * i,
+                password_changed_days=400 + 10 * i,
+                last_logon_days=1 + i,
+            )
+        )
+    return tuple(out)
+
+
+def is_hand_made(username: str) -> bool:
+    return username in HAND_MADE
+
+
+def _layout_members(
+    people: tuple[Person, ...],
+    role_groups: dict[str, list[str]],
+    system_group: dict[str, str],
+    rename: dict[str, str],
+    extra: dict[str, list[str]],
+    route: dict[tuple[str, str], str] | None = None,
+) -> dict[str, tuple[str, ...]]:
+    """Direct members per group, by the standard school's rules (leavers keep planted systems only).
+
+    route: (system key, username) -> the group that person gets the system through (nesting).
+    """
+    groups: dict[str, list[str]] = {g: [] for gs in role_groups.values() for g in gs}
+    groups.update({g: [] for g in system_group.values()})
+    groups.update({g: [] for g in rename.values()})
+    groups.update({g: list(m) for g, m in extra.items()})
+    for p in people:
+        if not p.leaver:
+            for g in role_groups[p.role]:
+                groups[g].append(p.username)
+        for key in p.systems:
+            g = (route or {}).get((key, p.username)) or system_group[key]
+            groups[g].append(p.username)
+        for g in p.extra_groups:
+            groups[rename[g]].append(p.username)
+    return {g: tuple(m) for g, m in groups.items()}
+
+
+# -- flat (OpenLDAP) --
+
+FLAT_PEOPLE_OU = "ou=People"
+FLAT_LEAVERS_OU = "ou=Former,ou=People"  # inside the people OU, as flat schools often do it
+FLAT_GROUPS_OU = "ou=Groups"
+FLAT_SYSTEMS_OU = "ou=Systems,ou=Groups"
+FLAT_ROLE_GROUPS = {
+    "teacher": ["teachers", "staff"],
+    "ta": ["support", "staff"],
+    "office": ["office", "staff"],
+    "slt": ["slt", "teachers", "staff"],
+    "site": ["site", "staff"],
+    "governor": ["governors"],
+}
+FLAT_SYSTEM_GROUPS = {"sims": "sims", "target_tracker": "targettracker", "raise": "raise", "schoolcomms": "schoolcomms"}
+FLAT_IT_ADMINS = "itadmins"
+# RFC 2307bis: groupOfNames + posixGroup, member (DN) and memberUid (username) kept in step.
+FLAT_RFC2307BIS = ("sims",)
+FLAT_STAFF_GID = 5000  # everyone's primary group: cn=staff
+FLAT_FIRST_UID = 10001  # generated people; the hand-made ones have low numbers (1001...) from an old server
+FLAT_HOME = "/home/{username}"
+FLAT_SHELL = "/bin/bash"
+
+
+def flat_gid_numbers() -> dict[str, int]:
+    """cn -> gidNumber for the flat layout's groups (staff is 5000, the rest follow)."""
+    names = ["staff"] + [g for g in _flat_school().members["openldap"] if g != "staff"]
+    return {g: FLAT_STAFF_GID + i for i, g in enumerate(names)}
+
+
+def flat_uid_number(username: str) -> int:
+    if username in HAND_MADE:
+        return 1001 + HAND_MADE.index(username)
+    people = _standard_school().people
+    return FLAT_FIRST_UID + next(i for i, p in enumerate(people) if p.username == username)
+
+
+def flat_group_ou(cn: str) -> str:
+    return FLAT_SYSTEMS_OU if cn in FLAT_SYSTEM_GROUPS.values() else FLAT_GROUPS_OU
+
+
+@cache
+def _flat_school() -> School:
+    people = _standard_school().people + _hand_made()
+    members = _layout_members(people, FLAT_ROLE_GROUPS, FLAT_SYSTEM_GROUPS, {IT_ADMINS: FLAT_IT_ADMINS}, {})
+    return School(people=people, members={"openldap": members}, nested={"openldap": {}})
+
+
+# -- nested (AD) --
+
+NESTED_SITES = ("North Site", "South Site")
+NESTED_STAFF_OU = "ou=Staff"
+NESTED_LEAVERS_OU = "ou=Former Staff"
+NESTED_GROUPS_OU = "ou=Groups"
+NESTED_PUPILS_OU = "ou=Pupils"
+# role -> the department OU under each site; slt and governors have one OU each, under ou=Staff
+NESTED_DEPARTMENTS = {"teacher": "Teaching", "ta": "Support", "office": "Office", "site": "Premises"}
+NESTED_ROLE_OUS = {"slt": "ou=Leadership,ou=Staff", "governor": "ou=Governors,ou=Staff"}
+# system groups live away from groups_ou, in their own tree, and are named by full DN in the config
+NESTED_SYSTEM_OUS = {
+    "sims": "ou=MIS,ou=Applications",
+    "target_tracker": "ou=Assessment,ou=Applications",
+    "raise": "ou=Assessment,ou=Applications",
+    "schoolcomms": "ou=Communications,ou=Applications",
+}
+SIMS_OFFICE_SITE = {site: f"SIMS Office ({site})" for site in NESTED_SITES}
+ALL_PUPILS = "All Pupils"
+PUPIL_COUNT = 2000  # above AD's 1,500 values per read: member comes back as member;range=0-1499
+
+
+def site_of(username: str) -> str:
+    """The site a person works at in the nested layout (stable: a checksum of the username)."""
+    import zlib
+
+    return NESTED_SITES[zlib.crc32(username.encode()) % len(NESTED_SITES)]
+
+
+def nested_ou(p: Person) -> str:
+    """Relative to the base DN, e.g. 'ou=Teaching,ou=North Site,ou=Staff'."""
+    if p.leaver:
+        return NESTED_LEAVERS_OU
+    if p.role in NESTED_ROLE_OUS:
+        return NESTED_ROLE_OUS[p.role]
+    return f"ou={NESTED_DEPARTMENTS[p.role]},ou={site_of(p.username)},ou=Staff"
+
+
+def nested_group_ou(name: str) -> str:
+    for key, system in SYSTEMS.items():
+        if system["group"] == name:
+            return NESTED_SYSTEM_OUS[key]
+    if name == SIMS_OFFICE or name in SIMS_OFFICE_SITE.values():
+        return NESTED_SYSTEM_OUS["sims"]
+    return NESTED_GROUPS_OU
+
+
+@cache
+def pupils() -> tuple[tuple[str, str, str, int], ...]:
+    """(username, given, surname, year group) for the nested layout's 2,000 pupils."""
+    rng = random.Random(2000)
+    taken: set[str] = set()
+    out = []
+    for i in range(PUPIL_COUNT):
+        given = rng.choice(_FEMALE + _MALE)
+        surname = rng.choice(_SURNAMES)
+        year = i % 7  # Reception (0) to Year 6
+        intake = 2026 - year
+        username = make_username(given, surname, taken, 20)
+        username = f"{intake % 100:02d}{username}"[:20]
+        while username in taken:
+            username = username[:17] + f"{rng.randint(100, 999)}"
+        taken.add(username)
+        out.append((username, given, surname, year))
+    return tuple(out)
+
+
+@cache
+def _nested_school() -> School:
+    people = _standard_school().people + _hand_made()
+    system_group = {k: s["group"] for k, s in SYSTEMS.items() if s["group"]}
+    # Office staff get SIMS three levels down: SIMS Users > SIMS Office > SIMS Office (their site)
+    route = {("sims", p.username): SIMS_OFFICE_SITE[site_of(p.username)] for p in people if p.role == "office"}
+    extra: dict[str, list[str]] = {SIMS_OFFICE: [], **{g: [] for g in SIMS_OFFICE_SITE.values()}}
+    extra[ALL_PUPILS] = [u for u, *_ in pupils()]
+    members = _layout_members(people, ROLE_GROUPS, system_group, {IT_ADMINS: IT_ADMINS}, extra, route)
+    nested = {"SIMS Users": (SIMS_OFFICE,), SIMS_OFFICE: tuple(SIMS_OFFICE_SITE.values())}
+    return School(people=people, members={"ad": members}, nested={"ad": nested})
+
+
+def person_ou(p: Person, layout: str = "standard") -> str:
+    """Where a person lives, relative to the base DN, in a layout (either flavour for standard)."""
+    if layout == "flat":
+        return FLAT_LEAVERS_OU if p.leaver else FLAT_PEOPLE_OU
+    if layout == "nested":
+        return nested_ou(p)
+    return p.ou
+
+
+def group_description_flat(cn: str) -> str:
+    for key, group in FLAT_SYSTEM_GROUPS.items():
+        if group == cn:
+            kind = "RFC 2307bis: member and memberUid" if cn in FLAT_RFC2307BIS else "posixGroup"
+            return f"Access to {SYSTEMS[key]['name']} (aupctl system {key}; {kind})"
+    return {
+        FLAT_IT_ADMINS: "Administrators of the school network (privileged)",
+        "staff": "Everyone employed by the school (not governors); everyone's primary group",
+    }.get(cn, f"Role group: {cn}")

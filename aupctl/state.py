@@ -2,8 +2,8 @@
 the plan journal and the hash-chained audit log.
 
 WAL and a busy timeout let cron and a technician use it at once; every write is a short
-transaction. The audit log is append-only: each entry carries the hash of the one before, so an
-entry edited by hand breaks the chain at that entry (`log verify`).
+transaction. The audit log is append-only and a keyed hash chain (its key, checkpoints and
+verification: aupctl/auditlog.py), so an entry edited, removed or forged by hand is found (`log verify`).
 """
 
 from __future__ import annotations
@@ -170,6 +170,39 @@ MIGRATIONS: list[str] = [
     ALTER TABLE provisioned ADD COLUMN status TEXT NOT NULL DEFAULT 'done';
     ALTER TABLE provisioned ADD COLUMN role TEXT;
     """,
+    # 3: the audit chain is keyed (HMAC-SHA256; the key is kept apart from the store, aupctl/auditlog.py).
+    # Entries from keyed_from on carry their key's fingerprint; earlier ones stay plain SHA-256 and still
+    # verify. store_id is in every keyed entry and checkpoint, so entries or a whole store copied from
+    # another are caught. Checkpoints taken are recorded here too, so a missing checkpoints file is noticed.
+    """
+    ALTER TABLE audit ADD COLUMN key_id TEXT;
+    CREATE TABLE audit_keying (
+        store_id TEXT NOT NULL,
+        keyed_from INTEGER NOT NULL,   -- the first entry id with a keyed hash
+        since TEXT NOT NULL
+    );
+    INSERT INTO audit_keying (store_id, keyed_from, since)
+        SELECT lower(hex(randomblob(16))), COALESCE(MAX(id), 0) + 1, strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')
+        FROM audit;
+    CREATE TRIGGER audit_keying_no_insert BEFORE INSERT ON audit_keying
+        BEGIN SELECT RAISE(ABORT, 'the audit keying record is fixed'); END;
+    CREATE TRIGGER audit_keying_no_update BEFORE UPDATE ON audit_keying
+        BEGIN SELECT RAISE(ABORT, 'the audit keying record is fixed'); END;
+    CREATE TRIGGER audit_keying_no_delete BEFORE DELETE ON audit_keying
+        BEGIN SELECT RAISE(ABORT, 'the audit keying record is fixed'); END;
+    CREATE TABLE audit_checkpoints (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        entries INTEGER NOT NULL,
+        head TEXT NOT NULL,
+        file TEXT NOT NULL,            -- where the signed line was written
+        mac TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'the checkpoint record is append-only'); END;
+    CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'the checkpoint record is append-only'); END;
+    """,
 ]
 
 
@@ -283,20 +316,56 @@ class State:
         with self.transaction() as db:
             return db.execute(sql, params).lastrowid or 0
 
-    # -- audit log --
+    # -- audit log (the keyed chain, its key and checkpoints: aupctl/auditlog.py) --
+    audit_key_source: Any = None  # an auditlog.KeySource; None = the default file (auditlog.KeySource.default())
+    _audit_key: Any = None
+
+    def use_audit_key(self, source: Any) -> None:
+        """Where the audit key lives (auditlog.attach(state, cfg) passes the config's)."""
+        self.audit_key_source, self._audit_key = source, None
+
+    def audit_key(self, *, create: bool = False) -> Any:
+        """The audit key (an auditlog.AuditKey), None if there is none yet. With create, one is made on first
+        use, but only for a log with no keyed entry and no checkpoint: a lost key is never silently replaced."""
+        if self._audit_key is None:
+            from .auditlog import KeySource, missing_key_error
+
+            source = self.audit_key_source or KeySource.default()
+            key = source.load()
+            if key is None and create:
+                row = self.db.execute(
+                    "SELECT key_id FROM audit WHERE key_id IS NOT NULL ORDER BY id DESC LIMIT 1"
+                ).fetchone()
+                signed = self.db.execute("SELECT COUNT(*) FROM audit_checkpoints").fetchone()[0]
+                if row or signed:
+                    raise missing_key_error(source, row[0] if row else None)
+                key = source.load_or_create()
+            self._audit_key = key
+        return self._audit_key
+
     def audit(self, action: str, target: str, details: dict[str, Any] | None = None) -> int:
+        from .auditlog import keying, wrong_key_error
+
         body = json.dumps(details or {}, ensure_ascii=False, sort_keys=True, default=str)
         who = actor()
         with self.transaction() as db:
-            row = db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            store_id, _, problem = keying(db)
+            if problem:
+                raise AupctlError(f"cannot add to the audit log: {problem}", hint="run `aupctl log verify`")
+            row = db.execute("SELECT id, hash, key_id FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            key = self.audit_key(create=True)
+            if row and row["key_id"] and row["key_id"] != key.fingerprint:
+                raise wrong_key_error(key, row["key_id"])
+            entry_id = row["id"] + 1 if row else 1
             prev = row["hash"] if row else GENESIS
             at = now_iso()
-            digest = _entry_hash(prev, at, who, action, target, body)
-            cur = db.execute(
-                "INSERT INTO audit (at, actor, action, target, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
-                (at, who, action, target, body, prev, digest),
+            digest = key.entry_hash(store_id, entry_id, prev, at, who, action, target, body)
+            db.execute(
+                "INSERT INTO audit (id, at, actor, action, target, details, prev_hash, hash, key_id)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (entry_id, at, who, action, target, body, prev, digest, key.fingerprint),
             )
-            return cur.lastrowid or 0
+            return entry_id
 
     def audit_entries(self, since: str | None = None, target: str | None = None) -> Iterator[AuditEntry]:
         sql, params = "SELECT * FROM audit WHERE 1=1", []
@@ -306,7 +375,11 @@ class State:
         if target:
             sql += " AND target = ? COLLATE NOCASE"
             params.append(target)
-        for row in self.db.execute(sql + " ORDER BY id", params):
+        try:
+            rows = self.db.execute(sql + " ORDER BY id", params)  # "no such table" comes here, not mid-walk
+        except sqlite3.OperationalError as exc:  # e.g. the table dropped by hand
+            raise AupctlError(f"cannot read the audit log: {exc}", hint="run `aupctl log verify`") from None
+        for row in rows:
             try:
                 details = json.loads(row["details"])
             except ValueError:
@@ -314,24 +387,17 @@ class State:
             yield AuditEntry(row["id"], row["at"], row["actor"], row["action"], row["target"], details)
 
     def verify_audit(self) -> tuple[int, ChainBreak | None]:
-        """Walk the chain; return (entries checked, the first break or None)."""
-        prev = GENESIS
-        count = 0
-        expected_id = None
-        for row in self.db.execute("SELECT * FROM audit ORDER BY id"):
-            count += 1
-            if expected_id is not None and row["id"] != expected_id:
-                return count, ChainBreak(expected_id, f"entry {expected_id} is missing (next is {row['id']})")
-            if row["prev_hash"] != prev:
-                return count, ChainBreak(row["id"], "its link to the entry before does not match")
-            digest = _entry_hash(
-                row["prev_hash"], row["at"], row["actor"], row["action"], row["target"], row["details"]
-            )
-            if digest != row["hash"]:
-                return count, ChainBreak(row["id"], "its content does not match its hash (edited after it was written)")
-            prev = row["hash"]
-            expected_id = row["id"] + 1
-        return count, None
+        """Walk the chain; return (entries checked, the first break or None). The checkpoints, triggers and
+        tables are checked by auditlog.verify (`log verify`)."""
+        from .auditlog import keying, walk_chain
+
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='audit'").fetchone():
+            return 0, ChainBreak(0, "the audit table is missing from the store (dropped)")
+        store_id, keyed_from, problem = keying(self.db)
+        if problem:
+            return 0, ChainBreak(0, problem)
+        count, broken, _ = walk_chain(self, store_id=store_id, keyed_from=keyed_from)
+        return count, broken
 
     # -- plan journal --
     def journal(self, plan_id: str, seq: int, action: str, target: str, status: str, error: str | None = None) -> None:

@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "laptop": ("laptop", "cli", "School laptops: enrol, check in over SSH, audit (policy 1.4, 6.7, 6.8)."),
     "leaver": ("leaver", "cli", "Staff leavers: withdraw access, schedule, restore (policy 4.2, 9.2)."),
     "licence": ("licence", "cli", "Software licences: seats used against seats owned (policy 6.7)."),
-    "log": ("log", "cli", "The audit log: show it, verify its hash chain."),
+    "log": ("log", "cli", "The audit log: show it, verify it, sign a checkpoint (cron)."),
     "password": ("password", "cli", "Password hygiene: audit, check, reset (policy 6.2)."),
     "sandbox": ("sandbox", "cli", "A throwaway school directory to try aupctl on."),
     "staff": ("staff", "cli", "Staff accounts: list, show, import, set a role."),

@@ -33,9 +33,10 @@ class Ctx:
     @property
     def state(self) -> State:
         if self._state is None:
+            from aupctl.auditlog import attach
             from aupctl.state import State
 
-            self._state = State(self.config.state.path)
+            self._state = attach(State(self.config.state.path), self.config)  # with the config's audit key
         return self._state
 
     @property

@@ -1,4 +1,4 @@
-"""aupctl log [--since DATE] [--user USER] | log verify"""
+"""aupctl log [--since DATE] [--user USER] | log verify | log checkpoint"""
 
 from __future__ import annotations
 
@@ -49,11 +49,49 @@ def cli(click_ctx: click.Context, since: str | None, user: str | None) -> None:
 
 
 @cli.command("verify")
+@click.option(
+    "--checkpoints",
+    "checkpoints_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Check against this checkpoints file (e.g. lines copied from the syslog server) instead of "
+    "[state] checkpoints.",
+)
 @pass_ctx
-def verify(ctx: Ctx) -> None:
-    """Check the hash chain; exit 1 and name the first broken entry if the log was edited."""
-    count, broken = ctx.state.verify_audit()
-    if broken:
-        message(f"audit log BROKEN at entry {broken.id}: {broken.reason} ({count} entries read)")
+def verify(ctx: Ctx, checkpoints_file: str | None) -> None:
+    """Check the audit log: the keyed hash chain, its append-only triggers, and the signed checkpoints
+    (a log shorter than, or different from, its last checkpoint). Exit 1 naming what was found; exit 2
+    if the audit key is missing."""
+    from pathlib import Path
+
+    from aupctl import auditlog
+
+    path = Path(checkpoints_file) if checkpoints_file else auditlog.checkpoints_path(ctx.config, ctx.state)
+    result = auditlog.verify(ctx.state, path)
+    if not result.intact:
+        for line in result.findings():
+            message(f"audit log {line}")
+        message(f"({result.entries} entries read; checkpoints: {path})")
         sys.exit(EXIT_FINDINGS)
-    message(f"audit log intact: {count} entries, hash chain verified")
+    message(f"audit log {result.summary()}")
+
+
+@cli.command("checkpoint")
+@pass_ctx
+def checkpoint(ctx: Ctx) -> None:
+    """Verify the audit log, then sign its entry count and head hash into the checkpoints file and syslog.
+
+    No arguments: run it from cron (docs/security.md). Prints one line on stdout; if the log does not
+    verify, signs nothing and exits 1 naming what was found."""
+    from aupctl import auditlog
+
+    path = auditlog.checkpoints_path(ctx.config, ctx.state)
+    result = auditlog.take_checkpoint(ctx.state, path)
+    if result.checkpoint is None:
+        for line in result.verification.findings():
+            message(f"audit log {line}")
+        message("no checkpoint taken: a broken log is not signed")
+        sys.exit(EXIT_FINDINGS)
+    cp = result.checkpoint
+    where = f"{path}" + (" and syslog" if result.syslog else " (no syslog here)")
+    click.echo(f"checkpoint {cp.seq}: {cp.entries} entries, head {cp.head[:16]}, at {cp.at}, written to {where}")

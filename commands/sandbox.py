@@ -24,14 +24,24 @@ def cli() -> None:
 
 @cli.command("start")
 @click.option("--flavour", type=click.Choice(["openldap", "ad"]), default="openldap", show_default=True)
+@click.option(
+    "--layout",
+    type=click.Choice(["standard", "flat", "nested"]),
+    default="standard",
+    show_default=True,
+    help="How the school is laid out: standard (an OU per role; both flavours), flat (OpenLDAP: one "
+    "ou=People, posixGroup groups, roles by group) or nested (AD: OUs per site, system groups in "
+    "their own OU tree, a 2,000-member group). See docs/sandbox.md.",
+)
 @dir_option
 @pass_ctx
-def start(ctx: Ctx, flavour: str, directory: Path | None) -> None:
+def start(ctx: Ctx, flavour: str, layout: str, directory: Path | None) -> None:
     """Start a sandbox directory and write DIR/aupctl.toml for it."""
     from aupctl import sandbox
 
-    info = sandbox.start(flavour, directory)
-    message(f"{flavour} sandbox running (pid {info.pid}) at {', '.join(info.urls)}")
+    info = sandbox.start(flavour, directory, layout=layout)
+    shape = "" if layout == "standard" else f", layout {layout}"
+    message(f"{flavour} sandbox{shape} running (pid {info.pid}) at {', '.join(info.urls)}")
     message(f"config: {info.config_path}")
     message("next:")
     message(f"  export AUPCTL_CONFIG={info.config_path}")

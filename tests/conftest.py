@@ -17,6 +17,23 @@ bound ldap3 connection over verified TLS, .bind_name(username) for a seeded pers
   flavours. It reuses ``openldap_sandbox`` / ``ad_sandbox``, so a module never runs two AD DCs.
 - ``env`` (module): ``(sandbox, config, directory, state)`` for the module's ``sandbox``; a module may
   define its own ``env`` (e.g. with signatures imported), which takes precedence.
+
+Other layouts of the same school (docs/sandbox.md; ``info.layout`` says which):
+
+- ``flat_openldap`` (module): OpenLDAP, layout "flat": everyone in ou=People (leavers in
+  ou=Former,ou=People), inetOrgPerson + posixAccount, posixGroup groups with memberUid, one RFC 2307bis
+  group (sims: groupOfNames + posixGroup), roles by group only (no ``ou`` in ``[roles.*]``), accounts
+  made by hand (sandbox_school.HAND_MADE). ``fresh_flat_openldap`` (function): one per test.
+- ``ad_nested`` (module): AD, layout "nested": staff in OU=<department>,OU=<site>,OU=Staff, system groups
+  in OU=Applications (full DNs in the config), "All Pupils" with 2,000 members, SIMS Users > SIMS Office
+  > SIMS Office (<site>) nesting. Takes the AD lock like ``ad_sandbox``: a module may use one of
+  ``ad_sandbox`` / ``ad_nested`` / ``any_sandbox``, not two (only one AD DC runs at a time).
+- ``any_sandbox`` (module, params "openldap-standard", "openldap-flat", "ad-standard", "ad-nested",
+  ids the same): to run a job on every layout of both flavours. It starts its own sandbox per param
+  (the previous one is stopped first), so do not mix it with ``sandbox``/``ad_sandbox``/``ad_nested``
+  in one module. ``any_env`` (module): ``(sandbox, config, directory, state)`` for it.
+  Layout-aware names: ``sb.person_dn(username, flavour, layout)``, ``hb.school(layout)``,
+  ``hb.person_ou(person, layout)``.
 - ``cli_env`` (function): ``cli_env(info)`` sets AUPCTL_CONFIG to info.config_path for the test
   (monkeypatch) and returns ``{"AUPCTL_CONFIG": ...}`` for ``CliRunner(env=...)``.
   ``sandbox_env(info)`` is the same dict without touching the environment.
@@ -39,9 +56,9 @@ from sandbox_helpers import ad_slot, ad_unavailable, sandbox_env  # noqa: F401 -
 from aupctl import sandbox as sb
 
 
-def _start_openldap(directory: Path) -> Iterator[sb.SandboxInfo]:
+def _start_openldap(directory: Path, layout: str = "standard") -> Iterator[sb.SandboxInfo]:
     # No skip without slapd: start() fails naming the package, and CI must not pass by skipping.
-    info = sb.start("openldap", directory, detach=False)
+    info = sb.start("openldap", directory, detach=False, layout=layout)
     try:
         yield info
     finally:
@@ -60,15 +77,47 @@ def fresh_openldap(tmp_path: Path) -> Iterator[sb.SandboxInfo]:
 
 @pytest.fixture(scope="module")
 def ad_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sb.SandboxInfo]:
+    yield from _start_ad(tmp_path_factory.mktemp("ad-sandbox"), "standard")
+
+
+@pytest.fixture(scope="module")
+def flat_openldap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sb.SandboxInfo]:
+    yield from _start_openldap(tmp_path_factory.mktemp("flat-openldap"), layout="flat")
+
+
+@pytest.fixture
+def fresh_flat_openldap(tmp_path: Path) -> Iterator[sb.SandboxInfo]:
+    yield from _start_openldap(tmp_path / "sandbox", layout="flat")
+
+
+def _start_ad(directory: Path, layout: str) -> Iterator[sb.SandboxInfo]:
     why = ad_unavailable()
     if why:
         pytest.skip(why)
     with ad_slot():
-        info = sb.start("ad", tmp_path_factory.mktemp("ad-sandbox"), detach=False)
+        info = sb.start("ad", directory, detach=False, layout=layout)
         try:
             yield info
         finally:
             info.stop()
+
+
+@pytest.fixture(scope="module")
+def ad_nested(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sb.SandboxInfo]:
+    yield from _start_ad(tmp_path_factory.mktemp("ad-nested"), "nested")
+
+
+LAYOUT_IDS = ["openldap-standard", "openldap-flat", "ad-standard", "ad-nested"]
+
+
+@pytest.fixture(scope="module", params=LAYOUT_IDS, ids=LAYOUT_IDS)
+def any_sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sb.SandboxInfo]:
+    flavour, layout = request.param.split("-", 1)
+    directory = tmp_path_factory.mktemp(request.param)
+    if flavour == "ad":
+        yield from _start_ad(directory, layout)
+    else:
+        yield from _start_openldap(directory, layout=layout)
 
 
 @pytest.fixture(scope="module", params=["openldap", "ad"], ids=["openldap", "ad"])
@@ -91,13 +140,23 @@ def cli_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[sb.SandboxInfo], dict[
 def env(sandbox: sb.SandboxInfo) -> Iterator[tuple]:
     """(sandbox, config, directory, state) of the module's sandbox, opened once. A module that needs
     something else (e.g. signatures imported first) defines its own `env`, which takes precedence."""
+    yield from _open_env(sandbox)
+
+
+def _open_env(info: sb.SandboxInfo) -> Iterator[tuple]:
     from aupctl.config import load
     from aupctl.directory import open_directory
     from aupctl.state import State
 
-    cfg = load(str(sandbox.config_path))
+    cfg = load(str(info.config_path))
     d = open_directory(cfg)
     st = State(cfg.state.path)
-    yield sandbox, cfg, d, st
+    yield info, cfg, d, st
     st.close()
     d.close()
+
+
+@pytest.fixture(scope="module")
+def any_env(any_sandbox: sb.SandboxInfo) -> Iterator[tuple]:
+    """(sandbox, config, directory, state) for ``any_sandbox``'s layout, opened once per layout."""
+    yield from _open_env(any_sandbox)

@@ -64,3 +64,11 @@ def test_case_and_spacing_do_not_matter() -> None:
     assert not same_dn("uid=jo,ou=Staff,dc=x", "uid=jo2,ou=Staff,dc=x")
     assert is_under("uid=jo,OU=Leavers,DC=x", "ou=leavers, dc=x")
     assert not is_under("uid=jo,ou=NotLeavers,dc=x", "ou=Leavers,dc=x")
+
+
+def test_escaped_forms_of_one_value_compare_the_same() -> None:
+    # slapd sends `\2C` for a comma a person wrote as `\,` (the flat sandbox's `cn=Brown\, Michael`)
+    assert same_dn("cn=Brown\\2C Michael,ou=People,dc=x", "cn=Brown\\, Michael,ou=People,dc=x")
+    assert same_dn("cn=Zo\\C3\\AB Clarke,dc=x", "cn=Zo\u00eb Clarke,dc=x")
+    assert same_dn("uid=b+cn=a,dc=x", "cn=a+uid=b,dc=x")  # the order inside a multi-valued RDN
+    assert not same_dn("cn=Brown\\2C Michael,dc=x", "cn=Brown Michael,dc=x")

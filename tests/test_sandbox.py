@@ -64,6 +64,8 @@ def test_ad_detached_outlives_its_parent_and_stop_ends_it(tmp_path: Path) -> Non
         pytest.skip(why)
     with ad_slot():
         detached_round_trip("ad", tmp_path / "ad")
+        # again in the same directory: a stopped sandbox starts afresh (Samba's msg.sock and friends go too)
+        detached_round_trip("ad", tmp_path / "ad")
 
 
 def test_openldap_detached_outlives_its_parent_and_stop_ends_it(tmp_path: Path) -> None:

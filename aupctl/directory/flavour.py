@@ -174,9 +174,38 @@ def normalise_dn(dn: str) -> str:
         else:
             return ",".join(parts)
     try:
-        return ",".join(p.lower() for p in ldap3.utils.dn.safe_dn(dn).split(","))
+        return _canonical_dn(dn)
     except Exception:  # noqa: BLE001 - odd DNs still compare as text
         return dn.lower().replace(", ", ",")
+
+
+_DN_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{2})|\\(.)", re.S)
+
+
+def _unescape_value(value: str) -> str:
+    """An RDN value as the characters it stands for: servers send `\\2C` where a person wrote `\\,`, and
+    `\\C3\\AB` for `ë`; both must compare equal to the plain form."""
+    raw = bytearray()
+    pos = 0
+    for m in _DN_ESCAPE.finditer(value):
+        raw += value[pos : m.start()].encode("utf-8")
+        raw += bytes([int(m.group(1), 16)]) if m.group(1) else m.group(2).encode("utf-8")
+        pos = m.end()
+    raw += value[pos:].encode("utf-8")
+    return raw.decode("utf-8", errors="replace")
+
+
+def _canonical_dn(dn: str) -> str:
+    """Each RDN's values unescaped, lower-cased and escaped one way; multi-valued RDNs sorted."""
+    rdns: list[str] = []
+    current: list[str] = []
+    for attr, value, sep in ldap3.utils.dn.parse_dn(ldap3.utils.dn.safe_dn(dn)):
+        plain = _unescape_value(value).strip().lower()
+        current.append(f"{attr.strip().lower()}={ldap3.utils.dn.escape_rdn(plain)}")
+        if sep != "+":
+            rdns.append("+".join(sorted(current)))
+            current = []
+    return ",".join(rdns)
 
 
 def is_under(dn: str, base: str) -> bool:
