@@ -427,7 +427,7 @@ def build(
     group_ok: dict[str, bool] = {}
     for role_name in sorted({p.role for p in people}):
         role = cfg.roles[role_name]
-        ou_dn = cfg.dn(role.ou)
+        ou_dn = cfg.dn(role.ou or cfg.directory.staff_ou)  # a role known by its groups: new accounts in staff_ou
         if directory.read(ou_dn, ["1.1"]) is None:
             problems.append(f"roles.{role_name}.ou: {ou_dn} does not exist in the directory")
             continue
@@ -463,7 +463,7 @@ def build(
     posix: Any = None  # PosixAccounts once a new person needs it; False where new accounts are not posixAccount
     for p in people:
         role = cfg.roles[p.role]
-        ou_dn = cfg.dn(role.ou)
+        ou_dn = cfg.dn(role.ou or cfg.directory.staff_ou)
         role_groups = [cfg.group_dn(g) for g in role.groups]
         if p.line in matched:
             entries.append(_existing(cfg, directory, state, p, matched[p.line], role_groups, provisioned, is_signed))
