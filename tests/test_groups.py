@@ -65,7 +65,7 @@ def _start(tmp: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> Iterator[sb
         _, schemas = sb._openldap_dirs()
         plain = sb._slapd_conf
         monkeypatch.setattr(
-            sb, "_slapd_conf", lambda db, root: plain(db, root).replace(f"{schemas}/nis.schema", str(schema))
+            sb, "_slapd_conf", lambda *a, **k: plain(*a, **k).replace(f"{schemas}/nis.schema", str(schema))
         )
     info = sb.start("openldap", tmp / "sandbox", detach=False)
     try:
