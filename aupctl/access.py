@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from . import approvals, tasks
+from . import approvals, checks, tasks
 from .aup import is_signed
 from .config import Config, System
 from .directory import Account, Directory
@@ -22,6 +22,7 @@ from .plan import Change, Plan
 from .roles import role_of
 from .staff import group_name, is_leaver
 from .state import State, today
+from .text import refuse_unsafe
 
 # -- small helpers --
 
@@ -127,6 +128,7 @@ def grant_changes(
 
     assume_signed: the caller is recording the signature in the same plan (`aup sign`).
     """
+    refuse_unsafe(reason, "--reason")  # kept with the approval, shown in reviews
     system = cfg.system(system_key)
     approver = canonical_approver(cfg, system_key, approver)
     until_s = parse_until(until)
@@ -153,6 +155,7 @@ def grant_changes(
                     f"add {user} ({acct.name}) to {group_name(gdn)} for {system.name}",
                     run=lambda: {"changed": fl.add_member(d, gdn, dn, user)},
                     details={**details, "group": gdn},
+                    check=checks.member(gdn, dn, True),
                 )
             )
     changes.append(
@@ -200,7 +203,7 @@ def revoke_changes(
 ) -> list[Change]:
     """The changes that take the system away: out of the group, approval ended, a task for by-hand systems."""
     system = cfg.system(system_key)
-    reason = (reason or "").strip()
+    reason = refuse_unsafe((reason or "").strip(), "--reason") or ""
     if not reason:
         raise InputError("--reason is required: say why access is being withdrawn (it goes into the record)")
     username = username.strip()
@@ -227,6 +230,7 @@ def revoke_changes(
                     f"remove {user} ({acct.name}) from {group_name(gdn)} ({system.name})",
                     run=lambda: {"changed": fl.remove_member(d, gdn, dn, user)},
                     details={**details, "group": gdn},
+                    check=checks.member(gdn, dn, False),
                 )
             )
     if live:
@@ -308,10 +312,10 @@ def revoke_plan(cfg: Config, directory: Directory, state: State, username: str, 
 def adopt_plan(
     cfg: Config, directory: Directory, state: State, approver: str, system_key: str | None = None, reason: str = ""
 ) -> Plan:
-    approver = " ".join((approver or "").split())
+    approver = " ".join((refuse_unsafe(approver, "--approved-by") or "").split())
     if not approver:
         raise InputError("--approved-by is empty: name who stands behind the access held today")
-    reason = reason.strip() or "access held when aupctl was adopted"
+    reason = refuse_unsafe(reason.strip(), "--reason") or "access held when aupctl was adopted"
     keys = [system_key] if system_key else list(cfg.systems)
     for k in keys:
         cfg.system(k)

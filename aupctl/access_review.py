@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import approvals
+from . import checks as check_kinds
 from .aup import signed_users
 from .config import Config
 from .directory import Account, Directory
@@ -384,6 +385,7 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
                     f"remove {user} from {group_name(gdn)} ({system.name}): {why}",
                     run=lambda d=d, gdn=gdn, dn=dn, u=uname: {"changed": d.flavour.remove_member(d, gdn, dn, u)},
                     details={"system": key, "group": gdn, "member": dn, "checks": checks, "by": "access review"},
+                    check=check_kinds.member(gdn, dn, False),
                 )
             )
         else:

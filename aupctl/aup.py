@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,8 @@ from .config import Config
 from .csvfile import read as read_csv
 from .errors import ConfigError, InputError
 from .state import State, actor, now_iso, today
+from .text import problem as unsafe_problem
+from .text import refuse_unsafe
 
 IMPORT_REQUIRED = ["username"]
 # Extra columns an office export may carry; read and ignored except those we use.
@@ -31,8 +35,11 @@ def text_hash(cfg: Config) -> str | None:
     if not path:
         return None
     try:
-        with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
+        # O_NONBLOCK: a FIFO is refused at once, not waited on; a device (/dev/zero) is refused, not hashed forever.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigError(f"{cfg.source}: school.aup_text {path} is not a regular file")
+            return hashlib.file_digest(fh, "sha256").hexdigest()  # streamed: memory bounded whatever its size
     except OSError as exc:
         raise ConfigError(
             f"{cfg.source}: school.aup_text names {path}, which cannot be read: {exc.strerror}",
@@ -98,7 +105,7 @@ def sign(
     Returns the approvals that were waiting for it (only when the current version is signed); the caller
     applies them through access.grant_changes.
     """
-    version = (version or cfg.school.aup_version).strip()
+    version = refuse_unsafe((version or cfg.school.aup_version).strip(), "the AUP version")
     if not version:
         raise InputError("the AUP version is empty")
     if on is None:
@@ -133,7 +140,13 @@ def read_signatures(cfg: Config, path: str) -> list[SignatureRow]:
     """Read and check a signatures CSV; one bad row refuses the whole file, naming the line and field."""
     mapping = {k: v for k, v in cfg.import_.columns.items() if k in IMPORT_REQUIRED + IMPORT_OPTIONAL}
     # Common office headers for the date and version, unless the school mapped its own.
-    table = read_csv(path, required=IMPORT_REQUIRED, optional=IMPORT_OPTIONAL + _alias_names(mapping), mapping=mapping)
+    table = read_csv(
+        path,
+        required=IMPORT_REQUIRED,
+        optional=IMPORT_OPTIONAL + _alias_names(mapping),
+        mapping=mapping,
+        max_bytes=cfg.import_.max_bytes,
+    )
     out: list[SignatureRow] = []
     seen: dict[tuple[str, str], int] = {}
     errors: list[str] = []
@@ -144,6 +157,10 @@ def read_signatures(cfg: Config, path: str) -> list[SignatureRow]:
             errors.append(f"{path}: line {row.line}: username is empty")
             continue
         version = values.get("version", "").strip() or cfg.school.aup_version
+        why = unsafe_problem(version)
+        if why:
+            errors.append(f"{path}: line {row.line}: version {why}")
+            continue
         try:
             day = (
                 parse_date(values["signed_on"], f"{path}: line {row.line}: signed_on")
@@ -284,7 +301,9 @@ def sign_plan(
 
     text_hash(cfg)  # an unreadable [school] aup_text is refused before anything is shown or recorded
     acct = find_account(directory, username)
-    version = (version or cfg.school.aup_version).strip()
+    version = refuse_unsafe(
+        (version or cfg.school.aup_version).strip(), "--version" if version else "[school] aup_version"
+    )
     if not version:
         raise InputError("--version is empty")
     day = parse_date(on, "--on") if on else today()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import os
-import string
+import re
 import tomllib
 import types
 import typing
@@ -16,6 +17,16 @@ from typing import Any, Literal
 from .errors import ConfigError
 
 ENV_CONFIG = "AUPCTL_CONFIG"
+
+
+def _range(lo: float, hi: float) -> dict[str, Any]:
+    """Field metadata: the accepted range of a number (checked at load, named in the message)."""
+    return {"range": (lo, hi)}
+
+
+# Numbers with no range of their own: whole numbers up to a billion, numbers finite and at most a million.
+_INT_RANGE = (0, 1_000_000_000)
+_FLOAT_RANGE = (0.0, 1_000_000.0)
 
 
 @dataclass(frozen=True)
@@ -38,8 +49,8 @@ class Directory:
     ca_file: str | None = None
     allow_insecure: bool = False
     bind_password_file: str | None = None
-    timeout: float = 10.0
-    page_size: int = 1000
+    timeout: float = field(default=10.0, metadata=_range(0.1, 600))
+    page_size: int = field(default=1000, metadata=_range(1, 100_000))
     privileged_groups: list[str] = field(default_factory=list)
     # Stands in for "no members" in a groupOfNames / groupOfUniqueNames (their schema needs one member).
     placeholder_member: str | None = None
@@ -48,8 +59,8 @@ class Directory:
 @dataclass(frozen=True)
 class Accounts:
     username: str = "{first_initial}{last_name}"
-    max_length: int = 20
-    email: str | None = None  # template, e.g. "{username}@school.example"
+    max_length: int = field(default=20, metadata=_range(1, 256))
+    email: str | None = None  # template, e.g. "{username}@school.example" (fields: EMAIL_FIELDS)
     upn_suffix: str | None = None
     # OpenLDAP posixAccount for new accounts: true, false, or "auto" (as the people in staff_ou are)
     posix: Literal[True, False, "auto"] = "auto"
@@ -62,12 +73,12 @@ class Accounts:
 @dataclass(frozen=True)
 class Access:
     # access review --fix refuses (without --force) to remove more than this share of a system's members
-    max_removal_share: float = 0.25
+    max_removal_share: float = field(default=0.25, metadata=_range(0.0, 1.0))
 
 
 @dataclass(frozen=True)
 class Role:
-    ou: str | None = None  # None: the role is known by its groups
+    ou: str | None = None  # None: known by its groups or the record aupctl keeps; new accounts go to staff_ou
     groups: list[str] = field(default_factory=list)
     systems: list[str] = field(default_factory=list)
 
@@ -77,16 +88,16 @@ class System:
     name: str
     group: str | None = None  # cn under groups_ou or a full DN; None = managed by hand
     approvers: list[str] = field(default_factory=list)
-    review_days: int = 365
+    review_days: int = field(default=365, metadata=_range(1, 3650))
     instructions: str = ""
 
 
 @dataclass(frozen=True)
 class Passwords:
-    max_age_days: int = 0  # 0 = no forced expiry (NCSC guidance)
-    min_length: int = 12
-    stale_after_days: int = 90
-    initial_grace_days: int = 14
+    max_age_days: int = field(default=0, metadata=_range(0, 3650))  # 0 = no forced expiry (NCSC guidance)
+    min_length: int = field(default=12, metadata=_range(1, 256))
+    stale_after_days: int = field(default=90, metadata=_range(1, 3650))
+    initial_grace_days: int = field(default=14, metadata=_range(0, 365))
     shared_account_patterns: list[str] = field(default_factory=list)
     deny_words: list[str] = field(default_factory=list)
 
@@ -103,14 +114,14 @@ class Laptops:
     ssh_user: str = "aupctl"
     ssh_key: str | None = None
     known_hosts: str | None = None  # aupctl's own pinned keys; never ~/.ssh/known_hosts
-    checkin_every_days: int = 90
-    max_pending_updates: int = 0
-    max_signature_age_days: int = 7
+    checkin_every_days: int = field(default=90, metadata=_range(1, 3650))
+    max_pending_updates: int = field(default=0, metadata=_range(0, 100_000))
+    max_signature_age_days: int = field(default=7, metadata=_range(0, 3650))
     require_encryption: bool = True
     approved_software: list[str] = field(default_factory=list)
-    parallel: int = 20
-    connect_timeout: float = 10.0
-    command_timeout: float = 600.0
+    parallel: int = field(default=20, metadata=_range(1, 256))
+    connect_timeout: float = field(default=10.0, metadata=_range(0.1, 600))
+    command_timeout: float = field(default=600.0, metadata=_range(1, 86_400))
     update_commands: UpdateCommands = field(default_factory=UpdateCommands)
     needs_licence: list[str] = field(default_factory=list)  # globs of software that must be covered by a [[licences]]
 
@@ -119,13 +130,14 @@ class Laptops:
 class Licence:
     product: str
     match: list[str]
-    seats: int
+    seats: int = field(metadata=_range(0, 10_000_000))
     expires: str | None = None  # YYYY-MM-DD
 
 
 @dataclass(frozen=True)
 class Import:
     columns: dict[str, str] = field(default_factory=dict)  # our column -> the school's header
+    max_bytes: int = 20 * 1024 * 1024  # a CSV larger than this is refused unread (a staff list is kilobytes)
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,8 @@ class State:
     checkpoints: str | None = None  # signed audit checkpoints (JSON lines); default: user config dir
     audit_key: Literal["file", "keyring"] = "file"  # where the audit log's HMAC key is kept
     audit_key_file: str | None = None  # with audit_key = "file"; default: user config dir audit.key
+    busy_timeout: float = 30.0  # seconds a write waits while another run holds the store
+    lease_ttl: float = 3600.0  # seconds a bulk run's lease outlives its last sign of life (killed elsewhere)
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,13 @@ class Config:
         from ldap3.utils.dn import escape_rdn
 
         return f"cn={escape_rdn(value)},{self.dn(self.directory.groups_ou)}"
+
+    def role_ou(self, name: str) -> tuple[str, str]:
+        """(DN, config key) where new accounts of this role go: the role's ou, else directory.staff_ou."""
+        role = self.roles[name]
+        if role.ou is not None:
+            return self.dn(role.ou), f"roles.{name}.ou"
+        return self.dn(self.directory.staff_ou), "directory.staff_ou"
 
     def system(self, key: str) -> System:
         from .errors import NotFoundError
@@ -221,6 +242,9 @@ def _convert(tp: Any, value: Any, path: str, src: str) -> Any:
         return _convert(args[0], value, path, src)
     if tp is str:
         if isinstance(value, str):
+            bad = next((ch for ch in value if _is_control(ch)), None)
+            if bad is not None:
+                raise ConfigError(f"{src}: {path} holds a control character ({bad!r}); write it without one")
             return value
         if isinstance(value, datetime.date):  # TOML's bare dates, e.g. expires = 2027-08-31
             return value.isoformat()
@@ -234,6 +258,8 @@ def _convert(tp: Any, value: Any, path: str, src: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{src}: {path} must be a finite number (got {value})")
             if value <= 0:
                 raise ConfigError(f"{src}: {path} must be more than 0 (got {value})")
             return float(value)
@@ -269,11 +295,29 @@ def _build(cls: Any, data: dict[str, Any], path: str, src: str) -> Any:
             known = ", ".join(sorted(k.rstrip("_") for k in fields))
             raise ConfigError(f"{src}: unknown key {dotted!r} (expected one of: {known})")
         kwargs[name] = _convert(hints[name], value, dotted, src)
+        _check_range(fields[name], kwargs[name], dotted, src)
     for name, f in fields.items():
         if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             dotted = f"{path}.{name}" if path else name
             raise ConfigError(f"{src}: missing required key {dotted!r} ({_type_name(hints[name])})")
     return cls(**kwargs)
+
+
+def _is_control(ch: str) -> bool:
+    """C0/C1 controls (terminal escapes among them), but not tab or newline (free text may hold them)."""
+    return ch not in "\t\n" and (ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F)
+
+
+def _check_range(f: dataclasses.Field, value: Any, path: str, src: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    lo, hi = f.metadata.get("range") or (_INT_RANGE if isinstance(value, int) else _FLOAT_RANGE)
+    if not lo <= value <= hi:
+        raise ConfigError(f"{src}: {path} must be from {_num(lo)} to {_num(hi)} (got {value!r})")
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else str(x)
 
 
 def default_config_path() -> Path:
@@ -345,14 +389,95 @@ def _anchor_paths(cfg: Config, base: Path) -> Config:
     return dataclasses.replace(cfg, directory=d, school=school, laptops=laptops, state=state)
 
 
+EMAIL_FIELDS = ("username", "first_name", "last_name")
+POSIX_FIELDS = ("username",)  # accounts.home_directory, accounts.login_shell
+
+
+def _check_dn(src: str, key: str, value: str, *, relative: bool = True, example: str = "ou=Staff") -> None:
+    """A DN (or an OU written relative to base_dn) that ldap3 can parse; else the key is named."""
+    from ldap3.core.exceptions import LDAPInvalidDnError
+    from ldap3.utils.dn import parse_dn
+
+    if relative and value == "":
+        return  # the base itself
+    try:
+        parts = parse_dn(value)
+    except (LDAPInvalidDnError, ValueError, IndexError) as exc:
+        raise ConfigError(f'{src}: {key} is not a DN ({value!r}: {exc}); write it as e.g. "{example}"') from None
+    if not parts or any(not attr or not attr.strip() for attr, _, _ in parts):
+        raise ConfigError(f'{src}: {key} is not a DN ({value!r}); write it as e.g. "{example}"')
+
+
+def _check_dns(cfg: Config) -> None:
+    src, d = cfg.source, cfg.directory
+    if not d.base_dn.strip():
+        raise ConfigError(f'{src}: directory.base_dn is empty; write the naming context, e.g. "dc=school,dc=example"')
+    _check_dn(src, "directory.base_dn", d.base_dn, relative=False, example="dc=school,dc=example")
+    # On AD the bind account may be written as a UPN (user@domain) or DOMAIN\\user.
+    if not (d.flavour == "ad" and ("@" in d.bind_dn or "\\" in d.bind_dn) and "=" not in d.bind_dn):
+        _check_dn(
+            src, "directory.bind_dn", d.bind_dn, relative=False, example="cn=aupctl,ou=Service,dc=school,dc=example"
+        )
+    for key in ("staff_ou", "leavers_ou", "groups_ou"):
+        _check_dn(src, f"directory.{key}", getattr(d, key))
+    for i, g in enumerate(d.privileged_groups):
+        if "=" in g:
+            _check_dn(src, f"directory.privileged_groups[{i}]", g)
+    for name, role in cfg.roles.items():
+        if role.ou is not None:
+            _check_dn(src, f"roles.{name}.ou", role.ou)
+        for i, g in enumerate(role.groups):
+            if "=" in g:
+                _check_dn(src, f"roles.{name}.groups[{i}]", g)
+    for key, system in cfg.systems.items():
+        if system.group and "=" in system.group:
+            _check_dn(src, f"systems.{key}.group", system.group)
+
+
+_EMAIL_LITERAL = re.compile(r"^[A-Za-z0-9._%+@-]*$")
+_SUFFIX = re.compile(r"^@?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+def _check_templates(cfg: Config) -> None:
+    from . import templates
+
+    src, a = cfg.source, cfg.accounts
+    if a.email:
+        try:
+            used = templates.fields(a.email, EMAIL_FIELDS)
+        except ValueError as exc:
+            raise ConfigError(f"{src}: accounts.email: {exc}") from None
+        literal = templates.literals(a.email)
+        if "username" not in used or literal.count("@") != 1 or not _EMAIL_LITERAL.match(literal):
+            raise ConfigError(
+                f"{src}: accounts.email must be an address template with {{username}} and one '@', "
+                f'e.g. "{{username}}@school.example" (got {a.email!r})'
+            )
+    if a.upn_suffix is not None and not _SUFFIX.match(a.upn_suffix):
+        raise ConfigError(
+            f'{src}: accounts.upn_suffix must be a domain name such as "school.example" (got {a.upn_suffix!r})'
+        )
+
+
 def _check(cfg: Config) -> None:
     """Cross-key rules a type check cannot see."""
     src = cfg.source
+    _check_dns(cfg)
+    _check_templates(cfg)
     if not cfg.directory.url:
         raise ConfigError(f"{src}: directory.url must name at least one ldap:// or ldaps:// URL")
     for i, url in enumerate(cfg.directory.url):
         if not url.lower().startswith(("ldap://", "ldaps://")):
             raise ConfigError(f"{src}: directory.url[{i}] must start with ldap:// or ldaps:// (got {url!r})")
+        try:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            port_ok = parts.port is None or 0 < parts.port < 65536
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or not parts.hostname or not port_ok or any(c.isspace() for c in url):
+            raise ConfigError(f"{src}: directory.url[{i}] must be ldaps://HOST or ldaps://HOST:PORT (got {url!r})")
     for name, role in cfg.roles.items():
         for key in role.systems:
             if key not in cfg.systems:
@@ -375,6 +500,10 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{src}: accounts.username: {exc}") from None
     if cfg.state.audit_key == "keyring" and cfg.state.audit_key_file:
         raise ConfigError(f"{src}: state.audit_key_file is set, but state.audit_key is 'keyring': keep one")
+    for key, low, high in (("busy_timeout", 0.01, 3600.0), ("lease_ttl", 60.0, 7 * 86400.0)):
+        value = getattr(cfg.state, key)
+        if not low <= value <= high:  # also refuses nan and inf
+            raise ConfigError(f"{src}: state.{key} must be between {low:g} and {high:g} seconds (got {value})")
     for i, lic in enumerate(cfg.licences):
         if lic.expires:
             try:
@@ -386,24 +515,68 @@ def _check(cfg: Config) -> None:
 
 
 def _check_groups_and_posix(cfg: Config) -> None:
+    from . import templates
+
     src, acc = cfg.source, cfg.accounts
     if acc.uid_range and (len(acc.uid_range) != 2 or acc.uid_range[0] > acc.uid_range[1]):
         raise ConfigError(f"{src}: accounts.uid_range must be [min, max] with min <= max (got {acc.uid_range})")
     for key in ("home_directory", "login_shell"):
-        template = getattr(acc, key)
         try:
-            used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+            templates.fields(getattr(acc, key), POSIX_FIELDS)
         except ValueError as exc:
-            raise ConfigError(f"{src}: accounts.{key}: {template!r} is not a template ({exc})") from None
-        if used - {"username"}:
-            raise ConfigError(f"{src}: accounts.{key}: {template!r} may use only {{username}} (got {sorted(used)})")
-    if cfg.access.max_removal_share > 1:
-        raise ConfigError(
-            f"{src}: access.max_removal_share is a share of a system's members, 0 to 1 (got "
-            f"{cfg.access.max_removal_share})"
-        )
-    placeholder = cfg.directory.placeholder_member
-    if placeholder is not None and "=" not in placeholder:
-        raise ConfigError(
-            f'{src}: directory.placeholder_member must be a full DN such as "cn=nobody,..." (got {placeholder!r})'
-        )
+            raise ConfigError(f"{src}: accounts.{key}: {exc}") from None
+    if cfg.directory.placeholder_member is not None:
+        _check_dn(src, "directory.placeholder_member", cfg.directory.placeholder_member, example="cn=nobody,ou=Groups")
+
+
+# -- warnings: things config check prints but does not refuse --
+_REGEX_HINTS = re.compile(r"^\^|(?<!\\)\$$|\\[dwsbDWSB]|\.\*|\.\+|\)\?|\(\?|\{\d+(,\d*)?\}|\|")
+
+
+def looks_like_regex(pattern: str) -> bool:
+    """A glob written as a regular expression (^supply\\d*$ matches nothing as a glob)."""
+    return bool(_REGEX_HINTS.search(pattern))
+
+
+def warnings(cfg: Config) -> list[str]:
+    """What `config check` warns about without failing: each names its key."""
+    out: list[str] = []
+    for name, role in cfg.roles.items():
+        if role.ou is None and not role.groups:
+            out.append(
+                f"roles.{name} has neither ou nor groups: only accounts recorded with `aupctl staff set-role` "
+                "(or created by aupctl) will have this role"
+            )
+    globs = [
+        ("passwords.shared_account_patterns", cfg.passwords.shared_account_patterns),
+        ("laptops.approved_software", cfg.laptops.approved_software),
+        ("laptops.needs_licence", cfg.laptops.needs_licence),
+    ]
+    globs += [(f"licences[{i}].match", lic.match) for i, lic in enumerate(cfg.licences)]
+    for key, patterns in globs:
+        for i, pattern in enumerate(patterns):
+            if looks_like_regex(pattern):
+                out.append(
+                    f"{key}[{i}] = {pattern!r} looks like a regular expression, but it is a glob "
+                    "(* any text, ? one character, [abc] one of): as a glob it may match nothing"
+                )
+    groups = [(f"systems.{k}.group", s.group) for k, s in cfg.systems.items() if s.group]
+    groups += [(f"directory.privileged_groups[{i}]", g) for i, g in enumerate(cfg.directory.privileged_groups)]
+    groups += [(f"roles.{n}.groups[{i}]", g) for n, r in cfg.roles.items() for i, g in enumerate(r.groups)]
+    for key, value in groups:
+        if "=" in value and _outside_base(value, cfg.directory.base_dn):
+            out.append(
+                f"{key} = {value!r} names a domain outside base_dn ({cfg.directory.base_dn}): aupctl reads and "
+                "writes only under base_dn, so it will look for it as " + repr(cfg.group_dn(value))
+            )
+    return out
+
+
+def _outside_base(value: str, base: str) -> bool:
+    """A full DN with dc= parts that do not end in base_dn (aupctl would append base_dn to it)."""
+
+    def norm(x: str) -> str:
+        return ",".join(p.strip().lower() for p in x.split(","))
+
+    v, b = norm(value), norm(base)
+    return "dc=" in v and not (v == b or v.endswith("," + b))

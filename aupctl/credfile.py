@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import InputError
+from .text import inert  # the one neutralisation, shared with --format csv
 
 
 def require_new(path: str | Path) -> Path:
@@ -29,12 +30,6 @@ def require_new(path: str | Path) -> Path:
     if not os.access(p.parent, os.W_OK):
         raise InputError(f"--credentials-out {p}: cannot write in {p.parent}")
     return p
-
-
-def inert(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula when the file is opened for a mail merge
-    (a name from the office's file could start with '=' or '@')."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 class CredentialsFile:

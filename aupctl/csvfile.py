@@ -9,13 +9,53 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
 
-MAX_BYTES = 20 * 1024 * 1024  # a staff list is kilobytes; refuse something that is clearly not one
+MAX_BYTES = 20 * 1024 * 1024  # the default of [import] max_bytes: a staff list is kilobytes
+
+
+def read_bounded(p: Path, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of a regular file of at most max_bytes. Devices (/dev/zero), FIFOs, sockets and directories
+    are refused whatever stat says of their size, checked on the opened descriptor (no race with a rename),
+    and at most max_bytes + 1 bytes are ever read."""
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer returns at once (to be refused), instead of waiting.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{p}: is a directory, not a CSV file")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{p}: not a regular file (a device, pipe or socket); save the CSV to a file first")
+        chunks: list[bytes] = []
+        got = 0
+        while got <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if got > max_bytes:
+        raise InputError(
+            f"{p}: more than {max_bytes} bytes: too large for a staff CSV (the limit is [import] max_bytes)"
+        )
+    return b"".join(chunks)
 
 
 def norm_header(text: str) -> str:
@@ -41,19 +81,36 @@ class Table:
 
 
 def decode(data: bytes, path: str) -> tuple[str, str]:
+    """The text and the encoding; a file that is not valid in its encoding is an InputError naming the
+    byte offset and line of the first bad byte."""
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "utf-8-sig"
+        return _decode(data, 3, "utf-8", path), "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
+        codec = "utf-16-le" if data.startswith(b"\xff\xfe") else "utf-16-be"
+        if len(data) % 2:
+            raise InputError(
+                f"{path}: a UTF-16 file (it starts with a UTF-16 byte order mark) has an odd number of bytes "
+                f"({len(data)}): cut short or damaged?",
+                hint="save it again from Excel as 'CSV UTF-8'",
+            )
+        return _decode(data, 2, codec, path), "utf-16"
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    return _decode(data, 0, "cp1252", path, also="UTF-8 or "), "windows-1252"
+
+
+def _decode(data: bytes, skip: int, codec: str, path: str, also: str = "") -> str:
     try:
-        return data.decode("cp1252"), "windows-1252"
+        return data[skip:].decode(codec)
     except UnicodeDecodeError as exc:
+        offset = skip + exc.start
+        line = data[skip:offset].decode(codec, "replace").count("\n") + 1
+        name = {"cp1252": "Windows-1252", "utf-8": "UTF-8"}.get(codec, codec.upper())
         raise InputError(
-            f"{path}: cannot read the file as UTF-8 or Windows-1252 (byte {exc.start})",
+            f"{path}: cannot read the file as {also}{name}: bad byte {data[offset : offset + 1]!r} at byte "
+            f"offset {offset} (line {line})",
             hint="save it from Excel as 'CSV UTF-8'",
         ) from None
 
@@ -66,20 +123,16 @@ def sniff_delimiter(text: str) -> str:
 
 
 def read(
-    path: str | Path, *, required: Iterable[str], optional: Iterable[str] = (), mapping: dict[str, str] | None = None
+    path: str | Path,
+    *,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    mapping: dict[str, str] | None = None,
+    max_bytes: int = MAX_BYTES,
 ) -> Table:
     """Read a CSV; refuse a missing file, a missing required column, or an unknown column (naming it)."""
     p = Path(path)
-    try:
-        if p.stat().st_size > MAX_BYTES:
-            raise InputError(f"{p}: {p.stat().st_size} bytes is too large for a staff CSV")
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: is a directory, not a CSV file") from None
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read: {exc.strerror}") from None
+    data = read_bounded(p, max_bytes)
     text, encoding = decode(data, str(p))
     if "\x00" in text:
         raise InputError(f"{p}: this is not a text CSV file (it holds NUL bytes); is it an .xlsx?")

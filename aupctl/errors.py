@@ -67,3 +67,18 @@ class PartialError(AupctlError):
         super().__init__(message, hint=hint)
         self.done = done
         self.remaining = remaining
+
+
+class StoreError(AupctlError):
+    """The state store cannot be used: not aupctl's, empty, damaged, full or read-only (names the file)."""
+
+
+class StoreBusyError(AupctlError):
+    """The state store is held by another run (locked past the busy timeout, or a bulk run's lease); try later."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class UnrecordedError(PartialError):
+    """A plan stopped because the state store failed; the message says what stands in the directory
+    unrecorded. `aupctl log repair` (or any changing run) checks and records it."""

@@ -31,7 +31,7 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, csvfile, passphrase, usernames
+from . import approvals, checks, csvfile, passphrase, usernames
 from .config import Config
 from .credfile import CredentialsFile
 from .directory import Account, Directory, pipeline
@@ -41,6 +41,7 @@ from .errors import AupctlError, ConfigError, InputError, RefusedError, Unreacha
 from .plan import Change, Plan
 from .staff import group_name, is_leaver
 from .state import State, now_iso
+from .text import problem as unsafe_problem
 
 REQUIRED = ["first_name", "last_name", "role"]
 OPTIONAL = ["preferred_name", "staff_code", "email", "department", "start_date", "username", "systems", "approved_by"]
@@ -50,7 +51,6 @@ BATCH = 25  # accounts per batch: one progress step, one journal entry and one f
 PIPELINED_BATCH = 100  # where a batch's adds go out together (OpenLDAP): fewer, fuller group changes and round trips
 MAX_NAME = 64  # AD: givenName, sn and cn hold at most 64 characters
 _EMAIL = re.compile(r"^[^@\s,;<>\"\\]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 CREDENTIAL_COLUMNS = ["username", "password", "name", "email", "role", "staff_code", "dn", "written_at"]
 
@@ -99,8 +99,9 @@ def split_systems(value: str) -> list[str]:
 def _name_problem(value: str) -> str | None:
     if not value:
         return "is empty"
-    if _CONTROL.search(value):
-        return "holds a control character"
+    why = unsafe_problem(value)  # control, bidi and invisible characters: never into the directory
+    if why:
+        return why
     if len(value) > MAX_NAME:
         return f"is longer than {MAX_NAME} characters"
     return None
@@ -110,7 +111,9 @@ def read_intake(cfg: Config, path: str | Path) -> list[Person]:
     """Read and check the whole file; one InputError lists every bad row (line and field)."""
     from .access import canonical_approver
 
-    table = csvfile.read(path, required=REQUIRED, optional=OPTIONAL, mapping=cfg.import_.columns)
+    table = csvfile.read(
+        path, required=REQUIRED, optional=OPTIONAL, mapping=cfg.import_.columns, max_bytes=cfg.import_.max_bytes
+    )
     people: list[Person] = []
     errors: list[str] = []
     max_len = cfg.accounts.max_length
@@ -142,8 +145,8 @@ def read_intake(cfg: Config, path: str | Path) -> list[Person]:
             else:
                 bad("role", f"unknown role {role!r} (known: {', '.join(cfg.roles) or 'none configured'})")
         code = v("staff_code")
-        if code and (_CONTROL.search(code) or len(code) > 64):
-            bad("staff_code", "holds a control character or is longer than 64 characters")
+        if code and (unsafe_problem(code) or len(code) > 64):
+            bad("staff_code", unsafe_problem(code) or "is longer than 64 characters")
         email = v("email")
         if email and not _EMAIL.match(email):
             bad("email", f"{email!r} is not an email address")
@@ -336,11 +339,14 @@ def email_for(cfg: Config, username: str, person: Person) -> str:
     if not template:
         return ""
     try:
-        used = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        from . import templates
+        from .config import EMAIL_FIELDS
+
+        used = set(templates.fields(template, EMAIL_FIELDS))
         values = {"username": username}
         for name in used & {"first_name", "last_name"}:
             values[name] = usernames.fold(getattr(person, name))
-        return template.format(**values)
+        return templates.render(template, values, EMAIL_FIELDS)
     except usernames.NotLatinError:
         return ""  # a name in another script: no address is made up from it
     except (KeyError, IndexError, ValueError) as exc:
@@ -427,9 +433,9 @@ def build(
     group_ok: dict[str, bool] = {}
     for role_name in sorted({p.role for p in people}):
         role = cfg.roles[role_name]
-        ou_dn = cfg.dn(role.ou or cfg.directory.staff_ou)  # a role known by its groups: new accounts in staff_ou
+        ou_dn, ou_key = cfg.role_ou(role_name)  # no ou: new accounts of the role go to staff_ou
         if directory.read(ou_dn, ["1.1"]) is None:
-            problems.append(f"roles.{role_name}.ou: {ou_dn} does not exist in the directory")
+            problems.append(f"{ou_key}: {ou_dn} does not exist in the directory")
             continue
         ou_children[normalise_dn(ou_dn)] = {
             _rdn_key(dn) for dn, _ in directory.search(ou_dn, "(objectClass=*)", ["1.1"], ldap3.LEVEL)
@@ -463,7 +469,7 @@ def build(
     posix: Any = None  # PosixAccounts once a new person needs it; False where new accounts are not posixAccount
     for p in people:
         role = cfg.roles[p.role]
-        ou_dn = cfg.dn(role.ou or cfg.directory.staff_ou)
+        ou_dn, _ = cfg.role_ou(p.role)
         role_groups = [cfg.group_dn(g) for g in role.groups]
         if p.line in matched:
             entries.append(_existing(cfg, directory, state, p, matched[p.line], role_groups, provisioned, is_signed))
@@ -698,6 +704,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
                     + ", ".join(f"{a} -> {v!r}" for a, v in e.updates.items()),
                     run=lambda dn=e.dn, changes=changes: {"result": directory.modify(dn, changes)},
                     details={"changed": dict(e.updates), "line": e.person.line},
+                    check=checks.attributes(e.dn, changes),
                 )
             )
         if e.action == "update":
@@ -709,6 +716,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
                         f"add {e.username} to {group_name(gdn)} (role {e.person.role})",
                         run=lambda gdn=gdn, dn=e.dn, u=e.username: {"changed": fl.add_member(directory, gdn, dn, u)},
                         details={"group": gdn, "role": e.person.role},
+                        check=checks.member(gdn, e.dn, True),
                     )
                 )
     for e in intake.entries:

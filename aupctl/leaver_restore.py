@@ -16,7 +16,7 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, passphrase, tasks
+from . import approvals, checks, passphrase, tasks
 from .config import Config
 from .credfile import CredentialsFile, require_new
 from .directory import Directory
@@ -108,6 +108,7 @@ def restore(
                 f"{user}: move back to {home}",
                 lambda: {"result": directory.move(src, home)},
                 {"from": src, "to": target},
+                check=checks.moved(src, target),
             )
         )
 
@@ -145,7 +146,15 @@ def restore(
     # 3. Enabled.
     if acct.disabled:
         mods = flavour.enable_changes(acct)
-        changes.append(Change("enable", user, f"{user}: enable the account", lambda: _modify(directory, target, mods)))
+        changes.append(
+            Change(
+                "enable",
+                user,
+                f"{user}: enable the account",
+                lambda: _modify(directory, target, mods),
+                check=checks.attributes(target, mods),
+            )
+        )
 
     # 4. Approvals still within their review period, and the groups that go with them.
     keep_systems, notes = set(), []
@@ -182,6 +191,7 @@ def restore(
                 f"{user}: back into {group_name(group)}",
                 lambda g=group: {"changed": flavour.add_member(directory, g, target, user)},
                 {"group": group},
+                check=checks.member(group, target, True),
             )
         )
 
@@ -201,6 +211,7 @@ def restore(
                 f"{user}: {attr} back to {shown}",
                 lambda m=mods_a: _modify(directory, target, m),
                 {"attribute": attr, "value": before},
+                check=checks.attributes(target, mods_a),
             )
         )
 

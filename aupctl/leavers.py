@@ -20,7 +20,7 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, csvfile, passphrase, tasks
+from . import approvals, checks, csvfile, passphrase, tasks
 from .config import Config
 from .directory import Account, Directory
 from .directory.connection import _first_rdn
@@ -29,6 +29,8 @@ from .errors import ConfigError, InputError, NotFoundError, RefusedError
 from .plan import Change, Plan
 from .staff import group_name
 from .state import State, actor, now_iso
+from .text import problem as unsafe_problem
+from .text import refuse_unsafe
 
 SCHEDULED, WITHDRAWING, DONE, CANCELLED, RESTORED = "scheduled", "withdrawing", "done", "cancelled", "restored"
 OPEN_STATUSES = (SCHEDULED, WITHDRAWING, DONE)
@@ -75,7 +77,8 @@ def read_wave(path: str, cfg: Config | None = None) -> list[Request]:
     """The leavers CSV: every row checked before anything else happens; all bad rows named in one error."""
     known = set(WAVE_REQUIRED + WAVE_OPTIONAL)
     mapping = {k: v for k, v in (cfg.import_.columns if cfg else {}).items() if k in known}
-    table = csvfile.read(path, required=WAVE_REQUIRED, optional=WAVE_OPTIONAL, mapping=mapping)
+    limit = cfg.import_.max_bytes if cfg else csvfile.MAX_BYTES
+    table = csvfile.read(path, required=WAVE_REQUIRED, optional=WAVE_OPTIONAL, mapping=mapping, max_bytes=limit)
     if "username" not in table.columns and "staff_code" not in table.columns:
         raise InputError(f"{path}: line 1: needs a username or a staff_code column to say who is leaving")
     errors: list[str] = []
@@ -98,6 +101,10 @@ def read_wave(path: str, cfg: Config | None = None) -> list[Request]:
             when = parse_date(row.get("leaving_date"), "leaving_date")
         except InputError as exc:
             errors.append(f"line {row.line}: {exc.message}")
+            continue
+        bad_text = [f"line {row.line}: {c}: {why}" for c in ("reason", "notes") if (why := unsafe_problem(row.get(c)))]
+        if bad_text:
+            errors.extend(bad_text)
             continue
         by, who = ("username", username) if username else ("staff_code", code)
         out.append(Request(who=who, leave_on=when, reason=row.get("reason"), by=by, line=row.line))
@@ -210,6 +217,8 @@ def stamp(leave_on: dt.date, reason: str) -> str:
 
 def withdraw(cfg: Config, directory: Directory, state: State, requests: list[Request], *, today: dt.date) -> Plan:
     """One plan for everyone asked: future dates are scheduled, today or earlier withdrawn now."""
+    for req in requests:  # the reason goes on the account's description and into the store
+        refuse_unsafe(req.reason, f"line {req.line}: reason" if req.line else "--reason")
     resolved = resolve(directory, requests)
     plan = Plan(f"withdraw {len(resolved)} leaver(s)" if len(resolved) != 1 else f"withdraw {resolved[0][1].username}")
     leavers_dn = _leavers_dn(cfg, directory)
@@ -458,7 +467,15 @@ def person_changes(
     # (OpenLDAP ppolicy), so the account is never open in between.
     if not acct.disabled:
         mods = flavour.disable_changes(acct)
-        changes.append(Change("disable", user, f"{user}: disable the account", lambda: _modify(directory, dn, mods)))
+        changes.append(
+            Change(
+                "disable",
+                user,
+                f"{user}: disable the account",
+                lambda: _modify(directory, dn, mods),
+                check=checks.attributes(dn, mods),
+            )
+        )
     if new_password:
 
         def scramble() -> dict[str, Any]:
@@ -474,6 +491,7 @@ def person_changes(
                     user,
                     f"{user}: disable the account again (setting a password unlocks it)",
                     lambda: _modify(directory, dn, relock),
+                    check=checks.attributes(dn, relock),
                 )
             )
 
@@ -485,6 +503,7 @@ def person_changes(
                 f"{user}: remove from {group_name(group)}",
                 lambda g=group: {"changed": flavour.remove_member(directory, g, dn, user)},
                 {"group": group, "member": dn},
+                check=checks.member(group, dn, False),
             )
         )
 
@@ -509,6 +528,7 @@ def person_changes(
                 f"{user}: move to {leavers_dn}",
                 lambda: {"result": directory.move(dn, leavers_dn)},
                 {"from": dn, "to": new_dn},
+                check=checks.moved(dn, new_dn),
             )
         )
 
@@ -522,6 +542,7 @@ def person_changes(
                 f"{user}: description {text!r}",
                 lambda: _modify(directory, new_dn, mods_d),
                 {"text": text},
+                check=checks.attributes(new_dn, mods_d),
             )
         )
 
@@ -534,6 +555,7 @@ def person_changes(
                 f"{user}: account expires at the end of {leave_on}",
                 lambda: _modify(directory, new_dn, expires),
                 {"on": leave_on.isoformat()},
+                check=checks.attributes(new_dn, expires),
             )
         )
 

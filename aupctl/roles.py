@@ -39,13 +39,22 @@ class RoleResolver:
         self.by_ou = [
             (normalise_dn(cfg.dn(role.ou)), RoleInfo(name, f"account is in {cfg.dn(role.ou)}"))
             for name, role in cfg.roles.items()
-            if role.ou
+            if role.ou  # None (known by groups or the record) and "" (the whole base) place nobody by OU
         ]
-        self.by_group = [
-            (normalise_dn(cfg.group_dn(group)), RoleInfo(name, f"member of {group}"))
-            for name, role in cfg.roles.items()
-            for group in role.groups
-        ]
+        # A group several roles list (e.g. "All Staff") says less than one only a single role lists:
+        # the role with the most specific group the account is in wins; ties go to the config's order.
+        shared: dict[str, int] = {}
+        for role in cfg.roles.values():
+            for group in dict.fromkeys(normalise_dn(cfg.group_dn(g)) for g in role.groups):
+                shared[group] = shared.get(group, 0) + 1
+        self.by_group = sorted(
+            (
+                (normalise_dn(cfg.group_dn(group)), RoleInfo(name, f"member of {group}"))
+                for name, role in cfg.roles.items()
+                for group in role.groups
+            ),
+            key=lambda pair: shared[pair[0]],
+        )
 
     def __call__(self, acct: Account) -> RoleInfo:
         rec = self.recorded.get(acct.username.lower())

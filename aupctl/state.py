@@ -1,26 +1,34 @@
 """The SQLite store: approvals, AUP signatures, roles, devices, check-ins, leaver snapshots, tasks,
-the plan journal and the hash-chained audit log.
+the plan journal, leases and the hash-chained audit log.
 
 WAL and a busy timeout let cron and a technician use it at once; every write is a short
 transaction. The audit log is append-only and a keyed hash chain (its key, checkpoints and
 verification: aupctl/auditlog.py), so an entry edited, removed or forged by hand is found (`log verify`).
+
+The store is guarded: a file that exists but is empty or not aupctl's is refused, never re-created
+(a new store only where no file exists, or by `aupctl state init`); it is made owner-only, -wal and
+-shm included. Each change is journalled as intended before it runs (plan.apply), so one the store
+failed to record is found and reconciled by the next run (plan.reconcile, `aupctl log repair`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
+import functools
 import hashlib
 import json
 import os
+import socket
 import sqlite3
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AupctlError, ConfigError
+from .errors import AupctlError, ConfigError, StoreBusyError, StoreError
 
 GENESIS = "0" * 64
 
@@ -203,7 +211,34 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
         BEGIN SELECT RAISE(ABORT, 'the checkpoint record is append-only'); END;
     """,
+    # 4: each change journalled as 'intended' before it runs, with what reconciling it needs (what it was,
+    # how to check it in the directory, which run owns it); leases that keep bulk runs apart.
+    """
+    ALTER TABLE journal ADD COLUMN description TEXT;
+    ALTER TABLE journal ADD COLUMN details TEXT;
+    ALTER TABLE journal ADD COLUMN check_spec TEXT;
+    ALTER TABLE journal ADD COLUMN local INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE journal ADD COLUMN owner TEXT;
+    ALTER TABLE journal ADD COLUMN actor TEXT;
+    ALTER TABLE journal ADD COLUMN outcome TEXT;
+    ALTER TABLE journal ADD COLUMN closed_at TEXT;
+    CREATE INDEX journal_status ON journal(status);
+
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,          -- actor@host pid N, for the message a second run shows
+        owner TEXT NOT NULL,           -- host:pid:start, to tell a live holder from a killed one
+        what TEXT NOT NULL,            -- the command holding it
+        since TEXT NOT NULL,
+        expires TEXT NOT NULL
+    );
+    """,
 ]
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a write waits for another's transaction ([state] busy_timeout)
+DEFAULT_LEASE_TTL = 3600.0  # a bulk run's lease lapses this long after its last renewal ([state] lease_ttl)
+OPEN_STATUSES = ("intended", "interrupted")  # journal rows whose outcome nobody has recorded yet
 
 
 def now() -> dt.datetime:
@@ -218,15 +253,147 @@ def today() -> dt.date:
     return dt.date.today()
 
 
+@functools.cache
 def actor() -> str:
-    """Who is acting: the OS user (cron runs show as their user too)."""
-    for var in ("SUDO_USER", "USER", "LOGNAME"):
-        if os.environ.get(var):
-            return os.environ[var]
+    """Who is acting: the OS account running this process, asked of the OS (never of $USER or
+    $SUDO_USER, which anyone can set), with sudo's invoking user beside it: "root (sudo by alice)"."""
+    who = os_account()
+    by = sudo_invoker()
+    return f"{who} (sudo by {by})" if by and by != who else who
+
+
+def os_account() -> str:
+    """The effective account: pwd on POSIX, GetUserNameW on Windows (no top-level pwd import)."""
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import ctypes
+
+        size = ctypes.c_ulong(257)
+        buf = ctypes.create_unicode_buffer(size.value)
+        if ctypes.windll.advapi32.GetUserNameW(buf, ctypes.byref(size)):  # type: ignore[attr-defined]
+            return buf.value
+        return "unknown"
+    return _uid_name(os.geteuid())
+
+
+def _uid_name(uid: int) -> str:
+    import pwd
+
     try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in a container
-        return f"uid{os.getuid()}"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry (a container): the number is still the truth
+        return f"uid {uid}"
+
+
+def sudo_invoker() -> str | None:
+    """The user who ran sudo, from the process tree (the nearest `sudo` ancestor runs with the
+    invoker's real uid), so a $SUDO_USER set by hand records nothing. None without sudo or /proc."""
+    pid = os.getppid()
+    for _ in range(64):  # ancestors, nearest first; the bound guards a cycle in odd /proc views
+        if pid <= 1:
+            return None
+        try:
+            status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Name", "").strip() == "sudo":
+            return _uid_name(int(fields["Uid"].split()[0]))
+        try:
+            pid = int(fields["PPid"].strip())
+        except (KeyError, ValueError):
+            return None
+    return None
+
+
+def _start_time(pid: int) -> str:
+    """A process's start time (Linux): with the pid it tells a live run from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22 (starttime), counted after "(comm)"
+
+
+def run_owner() -> str:
+    """This process, as journal intents and leases record it: host:pid:start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Is the run that wrote this owner still running? Only knowable on this host; this process never
+    counts (it holds no intent while it asks), nor a pid reused by another program."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_s, _, start = rest.partition(":")
+    if host != socket.gethostname():
+        return True  # another machine's run: its lease expires instead
+    try:
+        pid = int(pid_s)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    if sys.platform == "win32":  # pragma: no cover - os.kill would end the process there
+        return _windows_pid_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # exists, owned by someone else
+    return not start or _start_time(pid) in ("", start)
+
+
+def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    try:
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+    finally:
+        kernel32.CloseHandle(handle)
+    return bool(ok) and code.value == 259  # STILL_ACTIVE
+
+
+def describe_store_error(
+    exc: sqlite3.Error, path: Path | str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> AupctlError:
+    """A failure of the store as a message naming the file and what to do (never an internal error)."""
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return StoreBusyError(
+            f"the state store {path} is locked by another aupctl run or a sqlite3 shell "
+            f"(waited {busy_timeout:g} s): {text}",
+            hint="wait for the other run to finish (or close the shell), then run the same command again; "
+            "[state] busy_timeout sets how long to wait",
+        )
+    if "full" in low:
+        return StoreError(
+            f"the disk holding the state store {path} is full: {text}",
+            hint="free some space on that disk, then run the same command again",
+        )
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return StoreError(
+            f"the state store {path} is damaged: {text}",
+            hint="restore it from a backup (`aupctl doctor` runs an integrity check)",
+        )
+    if "readonly" in low or "read-only" in low or "unable to open" in low:
+        return StoreError(
+            f"cannot write the state store {path}: {text}",
+            hint="check the permissions of the file and its folder, and that the disk is mounted read-write",
+        )
+    if "no such table" in low or "no such column" in low:
+        return StoreError(
+            f"the state store {path} is missing part of aupctl's schema: {text}",
+            hint="it was edited by hand or is not aupctl's: restore it from a backup",
+        )
+    return StoreError(f"the state store {path} failed: {type(exc).__name__}: {text}", hint="`aupctl doctor` checks it")
 
 
 def default_state_path() -> Path:
@@ -257,28 +424,50 @@ class ChainBreak:
 
 
 class State:
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+    ) -> None:
         self.path = Path(path) if path else default_state_path()
+        self.busy_timeout = busy_timeout
+        self.lease_ttl = lease_ttl
+        self._leases: dict[str, float] = {}  # lease name -> when this process last renewed it
+        check_existing(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
+            if not self.path.exists():
+                create_store(self.path)
+            self.db = _connect(self.path, busy_timeout)
+        except OSError as exc:
             raise ConfigError(f"cannot open the state store {self.path}: {exc}", hint="check [state] path") from None
-        self.db.row_factory = sqlite3.Row
+        except sqlite3.Error as exc:
+            raise describe_store_error(exc, self.path, busy_timeout) from None
         try:
-            self.db.execute("PRAGMA busy_timeout = 30000")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"the state store {self.path} is not usable: {exc}") from None
+            self.db.close()
+            raise describe_store_error(exc, self.path, busy_timeout) from None
         try:
             os.chmod(self.path, 0o600)  # it holds who has access to what
         except OSError:
             pass
 
+    def integrity_check(self, full: bool = False) -> list[str]:
+        """SQLite's own check of every page (quick_check, or integrity_check with full): [] when sound,
+        else the problems it names. For doctor."""
+        pragma = "integrity_check" if full else "quick_check"
+        try:
+            rows = [r[0] for r in self.db.execute(f"PRAGMA {pragma}")]
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        return [] if rows == ["ok"] else [str(r) for r in rows]
+
     # -- plumbing --
     def _migrate(self) -> None:
+        if self.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+            return  # up to date: no write lock, so readers open the store while another run writes
         with self.transaction():
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
@@ -300,7 +489,11 @@ class State:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite may have rolled back itself (disk full)
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the first error is the one to report
             raise
         else:
             self.db.execute("COMMIT")
@@ -406,6 +599,146 @@ class State:
             (plan_id, seq, action, target, status, now_iso(), error),
         )
 
+    def journal_intent(
+        self,
+        plan_id: str,
+        seq: int,
+        action: str,
+        target: str,
+        description: str,
+        details: dict[str, Any],
+        check: dict[str, Any] | None,
+        local: bool,
+    ) -> int:
+        """Write down a change as intended before it runs; returns the journal row to close after."""
+        body = json.dumps(details, ensure_ascii=False, sort_keys=True, default=str)
+        spec = json.dumps(check, ensure_ascii=False, sort_keys=True, default=str) if check is not None else None
+        return self.execute(
+            "INSERT INTO journal (plan_id, seq, action, target, status, at, description, details, check_spec, "
+            "local, owner, actor) VALUES (?,?,?,?,'intended',?,?,?,?,?,?,?)",
+            (plan_id, seq, action, target, now_iso(), description, body, spec, int(local), run_owner(), actor()),
+        )
+
+    def journal_close(self, journal_id: int, status: str, error: str | None = None) -> None:
+        """Mark an intent done, failed or interrupted (inside the caller's transaction, if any)."""
+        self.execute(
+            "UPDATE journal SET status = ?, error = ?, closed_at = ? WHERE id = ?",
+            (status, error, now_iso(), journal_id),
+        )
+
+    def open_intents(self, include_live: bool = False) -> list[dict[str, Any]]:
+        """Changes begun and never recorded as done or failed, by runs no longer running (oldest first)."""
+        rows = self.query(
+            f"SELECT * FROM journal WHERE status IN ({','.join('?' * len(OPEN_STATUSES))}) AND owner IS NOT NULL "
+            "ORDER BY id",
+            OPEN_STATUSES,
+        )
+        out = []
+        for r in rows:
+            if not include_live and owner_alive(r["owner"]):
+                continue  # another run is doing it right now
+            item = dict(r)
+            item["details"] = _loads(r["details"]) or {}
+            item["check"] = _loads(r["check_spec"])
+            out.append(item)
+        return out
+
+    def close_intent(self, journal_id: int, outcome: str, why: str) -> bool:
+        """Record what became of an open intent, once: the journal row closed and a `reconciled` audit entry,
+        in one transaction. False if another run closed it first."""
+        with self.transaction() as db:
+            row = db.execute(
+                f"SELECT * FROM journal WHERE id = ? AND status IN ({','.join('?' * len(OPEN_STATUSES))})",
+                (journal_id, *OPEN_STATUSES),
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute(
+                "UPDATE journal SET status = 'reconciled', outcome = ?, closed_at = ? WHERE id = ?",
+                (outcome, now_iso(), journal_id),
+            )
+            self.audit(
+                "reconciled",
+                row["target"],
+                {
+                    **(_loads(row["details"]) or {}),
+                    "action": row["action"],
+                    "description": row["description"],
+                    "outcome": outcome,
+                    "why": why,
+                    "plan": row["plan_id"],
+                    "step": row["seq"],
+                    "intended_at": row["at"],
+                    "intended_by": row["actor"],
+                },
+            )
+        return True
+
+    # -- leases: one bulk changing run at a time --
+    def try_lease(self, name: str, what: str) -> dict[str, Any] | None:
+        """Take the lease `name` for this process, or return who holds it. A holder that was killed (its pid
+        gone on this host) or whose lease expired does not count."""
+        now = now_iso()
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is not None and row["owner"] != run_owner() and row["expires"] > now and owner_alive(row["owner"]):
+                return dict(row)
+            expires = (now_dt := now_utc()) + dt.timedelta(seconds=self.lease_ttl)
+            db.execute(
+                "INSERT OR REPLACE INTO leases (name, holder, owner, what, since, expires) VALUES (?,?,?,?,?,?)",
+                (
+                    name,
+                    f"{actor()}@{socket.gethostname()} pid {os.getpid()}",
+                    run_owner(),
+                    what,
+                    now_dt.isoformat(),
+                    expires.isoformat(),
+                ),
+            )
+        self._leases[name] = time.monotonic()
+        return None
+
+    def lease(
+        self,
+        name: str,
+        what: str,
+        *,
+        wait: bool = True,
+        on_wait: Callable[[dict[str, Any]], None] | None = None,
+        poll: float = 0.5,
+    ) -> None:
+        """Take the lease, waiting for the holder to finish (on_wait is told once whom for), or refusing
+        at once with StoreBusyError when wait is False."""
+        told = None
+        while True:
+            holder = self.try_lease(name, what)
+            if holder is None:
+                return
+            if not wait:
+                raise StoreBusyError(
+                    f"another changing run holds the lease on {self.path}: {holder['what']} by {holder['holder']} "
+                    f"since {holder['since']}; nothing was changed",
+                    hint="run again when it has finished, or without --no-wait to wait for it",
+                )
+            if on_wait is not None and holder["owner"] != told:
+                on_wait(holder)
+                told = holder["owner"]
+            time.sleep(poll)
+
+    def renew_leases(self) -> None:
+        """Push back the expiry of the leases this process holds (a long run; at most every ttl/4)."""
+        for name, last in list(self._leases.items()):
+            if time.monotonic() - last < self.lease_ttl / 4:
+                continue
+            expires = (now_utc() + dt.timedelta(seconds=self.lease_ttl)).isoformat()
+            self.execute("UPDATE leases SET expires = ? WHERE name = ? AND owner = ?", (expires, name, run_owner()))
+            self._leases[name] = time.monotonic()
+
+    def release_lease(self, name: str) -> None:
+        if self._leases.pop(name, None) is None:
+            return
+        self.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, run_owner()))
+
 
 def _split_sql(script: str) -> list[str]:
     """Split a migration into statements; sqlite3 itself says when one is complete (triggers included)."""
@@ -416,6 +749,138 @@ def _split_sql(script: str) -> list[str]:
             out.append(buf.strip())
             buf = ""
     return [s for s in out if s.strip(" ;\n")]
+
+
+def _loads(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"unreadable": text}
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _foreign(path: Path, what: str) -> StoreError:
+    return StoreError(
+        f"the state store {path} is {what}: refusing to use it (or to make a new store over it)",
+        hint="if it should hold aupctl's history, restore it from a backup; if it is a new install, move the "
+        "file away and run `aupctl state init`, or point [state] path at another file",
+    )
+
+
+def _wal_has_data(path: Path) -> bool:
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def check_existing(path: Path) -> None:
+    """Refuse a file that exists but cannot be aupctl's store: empty (a lost store would otherwise come
+    back silently as a new, empty one) or not SQLite at all. A missing file is for create_store."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot open the state store {path}: {exc}", hint="check [state] path") from None
+    if not path.is_file():
+        raise _foreign(path, "not a regular file")
+    if st.st_size == 0:
+        if _wal_has_data(path):
+            raise _foreign(path, "an empty file beside a -wal file holding data (copied without it?)")
+        raise _foreign(path, "an empty (zero-length) file, not a store")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the state store {path}: {exc}", hint="check its permissions") from None
+    if head != SQLITE_MAGIC:
+        raise _foreign(path, "not a SQLite database")
+
+
+@contextmanager
+def _owner_only() -> Iterator[None]:
+    """umask 077 while SQLite creates files, so the db, -wal and -shm are never readable by others."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _connect(path: Path, busy_timeout: float, *, new: bool = False) -> sqlite3.Connection:
+    with _owner_only():
+        db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            # Not aupctl's: refused before anything is written to it (switching to WAL writes the header).
+            if not new and db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                raise _foreign(path, "a SQLite database without aupctl's schema")
+            db.execute("PRAGMA journal_mode = WAL")  # -wal and -shm are made here, under the umask
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            db.close()
+            raise
+    return db
+
+
+def create_store(path: Path, *, replace_empty: bool = False) -> None:
+    """A new store, schema and all, made aside and linked into place, so `path` is either missing or a
+    whole store: a crash never leaves an empty file behind, and a file made meanwhile is not overwritten."""
+    with _owner_only():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    try:
+        db = _connect(tmp, DEFAULT_BUSY_TIMEOUT, new=True)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for i, migration in enumerate(MIGRATIONS):
+                for stmt in _split_sql(migration):
+                    db.execute(stmt)
+                db.execute(f"PRAGMA user_version = {i + 1}")
+            db.execute("COMMIT")
+        finally:
+            db.close()  # the last connection checkpoints the WAL into the file
+        if replace_empty:
+            if path.exists() and path.stat().st_size != 0:
+                raise _foreign(path, "not empty")
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if a file appeared meanwhile: that one is used, not overwritten
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not path.exists():
+                    os.replace(tmp, path)
+    except sqlite3.Error as exc:
+        raise describe_store_error(exc, path) from None
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def init_store(path: Path) -> str:
+    """`aupctl state init`: a new store where there is none or only an empty file; never over data."""
+    if path.exists():
+        if not path.is_file() or path.stat().st_size != 0 or _wal_has_data(path):
+            raise StoreError(
+                f"{path} already exists and is not empty: refusing to make a new store over it",
+                hint="move it away first if you really mean to start again (keep it: it is the record)",
+            )
+        create_store(path, replace_empty=True)
+        return f"made a new state store at {path} (it was an empty file)"
+    create_store(path)
+    return f"made a new state store at {path}"
 
 
 def open_state(path: str | None) -> State:

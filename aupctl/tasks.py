@@ -7,6 +7,7 @@ from typing import Any
 
 from .errors import NotFoundError
 from .state import State, actor, now_iso
+from .text import refuse_unsafe
 
 
 def open_task(
@@ -34,6 +35,9 @@ def open_task(
 
 
 def close_task(state: State, task_id: int, note: str | None = None) -> dict[str, Any]:
+    if not 0 < task_id < 2**63:  # beyond SQLite's integers: no such task (not an OverflowError)
+        raise NotFoundError(f"no task {task_id}")
+    refuse_unsafe(note, "--note")
     with state.transaction() as db:
         row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if row is None:

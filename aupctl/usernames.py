@@ -14,6 +14,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import templates
+
 FIELDS = ("first_name", "last_name", "first_initial", "preferred_name", "staff_code")
 
 # Latin letters that Unicode does not decompose into a base letter plus accents.
@@ -142,7 +144,7 @@ def render(template: str, parts: NameParts) -> str:
         if not values[name]:
             source = {"first_initial": "first_name", "preferred_name": "first_name"}.get(name, name)
             raise ValueError(f"{source} gives no letters for the username template {template!r}")
-    return template.format(**values)
+    return templates.render(template, values, FIELDS)
 
 
 def cut(username: str, max_length: int) -> str:

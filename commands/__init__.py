@@ -4,7 +4,9 @@ a message on stderr and an exit code. Subcommands load lazily so `aupctl --help`
 from __future__ import annotations
 
 import importlib
+import sqlite3
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -17,7 +19,7 @@ from .context import Ctx
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "access": ("access", "cli", "Access to restricted systems: grant, revoke, list, review (policy 1.3)."),
     "aup": ("aup", "cli", "AUP declarations: record, import and report signatures (policy 8.1, 9.1)."),
-    "config": ("config", "cli", "Check the config file; store the bind password in the keyring."),
+    "config": ("config", "cli", "Check the config file, discover a first one, store the bind password."),
     "doctor": ("doctor", "cli", "Check config, directory, TLS, bind, state store and keyring."),
     "laptop": ("laptop", "cli", "School laptops: enrol, check in over SSH, audit (policy 1.4, 6.7, 6.8)."),
     "leaver": ("leaver", "cli", "Staff leavers: withdraw access, schedule, restore (policy 4.2, 9.2)."),
@@ -26,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "password": ("password", "cli", "Password hygiene: audit, check, reset (policy 6.2)."),
     "sandbox": ("sandbox", "cli", "A throwaway school directory to try aupctl on."),
     "staff": ("staff", "cli", "Staff accounts: list, show, import, set a role."),
+    "state": ("state", "cli", "The state store: make a new one (state init)."),
     "tasks": ("tasks", "cli", "Work to do by hand in systems without a directory group."),
 }
 
@@ -44,11 +47,12 @@ class LazyGroup(click.Group):
         # The one place an AupctlError becomes a message on stderr and its exit code (also under CliRunner).
         try:
             return super().invoke(ctx)
-        except AupctlError as exc:
+        except (AupctlError, sqlite3.Error) as exc:
             if ctx.obj is not None and getattr(ctx.obj, "debug", False):
                 raise
-            click.echo(f"aupctl: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            err = exc if isinstance(exc, AupctlError) else _store_error(exc, ctx.obj)
+            _error(err)
+            ctx.exit(err.exit_code)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]
@@ -85,6 +89,21 @@ def cli(ctx: click.Context, config_path: str | None, fmt: str, debug: bool) -> N
     ctx.call_on_close(ctx.obj.close)
 
 
+def _error(exc: AupctlError) -> None:
+    from aupctl.text import shown
+
+    click.echo(shown(f"aupctl: {exc}", newlines=True), err=True)
+
+
+def _store_error(exc: sqlite3.Error, obj: Any) -> AupctlError:
+    """A failure of the state store, anywhere, as a message naming the file and what to do (never exit 70)."""
+    from aupctl.state import DEFAULT_BUSY_TIMEOUT, describe_store_error
+
+    state = getattr(obj, "_state", None)
+    path = state.path if state is not None else "(the [state] path)"
+    return describe_store_error(exc, path, getattr(state, "busy_timeout", DEFAULT_BUSY_TIMEOUT))
+
+
 def main(argv: list[str] | None = None) -> Any:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
@@ -93,13 +112,25 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("aborted: nothing more was changed", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        import io
+
+        from aupctl.text import shown
+
+        buf = io.StringIO()
+        exc.show(file=buf)  # click quotes the bad value: escaped like every other message
+        click.echo(shown(buf.getvalue(), newlines=True), err=True, nl=False)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
     except AupctlError as exc:
-        if debug:
-            raise
-        click.echo(f"aupctl: {exc}", err=True)
+        if debug:  # the traceback, and still the exit code cron and scripts rely on
+            traceback.print_exc()
+        _error(exc)
         sys.exit(exc.exit_code)
+    except sqlite3.Error as exc:  # the state store failed outside a command (e.g. closing it)
+        if debug:
+            traceback.print_exc()
+        err = _store_error(exc, None)
+        _error(err)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         click.echo("aupctl: interrupted", err=True)
         sys.exit(130)
@@ -108,9 +139,13 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:  # noqa: BLE001 - a traceback is a bug; show it only with --debug
         if debug:
             raise
+        from aupctl.text import shown
+
         click.echo(
-            f"aupctl: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback; "
-            "please report it)",
+            shown(
+                f"aupctl: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback; "
+                "please report it)"
+            ),
             err=True,
         )
         sys.exit(70)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .context import Ctx, pass_ctx
-from .output import changing, exit_with, message, render, render_findings, run_plan, warn
+from .output import bulk, changing, exit_with, message, render, render_findings, run_plan, warn
 
 if TYPE_CHECKING:
     from aupctl.plan import Plan
@@ -115,6 +115,7 @@ def list_(ctx: Ctx, system: str | None) -> None:
     "than access.max_removal_share of its members (read it first with --dry-run).",
 )
 @changing
+@bulk("access review --fix", when=lambda kw: kw["fix"])
 @pass_ctx
 def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, yes: bool) -> None:
     """Compare each system's members (nested groups count on AD) with the approvals.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .context import Ctx, pass_ctx
-from .output import changing, render, run_plan
+from .output import bulk, changing, render, run_plan
 
 
 @click.group("aup")
@@ -23,6 +23,7 @@ def cli() -> None:
 @click.option("--version", "version", metavar="V", help="AUP version signed (default: [school] aup_version).")
 @click.option("--on", "on", metavar="DATE", help="YYYY-MM-DD the declaration was signed (default: today).")
 @changing
+@bulk("aup sign")
 @pass_ctx
 def sign(ctx: Ctx, user: str, version: str | None, on: str | None, dry_run: bool, yes: bool) -> None:
     """Record USER's signed AUP declaration, and apply any grant that was waiting for it.
@@ -39,6 +40,7 @@ def sign(ctx: Ctx, user: str, version: str | None, on: str | None, dry_run: bool
 @cli.command("import", short_help="Record many signed declarations from a CSV file.")
 @click.argument("file", type=click.Path(dir_okay=False))
 @changing
+@bulk("aup import")
 @pass_ctx
 def import_(ctx: Ctx, file: str, dry_run: bool, yes: bool) -> None:
     """Record a term's worth of signed declarations from FILE.csv.

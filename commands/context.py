@@ -36,7 +36,9 @@ class Ctx:
             from aupctl.auditlog import attach
             from aupctl.state import State
 
-            self._state = attach(State(self.config.state.path), self.config)  # with the config's audit key
+            cfg = self.config.state
+            state = State(cfg.path, busy_timeout=cfg.busy_timeout, lease_ttl=cfg.lease_ttl)
+            self._state = attach(state, self.config)  # with the config's audit key
         return self._state
 
     @property

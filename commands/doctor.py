@@ -2,36 +2,78 @@
 
 from __future__ import annotations
 
-import sys
+import textwrap
 
 import click
 
-from aupctl.errors import EXIT_UNREACHABLE, EXIT_USAGE
-
 from .context import Ctx, pass_ctx
-from .output import render
+from .output import exit_with, render
+
+_STYLE = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red"), "info": ("info", "cyan")}
 
 
 @click.command("doctor")
 @pass_ctx
 def cli(ctx: Ctx) -> None:
-    """Check config, keyring, credentials, state store, reachability, TLS, bind and read access.
+    """Check config, keyring, credentials, state store, reachability, TLS, bind, the OUs and groups the
+    config names, read access, and the bind account's rights per job.
 
-    Exit 0 when every check passes, 2 for a config or credentials problem, 3 when the directory
-    cannot be reached or refuses the bind.
+    Each check is ok, warn (listed, does not fail: e.g. an empty staff OU), FAIL, or info. Exit 0 when
+    nothing failed (warnings included); 2 for a config, credentials or state-store problem, or an OU or
+    group the config names that the directory does not hold; 3 when the directory cannot be reached or
+    refuses the bind.
     """
     from aupctl import doctor
 
     checks = doctor.run(ctx.config_path)
-    rows = [{"check": c.check, "ok": c.ok, "detail": c.detail} for c in checks]
+    rows = [
+        {"check": c.check, "ok": c.ok, "status": c.status, "detail": c.detail}
+        | ({"job": c.job, "right": c.right, "target": c.target} if c.section == "rights" else {})
+        for c in checks
+    ]
     if ctx.fmt == "table":
         for r in rows:
-            r["ok"] = click.style("ok", fg="green") if r["ok"] else click.style("FAIL", fg="red")
-    render(ctx, rows, ["check", "ok", "detail"])
-    failed = {c.check for c in checks if not c.ok}
-    if failed & {"reach", "tls", "bind"}:
-        sys.exit(EXIT_UNREACHABLE)
-    if failed & {"config", "credentials", "state store"}:
-        sys.exit(EXIT_USAGE)
-    if failed:
-        sys.exit(1)
+            label, colour = _STYLE.get(r["status"], (r["status"], None))
+            r["ok"] = click.style(label, fg=colour)
+        for r in rows:  # tables fit 120 columns: long details wrap inside their cell
+            r["detail"] = "\n".join(textwrap.wrap(r["detail"], 96, break_on_hyphens=False)) or r["detail"]
+        render(ctx, [r for r in rows if "job" not in r], ["check", "ok", "detail"])
+        rights = [r for r in rows if "job" in r]
+        if rights:
+            click.echo("\nrights of the bind account, per job (`--format json` for the detail of each):")
+            for r in rights:
+                r["on"] = _short(r["target"], ctx)
+                r["ok"] = {"ok": "yes", "warn": click.style("NO", fg="yellow"), "info": "try"}.get(r["status"], r["ok"])
+            render(ctx, rights, ["job", "right", "on", "ok"], headers={"ok": "can"})
+            notes = dict.fromkeys(_note(c) for c in checks if c.section == "rights" and c.status != "ok")
+            for note in filter(None, notes):
+                click.echo(
+                    textwrap.fill(note, 118, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
+                )
+    else:
+        render(ctx, rows, ["check", "ok", "status", "detail", "job", "right", "target"])
+    exit_with(doctor.exit_code(checks))
+
+
+def _short(dn: str, ctx: Ctx) -> str:
+    """A DN without the base_dn tail, so the table fits."""
+    try:
+        base = ctx.config.directory.base_dn
+    except Exception:  # noqa: BLE001 - doctor already reported a config it could not load
+        return dn
+    if dn.lower().endswith("," + base.lower()):
+        return dn[: -len(base) - 1]
+    return dn
+
+
+def _note(c: object) -> str:
+    detail = getattr(c, "detail", "")
+    if "slapacl" in detail:
+        return (
+            "OpenLDAP shows no write rights: on the server, `slapacl -D BIND_DN -b DN 'member/write'` (or "
+            "children/write, userPassword/write) answers without changing anything; or run the job on a test "
+            "account and group (docs/your-directory.md)."
+        )
+    if getattr(c, "status", "") == "info":
+        return f"{getattr(c, 'right', '')}: {detail}"
+    return ""

@@ -46,7 +46,7 @@ def cli() -> None:
 )
 @click.option("--port", type=int, default=22, show_default=True, help="SSH port.")
 @click.option(
-    "--replace-key", is_flag=True, help="Re-pin an enrolled laptop's key (after re-imaging); use with --fingerprint."
+    "--replace-key", is_flag=True, help="Re-pin an enrolled laptop's key (after re-imaging); needs --fingerprint."
 )
 @changing
 @pass_ctx
@@ -189,7 +189,7 @@ def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool) -> None:
         show_plan(ctx, plan) if ctx.fmt == "table" else None
         run_plan(ctx, plan, dry_run=False, yes=True, show=False)
 
-    stream = (lambda line: click.echo(f"  | {line}", err=True)) if update else None
+    stream = (lambda line: message(f"  | {line}")) if update else None  # the laptop's output, escaped
     result = engine.checkin(
         ctx.config, ctx.state, _connector(ctx), tag, update=update, on_output=stream, apply_plan=apply_plan
     )

@@ -7,7 +7,7 @@ import datetime as dt
 import click
 
 from .context import Ctx, pass_ctx
-from .output import changing, message, render, run_plan
+from .output import bulk, changing, message, render, run_plan
 
 LIST_COLUMNS = ["id", "username", "status", "leave_on", "reason", "done_at", "restored_at", "open_tasks"]
 
@@ -58,6 +58,7 @@ def cli() -> None:
 )
 @today_option
 @changing
+@bulk("leaver withdraw")
 @pass_ctx
 def withdraw(
     ctx: Ctx,
@@ -102,6 +103,7 @@ def withdraw(
 @cli.command("run-due")
 @today_option
 @changing
+@bulk("leaver run-due")
 @pass_ctx
 def run_due(ctx: Ctx, today_text: str | None, dry_run: bool, yes: bool) -> None:
     """Withdraw everyone whose leaving date has come (for cron).

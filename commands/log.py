@@ -1,4 +1,4 @@
-"""aupctl log [--since DATE] [--user USER] | log verify | log checkpoint"""
+"""aupctl log [--since DATE] [--user USER] | log verify | log checkpoint | log repair"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 from aupctl.errors import EXIT_FINDINGS, InputError
 
 from .context import Ctx, pass_ctx
-from .output import message, render
+from .output import message, reconcile_open, render
 
 
 def parse_date(value: str | None, option: str) -> dt.date | None:
@@ -95,3 +95,30 @@ def checkpoint(ctx: Ctx) -> None:
     cp = result.checkpoint
     where = f"{path}" + (" and syslog" if result.syslog else " (no syslog here)")
     click.echo(f"checkpoint {cp.seq}: {cp.entries} entries, head {cp.head[:16]}, at {cp.at}, written to {where}")
+
+
+@cli.command("repair")
+@pass_ctx
+def repair(ctx: Ctx) -> None:
+    """Record the changes a stopped run made but did not record.
+
+    Every change is journalled as intended before it is made. When a run stops before recording one
+    (the state store locked or its disk full, the process killed), this checks the directory for
+    each change left open, records what happened (an audit entry `reconciled`, outcome done / not
+    done / unknown) exactly once, and lists them. Any changing command does the same first. Exit 1
+    if the outcome of any could not be told: check those by hand.
+    """
+    from aupctl.plan import UNKNOWN
+
+    reconciled = reconcile_open(ctx, keep_going=False)
+    rows = [r.row() for r in reconciled]
+    render(
+        ctx,
+        rows,
+        ["id", "intended_at", "action", "target", "outcome", "description", "why"],
+        empty="nothing to repair: every change begun has been recorded",
+    )
+    unknown = [r for r in reconciled if r.outcome == UNKNOWN]
+    if unknown:
+        message(f"{len(unknown)} change(s) of unknown outcome: check them in the directory by hand")
+        sys.exit(EXIT_FINDINGS)

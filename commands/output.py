@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
+import re
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,10 +17,12 @@ import click
 
 from aupctl.errors import EXIT_FINDINGS, ConfirmationRequired
 from aupctl.findings import Finding, sort_findings
-from aupctl.plan import ApplyResult, Change, Plan, apply
+from aupctl.plan import UNKNOWN, ApplyResult, Change, Plan, Reconciled, apply, reconcile
+from aupctl.text import inert, shown, unsafe
 
 from .context import Ctx
 
+_SUSPECT = re.compile(r"[^\x20-\x7e\n]")  # only these can be unsafe: the rest is looked at in C, not in Python
 EXIT_DECLINED = 130  # the same as Ctrl-C at the prompt: nothing was changed
 FINDING_COLUMNS = ["severity", "subject", "system", "check", "clause", "detail"]
 
@@ -46,6 +51,19 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _csv_cell(value: Any) -> str:
+    """A cell a spreadsheet shows as text (as in the credentials file); our own numbers stay numbers."""
+    cell = _cell(value)
+    return cell if isinstance(value, int | float) and not isinstance(value, bool) else inert(cell)
+
+
+def to_json(payload: Any) -> str:
+    """JSON that means the same to a program and cannot drive a terminal: json.dumps escapes C0 controls;
+    DEL, C1, bidi and invisible characters (valid raw in JSON) are written as \\u escapes too."""
+    out = json.dumps(_plain(payload), indent=2, ensure_ascii=False)
+    return _SUSPECT.sub(lambda m: json.dumps(m[0])[1:-1] if unsafe(m[0]) else m[0], out)
+
+
 def render(
     ctx: Ctx,
     rows: Sequence[dict[str, Any]],
@@ -59,14 +77,14 @@ def render(
     columns = columns or (list(rows[0].keys()) if rows else [])
     if ctx.fmt == "json":
         payload = json_obj if json_obj is not None else [{c: _plain(r.get(c)) for c in columns} for r in rows]
-        click.echo(json.dumps(_plain(payload), indent=2, ensure_ascii=False))
+        click.echo(to_json(payload))
         return
     if ctx.fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
-            writer.writerow([_cell(r.get(c)) for c in columns])
+            writer.writerow([_csv_cell(r.get(c)) for c in columns])
         click.echo(buf.getvalue(), nl=False)
         return
     if not rows:
@@ -75,15 +93,17 @@ def render(
     from tabulate import tabulate
 
     heads = [(headers or {}).get(c, c.replace("_", " ")) for c in columns]
-    click.echo(tabulate([[_cell(r.get(c)) for c in columns] for r in rows], headers=heads, tablefmt="simple"))
+    cells = [[shown(_cell(r.get(c))) for c in columns] for r in rows]
+    click.echo(tabulate(cells, headers=heads, tablefmt="simple"))
 
 
 def message(text: str) -> None:
-    click.echo(text, err=True)
+    """A line for the technician on stderr; what it quotes from outside is shown escaped."""
+    click.echo(shown(text, newlines=True), err=True)
 
 
 def warn(text: str) -> None:
-    click.echo(click.style("warning: ", fg="yellow") + text, err=True)
+    click.echo(click.style("warning: ", fg="yellow") + shown(text, newlines=True), err=True)
 
 
 def render_findings(ctx: Ctx, findings: list[Finding], *, clean: str = "no findings") -> int:
@@ -112,6 +132,47 @@ def changing(f: Callable) -> Callable:
     return dry_run_option(yes_option(f))
 
 
+BULK_LEASE = "bulk-changes"  # one name for every bulk run: they change the same people and groups
+
+
+def bulk(what: str, when: Callable[[dict[str, Any]], bool] | None = None) -> Callable:
+    """For bulk changing commands: --no-wait, and a lease in the state store held from before the plan is
+    built until the command ends, so a second bulk run waits (saying for whom) instead of building its
+    plan from a directory the first is changing. No lease for --dry-run, or when `when` says no."""
+
+    def decorate(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def wrapper(*args: Any, no_wait: bool, **kwargs: Any) -> Any:
+            if kwargs.get("dry_run") or (when is not None and not when(kwargs)):
+                return f(*args, **kwargs)
+            ctx = click.get_current_context().find_object(Ctx)
+            assert ctx is not None
+            state = ctx.state
+
+            def waiting(holder: dict[str, Any]) -> None:
+                message(
+                    f"waiting for {holder['what']} by {holder['holder']} (since {holder['since']}) to finish; "
+                    "--no-wait refuses instead"
+                )
+
+            state.lease(BULK_LEASE, what, wait=not no_wait, on_wait=waiting)
+            try:
+                return f(*args, **kwargs)
+            finally:
+                try:
+                    state.release_lease(BULK_LEASE)
+                except sqlite3.Error:
+                    pass  # it lapses by itself: the holder is gone once this process ends
+
+        return click.option(
+            "--no-wait",
+            is_flag=True,
+            help="If another bulk run is changing the directory, stop at once (exit 3) instead of waiting for it.",
+        )(wrapper)
+
+    return decorate
+
+
 def show_plan(ctx: Ctx, plan: Plan) -> None:
     if ctx.fmt == "json":
         render(
@@ -119,11 +180,11 @@ def show_plan(ctx: Ctx, plan: Plan) -> None:
         )
         return
     out = sys.stdout if ctx.fmt == "table" else sys.stderr
-    click.echo(f"Plan: {plan.title}", file=out)
+    click.echo(shown(f"Plan: {plan.title}"), file=out)
     for i, change in enumerate(plan.changes, 1):
-        click.echo(f"  {i:>3}. {change.description}", file=out)
+        click.echo(shown(f"  {i:>3}. {change.description}"), file=out)
     for note in plan.notes:
-        click.echo(f"  - {note}", file=out)
+        click.echo(shown(f"  - {note}", newlines=True), file=out)
     if plan.empty:
         click.echo("  nothing to do", file=out)
 
@@ -151,6 +212,7 @@ def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = Tru
     if plan.empty:
         return ApplyResult("", [], [])
     confirm(f"Apply these {len(plan.changes)} change(s)?", yes)
+    reconcile_open(ctx, keep_going=True)
     bar_needed = len(plan.changes) >= 10 and sys.stderr.isatty()
     if bar_needed:
         with click.progressbar(length=len(plan.changes), label="applying", file=sys.stderr) as bar:
@@ -163,6 +225,23 @@ def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = Tru
         result = apply(plan, ctx.state)
     message(f"done: {len(result.done)} change(s) applied and recorded in the audit log")
     return result
+
+
+def reconcile_open(ctx: Ctx, *, keep_going: bool) -> list[Reconciled]:
+    """Record the changes an earlier, stopped run made but did not record (checked in the directory,
+    which is opened only if one needs it), saying so on stderr."""
+    from aupctl.checks import checker
+
+    done = reconcile(ctx.state, checker(lambda: ctx.directory), keep_going=keep_going)
+    for r in done:
+        text = f"an earlier run's change, begun {r.intended_at}, is now recorded: {r.description}: {r.outcome}"
+        if r.outcome == UNKNOWN:
+            warn(f"{text} ({r.why})")
+        elif keep_going:
+            message(text)
+    if keep_going and ctx.state.open_intents():
+        warn("some changes of an earlier run could not be checked yet: run `aupctl log repair`")
+    return done
 
 
 def exit_with(code: int) -> None:

@@ -125,7 +125,9 @@ def check(ctx: Ctx, user: str | None) -> None:
     metavar="FILE",
     help="Write the new password to FILE (a new file, created mode 0600; never overwritten).",
 )
-@click.option("--show", is_flag=True, help="Print the new password once on this terminal instead.")
+@click.option(
+    "--show", is_flag=True, help="Print the new password once on this terminal instead (refused if stdout is not one)."
+)
 @changing
 @pass_ctx
 def reset(ctx: Ctx, user: str, credentials_out: str | None, show: bool, dry_run: bool, yes: bool) -> None:
@@ -143,6 +145,15 @@ def reset(ctx: Ctx, user: str, credentials_out: str | None, show: bool, dry_run:
 
     check_destination(credentials_out, show)  # bad options fail before the directory is touched
     plan, secret = plan_reset(ctx.config, ctx.directory, user, credentials_out=credentials_out, show=show)
+    # Checked once the user is found: a redirected stdout would keep the password in a file or a log.
+    if show and not dry_run and not sys.stdout.isatty():
+        from aupctl.errors import InputError
+
+        raise InputError(
+            "--show prints the new password only on a terminal, and standard output is not a terminal "
+            "(redirected to a file or a pipe); nothing was changed",
+            hint="use --credentials-out FILE: a new file, created mode 0600",
+        )
     result = run_plan(ctx, plan, dry_run=dry_run, yes=yes, show=dry_run or ctx.fmt != "json")
     if result is None:
         return

@@ -7,9 +7,10 @@ from typing import Any
 import click
 
 from aupctl.errors import AupctlError
+from aupctl.text import shown as escaped
 
 from .context import Ctx, pass_ctx
-from .output import changing, message, render, run_plan, warn
+from .output import bulk, changing, message, render, run_plan, warn
 
 PLAN_COLUMNS = ["line", "action", "username", "name", "role", "groups", "waiting", "granted", "changes", "note"]
 
@@ -23,6 +24,7 @@ PLAN_COLUMNS = ["line", "action", "username", "name", "role", "groups", "waiting
     "Required when accounts are created; passwords go nowhere else.",
 )
 @changing
+@bulk("staff import")
 @pass_ctx
 def import_(ctx: Ctx, file: str, credentials_out: str | None, dry_run: bool, yes: bool) -> None:
     """Create the new staff listed in FILE (the September intake), or bring them up to date.
@@ -71,7 +73,7 @@ def _run(ctx: Ctx, intake: Any, *, dry_run: bool, yes: bool) -> None:
         {**r, "changes": [f"{k} -> {v}" for k, v in r["updates"].items()]} for r in rows if r["action"] != "unchanged"
     ]
     if ctx.fmt == "table":
-        click.echo(f"Plan: {intake.plan.title}")
+        click.echo(escaped(f"Plan: {intake.plan.title}"))
         always = PLAN_COLUMNS[:5]
         columns = [c for c in PLAN_COLUMNS if c in always or any(r[c] for r in shown)]  # no empty columns
         render(ctx, shown, columns, empty="nothing to do: everyone in the file is already in the directory")

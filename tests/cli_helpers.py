@@ -34,3 +34,48 @@ def user_bind(cfg, dn: str, password: str) -> ldap3.Connection:
         conn.start_tls()
     conn.bind()
     return conn
+
+
+def run_tty(*args: str, config=None, timeout: float = 120) -> tuple[int, str, str]:
+    """The real `aupctl` in a subprocess whose stdout is a terminal (a pseudo-terminal), for what is only
+    written to a terminal (`password reset --show`). stdin is not a terminal, stderr is a pipe."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, **({"AUPCTL_CONFIG": str(config)} if config else {})}
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aupctl.commands", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(follower)
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return code, out.decode().replace("\r\n", "\n"), err

@@ -62,8 +62,15 @@ class Sshd:
     """sshd -D on 127.0.0.1: `port` is a normal laptop, `garbage_port` a laptop whose every command prints junk."""
 
     def __init__(
-        self, root: Path, user: str = USER, client_key: Path | None = None, max_startups: str = "100:30:200"
+        self,
+        root: Path,
+        user: str = USER,
+        client_key: Path | None = None,
+        max_startups: str = "100:30:200",
+        force_command: str | None = None,
     ) -> None:
+        """force_command: what every session on `port` runs instead of the command asked for (a laptop that
+        floods, or whose probe sees a hostile hostname)."""
         self.root = root
         self.user = user
         self.port = free_port()
@@ -98,6 +105,7 @@ class Sshd:
                     f"MaxStartups {max_startups}",
                     f"AllowUsers {user}",
                     "LogLevel ERROR",
+                    *([f"ForceCommand {force_command}"] if force_command else []),
                     f"Match LocalPort {self.garbage_port}",
                     f"    ForceCommand printf '{GARBAGE}'",
                     "",

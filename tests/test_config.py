@@ -161,3 +161,144 @@ def test_configuration_doc_names_every_key() -> None:
             assert f"`{f.name}`" in doc or "`update_commands.windows`" in doc and f.name == "update_commands", (
                 f"docs/configuration.md does not document {title}.{f.name}"
             )
+
+
+# -- config that fails at `config check`, not later (issue 11) --
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ("timeout = nan\n", "directory.timeout must be a finite number"),
+        ("timeout = inf\n", "directory.timeout must be a finite number"),
+        ("timeout = 1e308\n", "directory.timeout must be from 0.1 to 600"),
+        ("page_size = 0\n", "directory.page_size must be from 1 to 100,000"),
+        ("page_size = 99999999999\n", "directory.page_size must be from 1 to 100,000"),
+    ],
+)
+def test_numbers_are_bounded_and_finite(extra: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config.parse(MINIMAL + extra, "school.toml")
+    assert needle in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "bad"),
+    [
+        ("passwords", "stale_after_days", "0"),
+        ("passwords", "min_length", "100000"),
+        ("laptops", "parallel", "0"),
+        ("laptops", "parallel", "100000"),
+        ("laptops", "command_timeout", "1e300"),
+        ("laptops", "checkin_every_days", "9223372036854775807"),
+    ],
+)
+def test_every_number_has_a_range(section: str, key: str, bad: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config.parse(MINIMAL + f"[{section}]\n{key} = {bad}\n", "school.toml")
+    assert f"{section}.{key} must be from" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('base_dn = "dc=t,dc=test"', 'base_dn = "not a dn"', "directory.base_dn is not a DN"),
+        ('base_dn = "dc=t,dc=test"', 'base_dn = ""', "directory.base_dn is empty"),
+        ('staff_ou = "ou=Staff"', 'staff_ou = "Staff"', "directory.staff_ou is not a DN"),
+        ('bind_dn = "cn=admin,dc=t,dc=test"', 'bind_dn = "admin"', "directory.bind_dn is not a DN"),
+        ('url = "ldaps://127.0.0.1:6360"', 'url = "ldaps://"', "directory.url[0] must be ldaps://HOST"),
+        ('url = "ldaps://127.0.0.1:6360"', 'url = "ldaps://dc1:99999"', "directory.url[0] must be ldaps://HOST"),
+        ('url = "ldaps://127.0.0.1:6360"', 'url = "ldaps://dc1:port"', "directory.url[0] must be ldaps://HOST"),
+    ],
+)
+def test_dns_are_parsed(old: str, new: str, key: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config.parse(MINIMAL.replace(old, new), "school.toml")
+    assert key in str(exc.value)
+
+
+def test_ad_bind_may_be_a_upn_or_down_level_name() -> None:
+    ad = MINIMAL.replace('flavour = "openldap"', 'flavour = "ad"')
+    for bind in ("svc-aupctl@school.example", "SCHOOL\\\\svc-aupctl"):
+        cfg = config.parse(ad.replace('bind_dn = "cn=admin,dc=t,dc=test"', f'bind_dn = "{bind}"'), "t.toml")
+        assert cfg.directory.bind_dn.startswith(("svc", "SCHOOL"))
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{username.__init__.__globals__}@school.example",
+        "{username.__class__}@x.example",
+        "{0}@school.example",
+        "{username[0]}@school.example",
+        "{username!r}@school.example",
+        "{username:>99999999}@school.example",
+        "{staff_code}@school.example",
+        "{username}",
+        "{username}@a@b",
+        "{username",
+    ],
+)
+def test_the_email_template_is_limited_to_known_fields(template: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config.parse(MINIMAL + f'[accounts]\nemail = "{template}"\n', "school.toml")
+    assert "accounts.email" in str(exc.value)
+
+
+def test_the_safe_formatter_never_reaches_into_objects() -> None:
+    from aupctl import templates
+
+    assert templates.render("{first_name}.{last_name}@x.example", {"first_name": "jo", "last_name": "o'b"}) == (
+        "jo.o'b@x.example"
+    )
+    assert templates.render("{{literal}}{username}", {"username": "a"}) == "{literal}a"
+    for bad in ("{username.__class__}", "{username[0]}", "{username!s}", "{username:>5}", "{other}"):
+        with pytest.raises(ValueError):
+            templates.render(bad, {"username": "a"})
+
+
+def test_a_value_the_directory_would_take_raw_refuses_control_characters() -> None:
+    with pytest.raises(ConfigError) as exc:
+        config.parse(MINIMAL.replace('"Test School"', '"Test\\u001b]0;PWNED\\u0007 School"'), "school.toml")
+    assert "school.name holds a control character" in str(exc.value)
+
+
+# -- the config contract (issue 10): role ou optional; warnings that do not fail --
+def test_a_role_without_ou_goes_to_staff_ou() -> None:
+    cfg = config.parse(MINIMAL + '[roles.teacher]\ngroups = ["Teachers"]\n[roles.ta]\nou = "ou=TAs,ou=Staff"\n', "t")
+    assert cfg.roles["teacher"].ou is None
+    assert cfg.role_ou("teacher") == ("ou=Staff,dc=t,dc=test", "directory.staff_ou")
+    assert cfg.role_ou("ta") == ("ou=TAs,ou=Staff,dc=t,dc=test", "roles.ta.ou")
+    assert config.warnings(cfg) == []
+
+
+def test_warnings_name_their_key_and_do_not_fail() -> None:
+    cfg = config.parse(
+        MINIMAL
+        + "[roles.cover]\n"
+        + '[passwords]\nshared_account_patterns = ["^supply\\\\d*$", "supply*", "office"]\n'
+        + '[systems.sims]\nname = "SIMS"\ngroup = "cn=SIMS,ou=Groups,dc=county,dc=example"\n'
+        + '[systems.tt]\nname = "TT"\ngroup = "cn=TT,ou=Groups,dc=t,dc=test"\n',
+        "t.toml",
+    )
+    found = config.warnings(cfg)
+    assert len(found) == 3, found
+    assert found[0].startswith("roles.cover has neither ou nor groups")
+    assert found[1].startswith(
+        "passwords.shared_account_patterns[0] = '^supply\\\\d*$' looks like a regular expression"
+    )
+    assert found[2].startswith("systems.sims.group") and "outside base_dn" in found[2]
+
+
+def test_config_check_prints_warnings_and_exits_0(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from aupctl.commands import cli
+
+    p = tmp_path / "school.toml"
+    p.write_text(MINIMAL + "[roles.cover]\n")
+    result = CliRunner().invoke(cli, ["--config", str(p), "config", "check"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "warning: roles.cover has neither ou nor groups" in result.output and "1 warning(s)" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MINIMAL + "page_size = 0\n")
+    result = CliRunner().invoke(cli, ["--config", str(bad), "config", "check"], catch_exceptions=False)
+    assert result.exit_code == 2 and "directory.page_size" in result.output

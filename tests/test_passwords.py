@@ -19,6 +19,7 @@ import warnings
 import ldap3
 import pytest
 from cli_helpers import run_main as run
+from cli_helpers import run_tty
 from cli_helpers import user_bind as bind
 
 from aupctl.config import load
@@ -458,14 +459,15 @@ def _assert_must_change(info, cfg, d, dn: str, new: str) -> None:
 def test_reset_show_and_json(env) -> None:
     info, cfg, d = env
     username = make_user(cfg, d)
-    code, out, err = run("--format", "json", "password", "reset", username, "--show", "--yes",
-                         config=info.config_path)  # fmt: skip
+    # --show writes the password only to a terminal: the real CLI, its stdout a pseudo-terminal
+    code, out, err = run_tty("--format", "json", "password", "reset", username, "--show", "--yes",
+                             config=info.config_path)  # fmt: skip
     assert code == 0, err
     payload = json.loads(out)
     assert payload["username"] == username and payload["must_change"] is True and payload["password_to"] == "terminal"
     assert not can_bind(cfg, payload["dn"], STRONG)
     _assert_must_change(info, cfg, d, payload["dn"], payload["password"])
-    code, out, err = run("password", "reset", username, "--show", "--yes", config=info.config_path)
+    code, out, err = run_tty("password", "reset", username, "--show", "--yes", config=info.config_path)
     assert code == 0 and f"New password for {username}: " in out
 
 
@@ -481,6 +483,7 @@ def test_reset_bad_input_changes_nothing(env, tmp_path) -> None:
         (["--credentials-out", str(existing), "--yes"], "never overwritten"),
         (["--yes"], "say where the new password goes"),
         (["--show", "--credentials-out", str(tmp_path / "x.csv"), "--yes"], "not both"),
+        (["--show", "--yes"], "standard output is not a terminal"),  # redirected: use --credentials-out
         (["--credentials-out", str(tmp_path / "missing" / "x.csv"), "--yes"], "does not exist"),
         (["--credentials-out", str(tmp_path / "y.csv")], "no --yes"),  # no terminal to confirm
         (["--credentials-out", str(tmp_path / "z.csv"), "--dry-run"], ""),

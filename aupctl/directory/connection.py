@@ -77,6 +77,13 @@ class Directory:
                 open(self.d.ca_file, "rb").close()
             except OSError as exc:
                 raise ConfigError(f"directory.ca_file {self.d.ca_file} cannot be read: {exc.strerror}") from None
+            try:  # a file of something else fails here, not later as "cannot reach" at the TLS handshake
+                ssl.create_default_context().load_verify_locations(cafile=self.d.ca_file)
+            except (ssl.SSLError, ValueError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"directory.ca_file {self.d.ca_file} is not a PEM certificate ({exc})",
+                    hint="it must hold the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)",
+                ) from None
             return ldap3.Tls(ca_certs_file=self.d.ca_file, validate=ssl.CERT_REQUIRED)
         return ldap3.Tls(validate=ssl.CERT_REQUIRED)  # the system's trust store
 

@@ -3,7 +3,7 @@
 `[accounts] posix` decides: true, false, or "auto" (the default: as the people already in staff_ou are).
 A new account then gets uidNumber (the next free one above those in use, or within `uid_range`),
 gidNumber (`gid_number`, else the one most of the school's posixAccount people have), homeDirectory and
-loginShell from their templates ({username} only, filled in as the email template is).
+loginShell from their templates ({username} only, filled in by the one safe formatter, templates.py).
 """
 
 from __future__ import annotations
@@ -86,12 +86,15 @@ class PosixAccounts:
         return uid
 
     def attributes(self, username: str) -> dict[str, Any]:
-        acc = self.cfg.accounts
+        from .. import templates
+        from ..config import POSIX_FIELDS
+
+        acc, values = self.cfg.accounts, {"username": username}
         return {
             "uidNumber": str(self.take_uid(username)),
             "gidNumber": str(self.gid),
-            "homeDirectory": acc.home_directory.format(username=username),
-            "loginShell": acc.login_shell.format(username=username),
+            "homeDirectory": templates.render(acc.home_directory, values, POSIX_FIELDS),
+            "loginShell": templates.render(acc.login_shell, values, POSIX_FIELDS),
         }
 
     @staticmethod

@@ -24,25 +24,59 @@ class HostInfo:
 
 
 def check_username(username: str) -> str:
+    from ..text import problem
+
     username = (username or "").strip()
-    if not username or any(ord(c) < 32 for c in username) or len(username) > 256:
+    if not username or len(username) > 256:
         raise InputError(f"USER {username!r} is not a username")
+    why = problem(username)  # kept in the store even when the directory cannot be asked
+    if why:
+        raise InputError(f"USER {username!r} {why}: not a username")
     return username
 
 
-def resolve_user(directory_of: Callable[[], Any] | None, username: str) -> tuple[str, str | None]:
+def resolve_user(
+    directory_of: Callable[[], Any] | None, username: str, state: State | None = None
+) -> tuple[str, str | None]:
     """The directory's spelling of the username, or (as given, why it was not checked) when the directory
-    cannot be reached. An account the directory does not hold is refused (NotFoundError)."""
-    from ..staff import require_user
+    cannot be reached. An account the directory does not hold is refused (NotFoundError); so is a leaver
+    (RefusedError): in the leavers OU or disabled in the directory, or scheduled or withdrawn in the
+    leavers table (checked whether or not the directory can be reached)."""
+    from ..staff import is_leaver, require_user
 
     username = check_username(username)
+    if state is not None:
+        _refuse_scheduled_leaver(state, username)
     if directory_of is None:
         return username, f"no directory to check {username!r} against"
     try:
         directory = directory_of()
     except (UnreachableError, ConfigError) as exc:
         return username, f"the directory could not be reached, so {username!r} was not checked: {exc.message}"
-    return require_user(directory, username).username, None
+    acct = require_user(directory, username)
+    if is_leaver(directory.cfg, acct):
+        raise RefusedError(f"{acct.username} is a leaver (their account is in the leavers OU): no laptop is assigned")
+    if acct.disabled:
+        raise RefusedError(
+            f"{acct.username}'s account is disabled in the directory (a leaver?): no laptop is assigned",
+            hint="enable the account first if they are staying",
+        )
+    if state is not None and acct.username != username:
+        _refuse_scheduled_leaver(state, acct.username)
+    return acct.username, None
+
+
+def _refuse_scheduled_leaver(state: State, username: str) -> None:
+    from ..leavers import OPEN_STATUSES
+
+    marks = ",".join("?" * len(OPEN_STATUSES))
+    rows = state.query(f"SELECT username, status, leave_on FROM leavers WHERE status IN ({marks})", OPEN_STATUSES)
+    for row in rows:
+        if row["username"].casefold() == username.casefold():
+            raise RefusedError(
+                f"{row['username']} is a leaver ({row['status']}, leaving on {row['leave_on']}): no laptop is assigned",
+                hint="`aupctl leaver cancel` first if they are staying",
+            )
 
 
 def detect_os(session: Any, timeout: float) -> str:
@@ -86,10 +120,16 @@ def enrol_plan(
     port = inventory.check_port(port)
     os_name = inventory.check_os(os_name)
     fingerprint = inventory.check_fingerprint(fingerprint)
+    if replace_key and not fingerprint:  # a changed key is never taken on trust, --yes or not
+        raise InputError(
+            "--replace-key needs --fingerprint SHA256:...: the new host key's fingerprint, read at the laptop",
+            hint="on the laptop: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub (Windows: "
+            "ssh-keygen -lf $env:ProgramData\\ssh\\ssh_host_ed25519_key.pub); nothing was pinned",
+        )
     plan = Plan(f"enrol laptop {tag}")
     assignee, note = (None, None)
     if assign is not None:
-        assignee, note = resolve_user(directory_of, assign)
+        assignee, note = resolve_user(directory_of, assign, state)
         if note:
             plan.notes.append(note)
 
@@ -168,7 +208,7 @@ def assign_plan(state: State, tag: str, user: str, directory_of: Callable[[], An
     device = inventory.get(state, inventory.check_tag(tag))
     if device.status != "active":
         raise RefusedError(f"laptop {device.tag} is retired")
-    username, note = resolve_user(directory_of, user)
+    username, note = resolve_user(directory_of, user, state)
     plan = Plan(f"assign laptop {device.tag}", notes=[note] if note else [])
     if (device.assigned_to or "").lower() == username.lower():
         plan.notes.append(f"{device.tag} is already assigned to {device.assigned_to}")

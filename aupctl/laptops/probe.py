@@ -46,7 +46,12 @@ def pin_of(device: Device):  # -> ssh.Pin (import kept lazy: paramiko)
 
 def run_probe(session, device: Device, cfg: Config) -> tuple[Facts | None, list[Finding], str | None]:
     """On an open session: (facts, findings, error). Unreadable output is a finding, never an exception."""
-    res = session.run(command_for(device.os), stdin=script(device.os), timeout=cfg.laptops.command_timeout)
+    from .ssh import OutputTooLarge
+
+    try:
+        res = session.run(command_for(device.os), stdin=script(device.os), timeout=cfg.laptops.command_timeout)
+    except OutputTooLarge as exc:  # it answered, with a flood: the probe failed (not "unreachable")
+        return None, [checks.probe_failed(device.tag, exc.message)], exc.message
     try:
         facts = parse(device.os, res.stdout)
     except ProbeError as exc:

@@ -163,6 +163,7 @@ class Session:
                     data = chan.recv(65536)
                     got = True
                     out += data
+                    _bounded(out, err, self.where)  # checked per chunk: memory never grows past the limit
                     if on_output:
                         pending += data
                         *lines, pending = pending.split(b"\n")
@@ -172,11 +173,10 @@ class Session:
                     data = chan.recv_stderr(65536)
                     got = True
                     err += data
+                    _bounded(out, err, self.where)
                     if on_output:
                         for line in data.decode("utf-8", "replace").splitlines():
                             on_output(line)
-                if len(out) + len(err) > MAX_OUTPUT:
-                    raise UnreachableError(f"{self.where}: the command printed more than {MAX_OUTPUT >> 20} MiB")
                 if not got and chan.exit_status_ready() and chan.eof_received:
                     break
                 if not got and chan.closed:
@@ -198,6 +198,16 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class OutputTooLarge(UnreachableError):
+    """The laptop printed more than MAX_OUTPUT: reading stopped there. A probe reports it as failed (high)."""
+
+
+def _bounded(out: bytearray, err: bytearray, where: str) -> None:
+    if len(out) + len(err) > MAX_OUTPUT:
+        del out[:], err[:]  # drop it now: the caller gets the error, never the flood
+        raise OutputTooLarge(f"{where}: the command printed more than {MAX_OUTPUT >> 20} MiB; reading stopped there")
 
 
 def _why(exc: BaseException) -> str:
