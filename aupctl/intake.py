@@ -1039,20 +1039,7 @@ class _Runner:
         if group is None:
             return None
         self.groups_read[gdn] = group
-        from .directory.groups import _strip_uid
-
-        ops: list[tuple[str, str, list[Any]]] = []
-        dn_attr = group.dn_attr
-        if dn_attr:
-            ops.append((ldap3.MODIFY_ADD, dn_attr, [e.dn for e in who]))
-            skip = schema._not_members(group)
-            stand_ins = [v for v in group.values.get(dn_attr, []) if normalise_dn(_strip_uid(v)) in skip]
-            if stand_ins:
-                ops.append((ldap3.MODIFY_DELETE, dn_attr, stand_ins))
-                group.values[dn_attr] = []  # gone with this batch (or the fallback's add_member takes them out)
-        if group.posix:
-            ops.append((ldap3.MODIFY_ADD, "memberUid", [e.username for e in who]))
-        return ops
+        return schema.batch_add_ops(group, [(e.dn, e.username) for e in who])
 
     def _add_groups(self, members: dict[str, list[Entry]], failed: dict[str, str]) -> None:
         """One modify per group for the batch (in the group's own schema); the groups' requests sent together

@@ -243,6 +243,25 @@ class GroupSchema:
                 changes["memberUid"] = [(ldap3.MODIFY_ADD, [username])]
         return changes
 
+    def batch_add_ops(self, group: Group, members: list[tuple[str, str]]) -> list[tuple[str, str, list[Any]]]:
+        """(op, attribute, values) adding new accounts (dn, username), none of them a member yet, in one modify
+        (the intake's batches): DNs to member/uniqueMember, usernames to memberUid, stand-ins out. The stand-ins
+        are forgotten from `group`, so the next batch's ops (same Group, read once) do not delete them again."""
+        from .flavour import normalise_dn
+
+        ops: list[tuple[str, str, list[Any]]] = []
+        dn_attr = group.dn_attr
+        if dn_attr:
+            ops.append((ldap3.MODIFY_ADD, dn_attr, [dn for dn, _ in members]))
+            skip = self._not_members(group)
+            stand_ins = [v for v in group.values.get(dn_attr, []) if normalise_dn(_strip_uid(v)) in skip]
+            if stand_ins:
+                ops.append((ldap3.MODIFY_DELETE, dn_attr, stand_ins))
+                group.values[dn_attr] = []
+        if group.posix:
+            ops.append((ldap3.MODIFY_ADD, "memberUid", [u for _, u in members]))
+        return ops
+
     def remove_changes(self, group: Group, member_dn: str, username: str | None) -> Changes:
         """The one modify that takes member_dn out of every attribute that holds it ({} if none does). The
         last member of a groupOfNames/groupOfUniqueNames is replaced by the placeholder, or refused."""
