@@ -497,6 +497,10 @@ def test_uid_range_and_templates_from_the_config(fresh_openldap, tmp_path) -> No
         ("uid_range = [10, 5]", "accounts.uid_range"),
         ('home_directory = "/home/{first_name}"', "accounts.home_directory"),
         ('posix = "yes"', "accounts.posix"),
+        ('home_directory = "/home/{username.__class__}"', "accounts.home_directory"),
+        ('login_shell = "{0}"', "accounts.login_shell"),
+        ("max_removal_share = 2", "access.max_removal_share"),
+        ('placeholder_member = "nobody"', "directory.placeholder_member"),
     ],
 )
 def test_bad_posix_keys_are_named(extra: str, needle: str) -> None:
