@@ -146,8 +146,9 @@ class State:
     checkpoints: str | None = None  # signed audit checkpoints (JSON lines); default: user config dir
     audit_key: Literal["file", "keyring"] = "file"  # where the audit log's HMAC key is kept
     audit_key_file: str | None = None  # with audit_key = "file"; default: user config dir audit.key
-    busy_timeout: float = 30.0  # seconds a write waits while another run holds the store
-    lease_ttl: float = 3600.0  # seconds a bulk run's lease outlives its last sign of life (killed elsewhere)
+    busy_timeout: float = field(default=30.0, metadata=_range(0.01, 3600))  # seconds a write waits for another run
+    # seconds a bulk run's lease outlives its last sign of life (a holder killed on another host)
+    lease_ttl: float = field(default=3600.0, metadata=_range(60, 7 * 86400))
 
 
 @dataclass(frozen=True)
@@ -500,10 +501,6 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{src}: accounts.username: {exc}") from None
     if cfg.state.audit_key == "keyring" and cfg.state.audit_key_file:
         raise ConfigError(f"{src}: state.audit_key_file is set, but state.audit_key is 'keyring': keep one")
-    for key, low, high in (("busy_timeout", 0.01, 3600.0), ("lease_ttl", 60.0, 7 * 86400.0)):
-        value = getattr(cfg.state, key)
-        if not low <= value <= high:  # also refuses nan and inf
-            raise ConfigError(f"{src}: state.{key} must be between {low:g} and {high:g} seconds (got {value})")
     for i, lic in enumerate(cfg.licences):
         if lic.expires:
             try:

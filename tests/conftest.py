@@ -49,11 +49,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from sandbox_helpers import ad_slot, ad_unavailable, sandbox_env  # noqa: F401 - re-exported
 
 from aupctl import sandbox as sb
+
+_invoke = CliRunner.invoke
+
+
+def _invoke_without_internal_errors(self: CliRunner, *args: Any, **kwargs: Any) -> Result:
+    """Every CLI run of the suite: an internal error (exit 70, a bug by the exit-code contract) fails the
+    test that met it, whatever that test asserts, so `grep "internal error"` over a run finds nothing."""
+    result = _invoke(self, *args, **kwargs)
+    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    if result.exit_code == 70 or "internal error:" in text:
+        raise AssertionError(f"aupctl met an internal error (exit {result.exit_code}):\n{text}")
+    return result
+
+
+CliRunner.invoke = _invoke_without_internal_errors  # type: ignore[method-assign]
 
 
 def _start_openldap(directory: Path, layout: str = "standard") -> Iterator[sb.SandboxInfo]:
