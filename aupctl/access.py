@@ -153,7 +153,7 @@ def grant_changes(
                     "add-member",
                     user,
                     f"add {user} ({acct.name}) to {group_name(gdn)} for {system.name}",
-                    run=lambda: {"changed": fl.add_member(d, gdn, dn)},
+                    run=lambda: {"changed": fl.add_member(d, gdn, dn, user)},
                     details={**details, "group": gdn},
                     check=checks.member(gdn, dn, True),
                 )
@@ -222,12 +222,13 @@ def revoke_changes(
         members = directory.flavour.group_members(directory, gdn)
         if members is not None and any(same_dn(m, acct.dn) for m in members):
             fl, d, dn = directory.flavour, directory, acct.dn
+            fl.groups.check_removals(d, [(gdn, dn)])  # the last member of a groupOfNames: refused before any change
             changes.append(
                 Change(
                     "remove-member",
                     user,
                     f"remove {user} ({acct.name}) from {group_name(gdn)} ({system.name})",
-                    run=lambda: {"changed": fl.remove_member(d, gdn, dn)},
+                    run=lambda: {"changed": fl.remove_member(d, gdn, dn, user)},
                     details={**details, "group": gdn},
                     check=checks.member(gdn, dn, False),
                 )

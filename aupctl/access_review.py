@@ -19,6 +19,7 @@ from .aup import signed_users
 from .config import Config
 from .directory import Account, Directory
 from .directory.flavour import is_under, normalise_dn
+from .directory.groups import unresolved_username
 from .findings import Finding, sort_findings
 from .plan import Change, Plan
 from .roles import RoleInfo, RoleResolver, recorded_roles
@@ -71,12 +72,16 @@ class People:
         return acct
 
 
-def read_memberships(cfg: Config, directory: Directory, keys: Iterable[str]) -> dict[str, dict[str, str | None] | None]:
-    """system key -> {member DN: via nested group DN or None}, or None when the group does not exist."""
+def read_memberships(
+    cfg: Config, directory: Directory, keys: Iterable[str], people: People | None = None
+) -> dict[str, dict[str, str | None] | None]:
+    """system key -> {member DN: via nested group DN or None}, or None when the group does not exist.
+    people: accounts already read, whose usernames need no search when a posixGroup names them."""
     wanted = {k: cfg.group_dn(cfg.systems[k].group) for k in keys if cfg.systems[k].group}  # type: ignore[arg-type]
     if not wanted:
         return {}
-    found = directory.flavour.members_of_groups(directory, list(dict.fromkeys(wanted.values())))
+    known = {u: a.dn for u, a in people.by_user.items()} if people else None
+    found = directory.flavour.members_of_groups(directory, list(dict.fromkeys(wanted.values())), known)
     return {k: found.get(g) for k, g in wanted.items()}
 
 
@@ -89,20 +94,36 @@ def _bases(cfg: Config) -> list[str]:
     return [staff, leavers]
 
 
-def read_people(cfg: Config, directory: Directory, member_dns: set[str], usernames: set[str]) -> People:
-    """Every account involved, each read once: the staff and leavers OUs in one search each, then members
-    outside them by DN and approval holders not yet seen in batches of OR'd usernames."""
+def _brief(directory: Directory) -> tuple[list[str], bool, Any]:
+    """(attributes, raw, maker): brief attributes read raw, decoded leanly (directory/entries.py)."""
+    fl = directory.flavour
+    if fl.brief_attributes:
+        return fl.brief_attributes, True, fl.brief_account
+    return fl.user_attributes, False, fl.account
+
+
+def read_staff(cfg: Config, directory: Directory) -> People:
+    """The staff and leavers OUs, in one search each."""
     fl = directory.flavour
     people = People()
-    # brief attributes read raw: decoded leanly (directory/entries.py), only what the checks use
-    attrs_wanted, raw, make = fl.brief_attributes, True, fl.brief_account
-    if not attrs_wanted:
-        attrs_wanted, raw, make = fl.user_attributes, False, fl.account
+    attrs_wanted, raw, make = _brief(directory)
     for base in _bases(cfg):
         for dn, attrs in directory.search(base, fl.person_filter, attrs_wanted, raw=raw):
             people.add(make(dn, attrs))
+    return people
+
+
+def read_people(
+    cfg: Config, directory: Directory, member_dns: set[str], usernames: set[str], people: People | None = None
+) -> People:
+    """Every account involved, each read once: the staff and leavers OUs in one search each (unless read
+    already: people), then members outside them by DN and approval holders not yet seen in batches of OR'd
+    usernames."""
+    fl = directory.flavour
+    people = people if people is not None else read_staff(cfg, directory)
+    attrs_wanted, raw, make = _brief(directory)
     for dn in sorted(member_dns):
-        if people.find(dn) is None:
+        if people.find(dn) is None and unresolved_username(dn) is None:  # memberUid=NAME: no entry to read
             for rdn, attrs in directory.search(dn, fl.person_filter, attrs_wanted, "BASE", raw=raw):
                 people.add(make(rdn, attrs))
     missing = sorted(u for u in usernames if u.lower() not in people.by_user)
@@ -182,10 +203,11 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
     keys = [system_key] if system_key else list(cfg.systems)
     for k in keys:
         cfg.system(k)
-    memberships = read_memberships(cfg, directory, keys)
+    staff = read_staff(cfg, directory)  # first: a posixGroup's usernames are then found without a search
+    memberships = read_memberships(cfg, directory, keys, staff)
     live = [r for r in approvals.live(state, columns=APPROVAL_COLUMNS) if r["system"] in keys]
     member_dns = {dn for m in memberships.values() if m for dn in m}
-    people = read_people(cfg, directory, member_dns, {r["username"] for r in live})
+    people = read_people(cfg, directory, member_dns, {r["username"] for r in live}, staff)
     roles = roles_for(cfg, directory, state, people)
     signed = signed_users(state, cfg.school.aup_version)
     leavers_ou = cfg.dn(cfg.directory.leavers_ou)
@@ -355,13 +377,13 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
             if (key, target) in done:
                 continue
             done.add((key, target))
-            d, dn = directory, first.member_dn or ""
+            d, dn, uname = directory, first.member_dn or "", first.username
             plan.add(
                 Change(
                     "remove-member",
                     user,
                     f"remove {user} from {group_name(gdn)} ({system.name}): {why}",
-                    run=lambda d=d, gdn=gdn, dn=dn: {"changed": d.flavour.remove_member(d, gdn, dn)},
+                    run=lambda d=d, gdn=gdn, dn=dn, u=uname: {"changed": d.flavour.remove_member(d, gdn, dn, u)},
                     details={"system": key, "group": gdn, "member": dn, "checks": checks, "by": "access review"},
                     check=check_kinds.member(gdn, dn, False),
                 )
@@ -374,8 +396,46 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
             plan.add(task_change(state, "revoke", user, key, text))
         if appr and appr["status"] == "active":
             plan.add(_approval_change(state, appr, checks, system.name))
+    # A groupOfNames must keep a member: refused here, before anything changes, without a placeholder_member.
+    # (No directory: a plan made from findings alone, as the unit tests do; nothing to read.)
+    if directory is not None:
+        directory.flavour.groups.check_removals(
+            directory, [(c.details["group"], c.details["member"]) for c in plan.changes if c.action == "remove-member"]
+        )
     plan.summary = {"changes": len(plan.changes)}
     return plan
+
+
+def first_contact_refusal(cfg: Config, state: State, result: Review, plan: Plan) -> str | None:
+    """Why this --fix plan must not run without --force (None if it may): it removes people from a system for
+    which no approval was ever recorded (aupctl meeting a school's directory before `access adopt`), or more
+    than [access] max_removal_share of a system's members (more than one person)."""
+    share = cfg.access.max_removal_share
+    removals: dict[str, int] = {}
+    for c in plan.changes:
+        if c.action == "remove-member":
+            removals[c.details["system"]] = removals.get(c.details["system"], 0) + 1
+    reasons = []
+    for key, n in sorted(removals.items()):
+        members = result.checked.get(key, 0)
+        name = f"{cfg.systems[key].name} ({key})"
+        if not state.query("SELECT 1 FROM approvals WHERE system = ? LIMIT 1", (key,)):
+            reasons.append(
+                f"{name}: no approval was ever recorded, and the plan removes {n} of its {members} member(s)"
+            )
+        elif n > 1 and members and n > share * members:
+            reasons.append(
+                f"{name}: the plan removes {n} of its {members} members ({n / members:.0%}), more than "
+                f"access.max_removal_share ({share:.0%})"
+            )
+    if not reasons:
+        return None
+    return (
+        "access review --fix refused; nothing was changed:\n  "
+        + "\n  ".join(reasons)
+        + "\nIf today's members are approved, record them first: aupctl access adopt --approved-by NAME. "
+        "Otherwise read the plan (access review --fix --dry-run) and run it again with --force."
+    )
 
 
 def _approval_change(state: State, appr: dict[str, Any], checks: list[str], system_name: str) -> Change:

@@ -52,6 +52,8 @@ class Directory:
     timeout: float = field(default=10.0, metadata=_range(0.1, 600))
     page_size: int = field(default=1000, metadata=_range(1, 100_000))
     privileged_groups: list[str] = field(default_factory=list)
+    # Stands in for "no members" in a groupOfNames / groupOfUniqueNames (their schema needs one member).
+    placeholder_member: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,18 @@ class Accounts:
     max_length: int = field(default=20, metadata=_range(1, 256))
     email: str | None = None  # template, e.g. "{username}@school.example" (fields: EMAIL_FIELDS)
     upn_suffix: str | None = None
+    # OpenLDAP posixAccount for new accounts: true, false, or "auto" (as the people in staff_ou are)
+    posix: Literal[True, False, "auto"] = "auto"
+    uid_range: list[int] = field(default_factory=list)  # [min, max] for new uidNumbers; [] = above those in use
+    gid_number: int | None = None  # None: the gidNumber most of the school's posixAccount people have
+    home_directory: str = "/home/{username}"
+    login_shell: str = "/bin/bash"
+
+
+@dataclass(frozen=True)
+class Access:
+    # access review --fix refuses (without --force) to remove more than this share of a system's members
+    max_removal_share: float = field(default=0.25, metadata=_range(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,7 @@ class Config:
     school: School
     directory: Directory
     accounts: Accounts = field(default_factory=Accounts)
+    access: Access = field(default_factory=Access)
     roles: dict[str, Role] = field(default_factory=dict)
     systems: dict[str, System] = field(default_factory=dict)
     passwords: Passwords = field(default_factory=Passwords)
@@ -376,6 +391,7 @@ def _anchor_paths(cfg: Config, base: Path) -> Config:
 
 
 EMAIL_FIELDS = ("username", "first_name", "last_name")
+POSIX_FIELDS = ("username",)  # accounts.home_directory, accounts.login_shell
 
 
 def _check_dn(src: str, key: str, value: str, *, relative: bool = True, example: str = "ou=Staff") -> None:
@@ -470,6 +486,7 @@ def _check(cfg: Config) -> None:
                     f"{src}: roles.{name}.systems names {key!r}, which is not a [systems.*] table "
                     f"(known: {', '.join(cfg.systems) or 'none'})"
                 )
+    _check_groups_and_posix(cfg)
     if cfg.accounts.max_length < 1:
         raise ConfigError(f"{src}: accounts.max_length must be at least 1")
     if cfg.directory.flavour == "ad" and cfg.accounts.max_length > 20:
@@ -492,6 +509,21 @@ def _check(cfg: Config) -> None:
                 raise ConfigError(
                     f"{src}: licences[{i}].expires must be a date YYYY-MM-DD (got {lic.expires!r})"
                 ) from None
+
+
+def _check_groups_and_posix(cfg: Config) -> None:
+    from . import templates
+
+    src, acc = cfg.source, cfg.accounts
+    if acc.uid_range and (len(acc.uid_range) != 2 or acc.uid_range[0] > acc.uid_range[1]):
+        raise ConfigError(f"{src}: accounts.uid_range must be [min, max] with min <= max (got {acc.uid_range})")
+    for key in ("home_directory", "login_shell"):
+        try:
+            templates.fields(getattr(acc, key), POSIX_FIELDS)
+        except ValueError as exc:
+            raise ConfigError(f"{src}: accounts.{key}: {exc}") from None
+    if cfg.directory.placeholder_member is not None:
+        _check_dn(src, "directory.placeholder_member", cfg.directory.placeholder_member, example="cn=nobody,ou=Groups")
 
 
 # -- warnings: things config check prints but does not refuse --

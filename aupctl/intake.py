@@ -466,6 +466,7 @@ def build(
             claimed[key] = p.line
             matched[p.line] = acct
     fl.fill_groups(directory, list(matched.values()))  # one read of every group (OpenLDAP), not one per person
+    posix: Any = None  # PosixAccounts once a new person needs it; False where new accounts are not posixAccount
     for p in people:
         role = cfg.roles[p.role]
         ou_dn, _ = cfg.role_ou(p.role)
@@ -509,6 +510,13 @@ def build(
             )
             attrs["displayName"] = p.display_name
         children.add(_rdn_key(dn))
+        if posix is None:
+            from .directory.posix import PosixAccounts
+
+            posix = PosixAccounts.for_run(cfg, directory) or False  # one search, on the first new person
+        if posix:
+            classes = posix.classes(classes)
+            attrs.update(posix.attributes(username))
         if p.department:
             attrs[fl.department_attr] = p.department
         e = Entry(p, "create", username, dn, ou_dn, None, (classes, attrs), email, {}, list(role_groups))
@@ -706,7 +714,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
                         "add-member",
                         e.username,
                         f"add {e.username} to {group_name(gdn)} (role {e.person.role})",
-                        run=lambda gdn=gdn, dn=e.dn: {"changed": fl.add_member(directory, gdn, dn)},
+                        run=lambda gdn=gdn, dn=e.dn, u=e.username: {"changed": fl.add_member(directory, gdn, dn, u)},
                         details={"group": gdn, "role": e.person.role},
                         check=checks.member(gdn, e.dn, True),
                     )
@@ -769,6 +777,9 @@ def _waiting_change(cfg: Config, state: State, e: Entry, key: str) -> Change:
 # -- 3. applying: the credentials file and the pipelined batches --
 
 
+_PIPE_OP = {ldap3.MODIFY_ADD: pipeline.MODIFY_ADD, ldap3.MODIFY_DELETE: pipeline.MODIFY_DELETE}
+
+
 class _Runner:
     """Runs the batches. Where the flavour makes an account in one request (OpenLDAP), a batch's adds are
     pipelined on the main connection; otherwise on a few connections of its own (opened on first use), one
@@ -787,6 +798,7 @@ class _Runner:
         self.pool: list[Directory] = []
         self.executor: Any = None
         self.one_request = True  # until the flavour or the server says otherwise
+        self.groups_read: dict[str, Any] = {}  # role group DN -> its Group (schema, stand-in members)
 
     def _workers(self, wanted: int) -> list[Directory]:
         from .directory import open_directory
@@ -1018,30 +1030,50 @@ class _Runner:
         made = {id(e) for e in quick} - refused
         return [e for e in todo if id(e) not in made]
 
+    def _group_adds(self, gdn: str, who: list[Entry]) -> list[tuple[str, str, list[Any]]] | None:
+        """(op, attribute, values) that add the batch to one group in its schema (member / uniqueMember DNs,
+        memberUid usernames, both for RFC 2307bis; the placeholder out once real members are in); None when
+        the group cannot be read (left to add_member, which says why)."""
+        schema = self.fl.groups
+        group = self.groups_read.get(gdn) or schema.read(self.directory, gdn)  # read once a run, not a batch
+        if group is None:
+            return None
+        self.groups_read[gdn] = group
+        return schema.batch_add_ops(group, [(e.dn, e.username) for e in who])
+
     def _add_groups(self, members: dict[str, list[Entry]], failed: dict[str, str]) -> None:
-        """One multi-value add per group for the batch; the groups' requests sent together where the flavour
-        allows. A group that refuses (a member already there after a re-run, a groupOfUniqueNames) is done
-        again member by member, idempotently."""
+        """One modify per group for the batch (in the group's own schema); the groups' requests sent together
+        where the flavour allows. A group that refuses (a member already there after a re-run) is done again
+        member by member, idempotently."""
         if not members:
             return
         if not self.fl.pipelined_writes:
             for gdn, who in members.items():
                 self._add_members(gdn, who, failed)
             return
-        groups = list(members)
-        ops = [
-            pipeline.modify_request(g, [(pipeline.MODIFY_ADD, "member", [e.dn for e in members[g]])]) for g in groups
-        ]
-        results = pipeline.Pipeline(self.directory).run(ops, "adding the new accounts to their groups")
+        groups, ops = [], []
+        for g in members:
+            adds = self._group_adds(g, members[g])
+            if adds is None:
+                self._add_members(g, members[g], failed, tried=True)
+                continue
+            groups.append(g)
+            ops.append(pipeline.modify_request(g, [(_PIPE_OP[op], attr, vals) for op, attr, vals in adds]))
+        results = pipeline.Pipeline(self.directory).run(ops, "adding the new accounts to their groups") if ops else []
         for gdn, r in zip(groups, results, strict=True):
             if not r.ok:
                 self._add_members(gdn, members[gdn], failed, tried=True)
 
     def _add_members(self, gdn: str, who: list[Entry], failed: dict[str, str], *, tried: bool = False) -> None:
         if not tried:
+            adds = self._group_adds(gdn, who)
             try:
-                self.directory.modify(gdn, {"member": [(ldap3.MODIFY_ADD, [e.dn for e in who])]})
-                return
+                if adds is not None:
+                    changes: dict[str, list[tuple[str, list[Any]]]] = {}
+                    for op, attr, vals in adds:
+                        changes.setdefault(attr, []).append((op, vals))
+                    self.directory.modify(gdn, changes)
+                    return
             except UnreachableError:
                 raise
             except AupctlError:
@@ -1049,7 +1081,7 @@ class _Runner:
         # One of them is a member already (a re-run): add them one at a time, idempotently.
         for e in who:
             try:
-                self.fl.add_member(self.directory, gdn, e.dn)
+                self.fl.add_member(self.directory, gdn, e.dn, e.username)
             except UnreachableError:
                 raise
             except AupctlError as exc:

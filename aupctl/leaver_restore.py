@@ -189,7 +189,7 @@ def restore(
                 "add-member",
                 user,
                 f"{user}: back into {group_name(group)}",
-                lambda g=group: {"changed": flavour.add_member(directory, g, target)},
+                lambda g=group: {"changed": flavour.add_member(directory, g, target, user)},
                 {"group": group},
                 check=checks.member(group, target, True),
             )

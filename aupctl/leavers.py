@@ -250,6 +250,11 @@ def withdraw(cfg: Config, directory: Directory, state: State, requests: list[Req
         else:
             withdrawn += 1
         plan.extend(changes)
+    # A groupOfNames must keep a member: refuse here, not half-way, when no placeholder_member may stand in.
+    directory.flavour.groups.check_removals(
+        directory,
+        [(c.details["group"], c.details.get("member", "")) for c in plan.changes if c.action == "remove-member"],
+    )
     plan.summary = {"withdrawn": withdrawn, "scheduled": scheduled}
     return plan
 
@@ -496,8 +501,8 @@ def person_changes(
                 "remove-member",
                 user,
                 f"{user}: remove from {group_name(group)}",
-                lambda g=group: {"changed": flavour.remove_member(directory, g, dn)},
-                {"group": group},
+                lambda g=group: {"changed": flavour.remove_member(directory, g, dn, user)},
+                {"group": group, "member": dn},
                 check=checks.member(group, dn, False),
             )
         )

@@ -1749,6 +1749,7 @@ def config_toml(flavour: str, *, url: str, ca_file: str, bind_dn: str, layout: s
         f"groups_ou = {_q(groups_ou)}",
         "timeout = 5",
         f"privileged_groups = {_qlist(privileged)}",
+        *([] if ad else ['placeholder_member = "cn=nobody,ou=Groups"  # stands in for an empty groupOfNames']),
         "",
         "[accounts]",
         'username = "{first_initial}{last_name}"',

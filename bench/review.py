@@ -12,9 +12,13 @@ planted so the review has findings. Then, against the same server:
 - for scale: the same searches through aupctl's connection as the review makes them (raw, entries
   decoded by directory/entries.py), and as plain ldap3 makes them (formatted values).
 
+With --schema posixGroup the system groups are posixGroups (members by username in memberUid, RFC
+2307), which the review resolves to DNs from the people it reads anyway (the staff OUs are read first);
+ldapsearch fetches the groups' memberUid and the same people.
+
 Target: the in-process review within 3x of ldapsearch. Run by hand:
 
-    python3 bench/review.py [--members 2000] [--systems 5]
+    python3 bench/review.py [--members 2000] [--systems 5] [--schema groupOfNames|posixGroup]
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def populate(info, systems: int, per_group: int) -> list[str]:
+def populate(info, systems: int, per_group: int, schema: str = "groupOfNames") -> list[str]:
     """systems x per_group teachers (no passwords) and the system groups, loaded with ldapadd over TLS;
     returns the group cns."""
     base = info.base_dn
@@ -59,8 +63,13 @@ def populate(info, systems: int, per_group: int) -> list[str]:
     for g in range(systems):
         cn = f"Bench System {g + 1} Users"
         groups.append(cn)
-        lines += [f"dn: cn={cn},ou=Groups,{base}", "objectClass: groupOfNames", f"cn: {cn}"]
-        lines += [f"member: {m}" for m in dns[g * per_group : (g + 1) * per_group]]
+        lines += [f"dn: cn={cn},ou=Groups,{base}", f"objectClass: {schema}", f"cn: {cn}"]
+        these = dns[g * per_group : (g + 1) * per_group]
+        if schema == "posixGroup":
+            lines.append(f"gidNumber: {6000 + g}")
+            lines += [f"memberUid: {m.split(',', 1)[0][4:]}" for m in these]
+        else:
+            lines += [f"member: {m}" for m in these]
         lines.append("")
     ldif = info.dir / "bench.ldif"
     ldif.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -135,7 +144,7 @@ def prepare_state(cfg) -> None:
     d.close()
 
 
-def ldapsearch_anchor(info, groups: list[str], attrs: list[str]) -> float:
+def ldapsearch_anchor(info, groups: list[str], attrs: list[str], member_attr: str = "member") -> float:
     env = {**os.environ, "LDAPTLS_CACERT": str(info.ca_file), "LDAPTLS_REQCERT": "demand"}
     pw = info.dir / "bind-nonl.pw"  # ldapsearch -y takes the whole file, a trailing newline included
     pw.touch(mode=0o600)
@@ -143,7 +152,8 @@ def ldapsearch_anchor(info, groups: list[str], attrs: list[str]) -> float:
     common = ["ldapsearch", "-LLL", "-x", "-H", info.urls[0], "-D", info.bind_dn, "-y", str(pw)]
     person = "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))"
     cmds = [
-        [*common, "-s", "base", "-b", f"cn={g},ou=Groups,{info.base_dn}", "(objectClass=*)", "member"] for g in groups
+        [*common, "-s", "base", "-b", f"cn={g},ou=Groups,{info.base_dn}", "(objectClass=*)", member_attr]
+        for g in groups
     ]
     for ou in ("ou=Staff", "ou=Leavers"):
         cmds.append([*common, "-E", "pr=1000/noprompt", "-b", f"{ou},{info.base_dn}", person, *attrs])
@@ -161,6 +171,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--members", type=int, default=2000)
     ap.add_argument("--systems", type=int, default=5)
+    ap.add_argument("--schema", choices=["groupOfNames", "posixGroup"], default="groupOfNames")
     args = ap.parse_args()
     if not shutil.which("ldapsearch"):
         sys.exit("ldapsearch is not installed (apt-get install ldap-utils)")
@@ -170,21 +181,24 @@ def main() -> None:
     info = sb.start("openldap", tmp / "sandbox", detach=False)
     try:
         t0 = time.perf_counter()
-        groups = populate(info, args.systems, args.members)
+        groups = populate(info, args.systems, args.members, args.schema)
         cfg_path = tmp / "bench.toml"
         write_config(info, groups, cfg_path)
         from aupctl.config import load
 
         cfg = load(str(cfg_path))
         prepare_state(cfg)
-        print(f"setup: {args.systems} systems x {args.members} members in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"setup: {args.systems} {args.schema} systems x {args.members} members in {time.perf_counter() - t0:.1f} s"
+        )
 
         from aupctl.access_review import review
         from aupctl.directory import open_directory
         from aupctl.directory.flavour import OpenLDAP
         from aupctl.state import State
 
-        anchor = ldapsearch_anchor(info, groups, OpenLDAP.brief_attributes)
+        member_attr = "memberUid" if args.schema == "posixGroup" else "member"
+        anchor = ldapsearch_anchor(info, groups, OpenLDAP.brief_attributes, member_attr)
 
         start = time.perf_counter()
         cfg = load(str(cfg_path))
@@ -211,7 +225,7 @@ def main() -> None:
             d = open_directory(cfg)
             fl = d.flavour
             for g in groups:
-                for _ in d.search(cfg.group_dn(g), "(objectClass=*)", ["member"], "BASE", raw=raw):
+                for _ in d.search(cfg.group_dn(g), "(objectClass=*)", [member_attr], "BASE", raw=raw):
                     pass
             for ou in ("ou=Staff", "ou=Leavers"):
                 for _ in d.search(cfg.dn(ou), fl.person_filter, fl.brief_attributes, raw=raw):

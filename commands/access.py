@@ -108,10 +108,16 @@ def list_(ctx: Ctx, system: str | None) -> None:
     is_flag=True,
     help="Also build one plan removing the members who should not be there (tasks for by-hand systems).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --fix: run a plan that removes people from a system with no approvals ever recorded, or more "
+    "than access.max_removal_share of its members (read it first with --dry-run).",
+)
 @changing
 @bulk("access review --fix", when=lambda kw: kw["fix"])
 @pass_ctx
-def review(ctx: Ctx, system: str | None, fix: bool, dry_run: bool, yes: bool) -> None:
+def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, yes: bool) -> None:
     """Compare each system's members (nested groups count on AD) with the approvals.
 
     Reports, each citing its AUP clause: a member with no approval (granted outside aupctl); an
@@ -123,18 +129,30 @@ def review(ctx: Ctx, system: str | None, fix: bool, dry_run: bool, yes: bool) ->
     who should not be there (their approval ended; put back to waiting when only the AUP signature is
     missing) and opens tasks for by-hand systems. Overdue approvals and drift are left for a decision.
 
-    Exit 1 if anything was found (also with --fix), 0 if clean.
+    Safe first contact: a plan that removes people from a system for which no approval was ever recorded
+    (run `access adopt` first), or more than access.max_removal_share of a system's members (default 25 %),
+    is refused with exit 2 and nothing changed unless --force is given; --dry-run shows it either way.
+
+    Exit 1 if anything was found (also with --fix), 0 if clean, 2 if the plan was refused.
     """
-    from aupctl.access_review import fix_plan
+    from aupctl.access_review import first_contact_refusal, fix_plan
     from aupctl.access_review import review as run_review
+    from aupctl.errors import RefusedError
 
     result = run_review(ctx.config, ctx.directory, ctx.state, system)
     findings = result.findings
     for key, dn in result.missing_groups.items():
         warn(f"{key}: its group {dn} (systems.{key}.group) does not exist, so it was not reviewed")
-    if fix and ctx.fmt == "json":
+    plan, refusal = None, None
+    if fix:
         plan = fix_plan(ctx.config, ctx.directory, ctx.state, result)
+        refusal = None if force else first_contact_refusal(ctx.config, ctx.state, result, plan)
+    if plan is not None and ctx.fmt == "json":
         render(ctx, [], json_obj={"findings": [f.as_row() for f in findings], "plan": _plan_json(plan)})
+        if refusal and not dry_run:
+            raise RefusedError(refusal)
+        if refusal:
+            warn(refusal)
         if not dry_run and not plan.empty:
             run_plan(ctx, plan, dry_run=False, yes=yes, show=False)
         exit_with(1 if findings else 0)
@@ -143,9 +161,12 @@ def review(ctx: Ctx, system: str | None, fix: bool, dry_run: bool, yes: bool) ->
     if ctx.fmt == "table":
         checked = ", ".join(f"{k} {n}" for k, n in result.checked.items())
         message(f"checked: {checked}" if checked else "no systems checked")
-    if fix:
-        plan = fix_plan(ctx.config, ctx.directory, ctx.state, result)
+    if plan is not None:
+        if refusal and not dry_run:
+            raise RefusedError(refusal)
         run_plan(ctx, plan, dry_run=dry_run, yes=yes)
+        if refusal:
+            warn(refusal)
     exit_with(code)
 
 

@@ -268,7 +268,10 @@ class Flavour:
     brief_attributes: list[str] = []
 
     def __init__(self, cfg: Config) -> None:
+        from .groups import GroupSchema
+
         self.cfg = cfg
+        self.groups = GroupSchema(self)  # every group's membership is read and written through it
 
     # -- filters --
     def user_filter(self, username: str) -> str:
@@ -309,31 +312,13 @@ class Flavour:
         """Direct group DNs of each account (AD: memberOf is already there)."""
 
     def group_members(self, directory: Directory, group_dn: str) -> list[str] | None:
-        """Direct member DNs of one group; None if the group does not exist."""
-        attrs = directory.read(group_dn, self.member_attrs, raw=True)  # raw: thousands of members, decoded here
-        if attrs is None:
-            return None
-        return self._members(group_dn, attrs)
-
-    def _members(self, group_dn: str, attrs: Attrs) -> list[str]:
-        """Member DNs from any of member_attrs; the group itself (the 'empty' placeholder) left out.
-        uniqueMember values may carry a '#'B UID suffix, which is not part of the DN."""
-        own = normalise_dn(group_dn)
-        out = []
-        for name in self.member_attrs:
-            for m in map(dn_text, values(attrs, name)):
-                if name == "uniqueMember" and "#'" in m:
-                    m = m.split("#'", 1)[0]
-                if normalise_dn(m) != own:
-                    out.append(m)
-        return out
+        """Direct member DNs of one group, whatever its schema (groups.py); None if the group does not exist."""
+        return self.groups.read_members(directory, group_dn)
 
     def all_groups(self, directory: Directory) -> dict[str, list[str]]:
-        """normalised group DN -> direct member DNs, for every group in the directory (one search)."""
-        out: dict[str, list[str]] = {}
-        for dn, attrs in directory.search(self.cfg.directory.base_dn, self.group_filter, self.member_attrs, raw=True):
-            out[normalise_dn(dn)] = self._members(dn, attrs)
-        return out
+        """normalised group DN -> direct member DNs, for every group in the directory (one search of the
+        groups, one of the people if any group keeps memberUid usernames)."""
+        return self.groups.read_all(directory, self.cfg.directory.base_dn, self.group_filter)
 
     def effective_members(
         self, directory: Directory, group_dn: str, groups: dict[str, list[str]] | None = None
@@ -344,9 +329,16 @@ class Flavour:
             return None
         return {m: None for m in direct}
 
-    def members_of_groups(self, directory: Directory, group_dns: list[str]) -> dict[str, dict[str, str | None] | None]:
-        """Effective members of several groups (as effective_members), reading each group once."""
-        return {g: self.effective_members(directory, g) for g in group_dns}
+    def members_of_groups(
+        self, directory: Directory, group_dns: list[str], known: dict[str, str] | None = None
+    ) -> dict[str, dict[str, str | None] | None]:
+        """Effective members of several groups (as effective_members), reading each group once and resolving
+        every memberUid of them all in one search (known: username (lower) -> DN already read)."""
+        schema = self.groups
+        read = {g: schema.read(directory, g) for g in group_dns}
+        uids = {u for grp in read.values() if grp for u in grp.values.get("memberUid", ())}
+        by_uid = schema.resolve(directory, uids, known)
+        return {g: None if grp is None else dict.fromkeys(schema.members(grp, by_uid)) for g, grp in read.items()}
 
     # -- changing --
     def disable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
@@ -361,26 +353,40 @@ class Flavour:
     def force_change(self, directory: Directory, dn: str) -> None:
         raise NotImplementedError
 
-    def add_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
-        """Idempotent; returns True if a change was made."""
-        try:
-            desc = directory.modify(
-                group_dn,
-                {"member": [(ldap3.MODIFY_ADD, [member_dn])]},
-                tolerate=("attributeOrValueExists", "entryAlreadyExists"),
-            )
-        except DirectoryError as exc:
-            if self.is_member(directory, group_dn, member_dn):
-                return False
-            raise exc
-        return desc == "success"
+    def add_member(self, directory: Directory, group_dn: str, member_dn: str, username: str | None = None) -> bool:
+        """Idempotent, in every attribute the group's schema uses (member, uniqueMember, memberUid) in one
+        modify; returns True if a change was made. username: the member's, if the caller knows it."""
+        return self._change_member(directory, group_dn, member_dn, username, add=True)
 
-    def remove_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
-        """Idempotent; returns True if a change was made."""
-        if not self.is_member(directory, group_dn, member_dn):
-            return False
-        directory.modify(group_dn, {"member": [(ldap3.MODIFY_DELETE, [member_dn])]})
-        return True
+    def remove_member(self, directory: Directory, group_dn: str, member_dn: str, username: str | None = None) -> bool:
+        """Idempotent (as add_member); the last member of a groupOfNames is replaced by the configured
+        placeholder_member, or the removal is refused (RefusedError) with nothing changed."""
+        return self._change_member(directory, group_dn, member_dn, username, add=False)
+
+    def _change_member(
+        self, directory: Directory, group_dn: str, member_dn: str, username: str | None, *, add: bool
+    ) -> bool:
+        schema = self.groups
+        for attempt in (1, 2):
+            group = schema.read(directory, group_dn)
+            if group is None:
+                raise DirectoryError(
+                    f"cannot change {group_dn}: noSuchObject (the group does not exist)", result="noSuchObject"
+                )
+            if group.posix and username is None:
+                username = schema.username_of(directory, member_dn)
+            compute = schema.add_changes if add else schema.remove_changes
+            changes = compute(group, member_dn, username)
+            if not changes:
+                return False
+            try:
+                directory.modify(group_dn, changes)
+                return True
+            except DirectoryError as exc:
+                # Changed under us since the read (a value there or gone): read again and redo, once.
+                if attempt == 2 or exc.result not in ("attributeOrValueExists", "noSuchAttribute"):
+                    raise
+        return False  # pragma: no cover - the loop returns or raises
 
     def is_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
         members = self.group_members(directory, group_dn) or []
@@ -453,8 +459,8 @@ class OpenLDAP(Flavour):
     name = "openldap"
     username_attr = "uid"
     person_filter = "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))"
-    group_filter = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
-    member_attrs = ["member", "uniqueMember"]
+    group_filter = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
+    member_attrs = ["member", "uniqueMember", "memberUid"]
     # What a review of thousands needs (name, enabled, DN): fewer attributes to decode than user_attributes
     brief_attributes = ["uid", "cn", "displayName", "pwdAccountLockedTime"]
     user_attributes = [
@@ -512,23 +518,45 @@ class OpenLDAP(Flavour):
         )
 
     def fill_groups(self, directory: Directory, accounts: list[Account]) -> None:
+        """Direct groups of each account, of every schema: member / uniqueMember by DN, memberUid by username."""
         if not accounts:
             return
-        by_dn = {normalise_dn(a.dn): a for a in accounts}
         if len(accounts) <= 5:
+            with_uid = self._unique_members_with_uid(directory)
             for acct in accounts:
-                f = (
-                    f"(&{self.group_filter}(|(member={escape_filter_chars(acct.dn)})"
-                    f"(uniqueMember={escape_filter_chars(acct.dn)})))"
-                )
-                acct.groups = [dn for dn, _ in directory.search(self.cfg.directory.base_dn, f, [])]
+                dn = escape_filter_chars(acct.dn)
+                by_uid = f"(memberUid={escape_filter_chars(acct.username)})" if acct.username else ""
+                f = f"(&{self.group_filter}(|(member={dn})(uniqueMember={dn}){by_uid}))"
+                acct.groups = [gdn for gdn, _ in directory.search(self.cfg.directory.base_dn, f, [])]
+                own, seen = normalise_dn(acct.dn), {normalise_dn(g) for g in acct.groups}
+                acct.groups += [g for g, dns in with_uid.items() if own in dns and normalise_dn(g) not in seen]
             return
         # Many accounts: read every group once and invert, instead of one search per person.
-        for gdn, attrs in directory.search(self.cfg.directory.base_dn, self.group_filter, ["member", "uniqueMember"]):
-            for m in values(attrs, "member") + values(attrs, "uniqueMember"):
-                acct = by_dn.get(normalise_dn(m))
+        from .groups import READ_ATTRS
+
+        by_dn = {normalise_dn(a.dn): a for a in accounts}
+        by_user = {a.username.lower(): a for a in accounts if a.username}
+        schema = self.groups
+        for gdn, attrs in directory.search(self.cfg.directory.base_dn, self.group_filter, READ_ATTRS, raw=True):
+            group = schema.parse(gdn, attrs)
+            found = {id(a): a for a in map(by_dn.get, map(normalise_dn, schema.dn_members(group))) if a}
+            for u in group.values.get("memberUid", ()):
+                acct = by_user.get(u.lower())
                 if acct is not None:
-                    acct.groups.append(gdn)
+                    found[id(acct)] = acct
+            for acct in found.values():
+                acct.groups.append(gdn)
+
+    def _unique_members_with_uid(self, directory: Directory) -> dict[str, set[str]]:
+        """groupOfUniqueNames DN -> its members' normalised DNs, for the groups where some value carries a
+        #'..'B UID: slapd's (uniqueMember=DN) does not match such a value, so they are read and matched here."""
+        out: dict[str, set[str]] = {}
+        f = "(&(objectClass=groupOfUniqueNames)(uniqueMember=*))"
+        for gdn, attrs in directory.search(self.cfg.directory.base_dn, f, ["uniqueMember"], raw=True):
+            vals = [dn_text(v) for v in values(attrs, "uniqueMember")]
+            if any("#'" in v for v in vals):
+                out[gdn] = {normalise_dn(v.split("#'", 1)[0]) for v in vals}
+        return out
 
     def disable_changes(self, acct: Account) -> dict[str, list[tuple[str, list[Any]]]]:
         return {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [LOCKED_FOREVER])]}
@@ -565,39 +593,6 @@ class OpenLDAP(Flavour):
         ready["userPassword"] = ssha(password)
         ready["pwdReset"] = "TRUE"
         return ready
-
-    def remove_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
-        """From groupOfNames (member) or groupOfUniqueNames (uniqueMember, maybe with a #'..'B UID suffix)."""
-        attrs = directory.read(group_dn, ["member", "uniqueMember"]) or {}
-        changed = False
-        for name in ("member", "uniqueMember"):
-            found = [m for m in values(attrs, name) if same_dn(m.split("#'", 1)[0], member_dn)]
-            if not found:
-                continue
-            try:
-                directory.modify(group_dn, {name: [(ldap3.MODIFY_DELETE, found)]})
-            except DirectoryError as exc:
-                if exc.result != "objectClassViolation":
-                    raise
-                # Both classes must keep one member: the group itself stands in for "empty" (ignored on read).
-                directory.modify(group_dn, {name: [(ldap3.MODIFY_REPLACE, [group_dn])]})
-            changed = True
-        return changed
-
-    def add_member(self, directory: Directory, group_dn: str, member_dn: str) -> bool:
-        try:
-            return super().add_member(directory, group_dn, member_dn)
-        except DirectoryError as exc:
-            if exc.result != "objectClassViolation":
-                raise
-        # groupOfUniqueNames: no `member` attribute; its members go in uniqueMember.
-        attrs = directory.read(group_dn, ["uniqueMember"]) or {}
-        if any(same_dn(m.split("#", 1)[0], member_dn) for m in values(attrs, "uniqueMember")):
-            return False
-        directory.modify(
-            group_dn, {"uniqueMember": [(ldap3.MODIFY_ADD, [member_dn])]}, tolerate=("attributeOrValueExists",)
-        )
-        return True
 
     def new_user(
         self,
@@ -769,7 +764,9 @@ class ActiveDirectory(Flavour):
                 out[member] = via
         return out
 
-    def members_of_groups(self, directory: Directory, group_dns: list[str]) -> dict[str, dict[str, str | None] | None]:
+    def members_of_groups(
+        self, directory: Directory, group_dns: list[str], known: dict[str, str] | None = None
+    ) -> dict[str, dict[str, str | None] | None]:
         """One search of every group (auto_range follows ranged reads of groups over 1,500 members), then
         nesting resolved in memory: no group is read twice however many systems share it."""
         groups = self.all_groups(directory)
