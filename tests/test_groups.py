@@ -33,9 +33,9 @@ from aupctl.directory import open_directory
 from aupctl.directory.flavour import normalise_dn, same_dn
 from aupctl.directory.groups import unresolved_dn
 from aupctl.errors import RefusedError
-from aupctl.leaver_restore import restore
-from aupctl.leavers import Request, withdraw
-from aupctl.password_audit import privileged_members
+from aupctl.leavers.restore import restore
+from aupctl.leavers.withdraw import Request, withdraw
+from aupctl.passwords.audit import privileged_members
 from aupctl.plan import apply
 from aupctl.state import State
 

@@ -22,7 +22,7 @@ from aupctl.directory.flavour import (
     _interval_days,
 )
 from aupctl.passphrase import generate
-from aupctl.password_audit import (
+from aupctl.passwords.audit import (
     HashJob,
     _HashTester,
     account_findings,
@@ -30,8 +30,8 @@ from aupctl.password_audit import (
     policy_findings,
     weak_scheme,
 )
-from aupctl.password_reset import Secret, check_destination, new_passphrase
-from aupctl.passwords import check_candidate, common_candidates, personal_candidates
+from aupctl.passwords.denylist import check_candidate, common_candidates, personal_candidates
+from aupctl.passwords.reset import Secret, check_destination, new_passphrase
 
 CFG = parse(
     """

@@ -42,7 +42,7 @@ def resolve_user(
     cannot be reached. An account the directory does not hold is refused (NotFoundError); so is a leaver
     (RefusedError): in the leavers OU or disabled in the directory, or scheduled or withdrawn in the
     leavers table (checked whether or not the directory can be reached)."""
-    from ..staff import is_leaver, require_user
+    from ..staff.people import is_leaver, require_user
 
     username = check_username(username)
     if state is not None:
@@ -67,7 +67,7 @@ def resolve_user(
 
 
 def _refuse_scheduled_leaver(state: State, username: str) -> None:
-    from ..leavers import OPEN_STATUSES
+    from ..leavers.withdraw import OPEN_STATUSES
 
     marks = ",".join("?" * len(OPEN_STATUSES))
     rows = state.query(f"SELECT username, status, leave_on FROM leavers WHERE status IN ({marks})", OPEN_STATUSES)

@@ -11,11 +11,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Config
-from .findings import Finding, sort_findings
-from .laptops import inventory
-from .laptops.checks import matches
-from .state import State
+from ..config import Config
+from ..findings import Finding, sort_findings
+from ..state import State
+from . import inventory
+from .checks import matches
 
 EXPIRY_WARNING_DAYS = 60
 

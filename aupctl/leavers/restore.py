@@ -16,17 +16,17 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, checks, passphrase, tasks
-from .config import Config
-from .credfile import CredentialsFile, require_new
-from .directory import Directory
-from .directory.connection import _first_rdn, parent_dn
-from .directory.flavour import as_text, normalise_dn, same_dn
-from .errors import InputError, NotFoundError, RefusedError
-from .leavers import DONE, RESTORED, SCHEDULED, WITHDRAWING, latest_row, leaver_tasks
-from .plan import Change, Plan
-from .staff import group_name
-from .state import State, now_iso
+from .. import approvals, checks, passphrase, tasks
+from ..config import Config
+from ..credfile import CredentialsFile, require_new
+from ..directory import Directory
+from ..directory.connection import _first_rdn, parent_dn
+from ..directory.flavour import as_text, normalise_dn, same_dn
+from ..errors import InputError, NotFoundError, RefusedError
+from ..plan import Change, Plan
+from ..staff.people import group_name
+from ..state import State, now_iso
+from .withdraw import DONE, RESTORED, SCHEDULED, WITHDRAWING, latest_row, leaver_tasks
 
 CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
 

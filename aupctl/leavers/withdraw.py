@@ -20,17 +20,17 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, checks, csvfile, passphrase, tasks
-from .config import Config
-from .directory import Account, Directory
-from .directory.connection import _first_rdn
-from .directory.flavour import as_text, is_under, normalise_dn
-from .errors import ConfigError, InputError, NotFoundError, RefusedError
-from .plan import Change, Plan
-from .staff import group_name
-from .state import State, actor, now_iso
-from .text import problem as unsafe_problem
-from .text import refuse_unsafe
+from .. import approvals, checks, csvfile, passphrase, tasks
+from ..config import Config
+from ..directory import Account, Directory
+from ..directory.connection import _first_rdn
+from ..directory.flavour import as_text, is_under, normalise_dn
+from ..errors import ConfigError, InputError, NotFoundError, RefusedError
+from ..plan import Change, Plan
+from ..staff.people import group_name
+from ..state import State, actor, now_iso
+from ..text import problem as unsafe_problem
+from ..text import refuse_unsafe
 
 SCHEDULED, WITHDRAWING, DONE, CANCELLED, RESTORED = "scheduled", "withdrawing", "done", "cancelled", "restored"
 OPEN_STATUSES = (SCHEDULED, WITHDRAWING, DONE)

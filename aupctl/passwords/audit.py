@@ -2,7 +2,7 @@
 
 One streamed, paged read of every person under the base DN (no ldap3 Entry objects, nothing kept per
 account but a few numbers), the directory's password policies, and the members of the privileged
-groups. On OpenLDAP, readable userPassword hashes are tested against the deny list (aupctl.passwords)
+groups. On OpenLDAP, readable userPassword hashes are tested against the deny list (aupctl.passwords.denylist)
 in worker processes on every core, in bounded batches. A finding says that a password is easily
 guessed or shared, never what it is; no password or hash leaves this module.
 """
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ldap3.utils.conv import escape_filter_chars
 
-from .directory.flavour import (
+from ..directory.flavour import (
     UAC_DONT_EXPIRE_PASSWORD,
     UAC_ENCRYPTED_TEXT_PWD_ALLOWED,
     UAC_PASSWD_NOTREQD,
@@ -35,13 +35,13 @@ from .directory.flavour import (
     normalise_dn,
     values,
 )
-from .findings import Finding, sort_findings
-from .passwords import HASH_COMMON_TOP, common_candidates, personal_candidates
-from .staff import group_name
+from ..findings import Finding, sort_findings
+from ..staff.people import group_name
+from .denylist import HASH_COMMON_TOP, common_candidates, personal_candidates
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .directory import Directory
+    from ..config import Config
+    from ..directory import Directory
 
 CLAUSE = "6.2"
 SHARED_DECLARATION = "I will not use anyone's account except my own"

@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .credfile import CredentialsFile, require_new
-from .errors import AupctlError, InputError
-from .passphrase import generate
-from .passwords import check_candidate
-from .plan import Change, Plan
-from .staff import require_user
+from ..credfile import CredentialsFile, require_new
+from ..errors import AupctlError, InputError
+from ..passphrase import generate
+from ..plan import Change, Plan
+from ..staff.people import require_user
+from .denylist import check_candidate
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .directory import Account, Directory
+    from ..config import Config
+    from ..directory import Account, Directory
 
 CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Config
-from .directory import Account, Directory
-from .directory.flavour import is_under
-from .errors import NotFoundError
-from .roles import RoleInfo, recorded_roles, role_of
-from .state import State
+from ..config import Config
+from ..directory import Account, Directory
+from ..directory.flavour import is_under
+from ..errors import NotFoundError
+from ..roles import RoleInfo, recorded_roles, role_of
+from ..state import State
 
 
 def require_user(directory: Directory, username: str) -> Account:
@@ -80,8 +80,8 @@ def show(cfg: Config, directory: Directory, state: State, username: str) -> dict
 
 def _access_and_aup(cfg: Config, state: State, username: str) -> dict[str, Any]:
     """The approvals on record and the AUP signature, for `staff show`."""
-    from .approvals import live
-    from .aup import latest_signatures, signature
+    from ..approvals import live
+    from ..aup import latest_signatures, signature
 
     current = signature(state, username, cfg.school.aup_version)
     last = current or latest_signatures(state).get(username.lower())

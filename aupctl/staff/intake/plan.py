@@ -31,17 +31,17 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, checks, csvfile, passphrase, usernames
-from .config import Config
-from .credfile import CredentialsFile
-from .directory import Account, Directory, pipeline
-from .directory.connection import DirectoryError
-from .directory.flavour import normalise_dn, same_dn
-from .errors import AupctlError, ConfigError, InputError, RefusedError, UnreachableError
-from .plan import Change, Plan
-from .staff import group_name, is_leaver
-from .state import State, now_iso
-from .text import problem as unsafe_problem
+from ... import approvals, checks, csvfile, passphrase, usernames
+from ...config import Config
+from ...credfile import CredentialsFile
+from ...directory import Account, Directory, pipeline
+from ...directory.connection import DirectoryError
+from ...directory.flavour import normalise_dn, same_dn
+from ...errors import AupctlError, ConfigError, InputError, RefusedError, UnreachableError
+from ...plan import Change, Plan
+from ...state import State, now_iso
+from ...text import problem as unsafe_problem
+from ..people import group_name, is_leaver
 
 REQUIRED = ["first_name", "last_name", "role"]
 OPTIONAL = ["preferred_name", "staff_code", "email", "department", "start_date", "username", "systems", "approved_by"]
@@ -109,7 +109,7 @@ def _name_problem(value: str) -> str | None:
 
 def read_intake(cfg: Config, path: str | Path) -> list[Person]:
     """Read and check the whole file; one InputError lists every bad row (line and field)."""
-    from .access import canonical_approver
+    from ...access import canonical_approver
 
     table = csvfile.read(
         path, required=REQUIRED, optional=OPTIONAL, mapping=cfg.import_.columns, max_bytes=cfg.import_.max_bytes
@@ -339,8 +339,8 @@ def email_for(cfg: Config, username: str, person: Person) -> str:
     if not template:
         return ""
     try:
-        from . import templates
-        from .config import EMAIL_FIELDS
+        from ... import templates
+        from ...config import EMAIL_FIELDS
 
         used = set(templates.fields(template, EMAIL_FIELDS))
         values = {"username": username}
@@ -368,7 +368,7 @@ def _read_directory(cfg: Config, directory: Directory) -> tuple[list[Account], s
 
 
 def _department(directory: Directory, acct: Account) -> str:
-    from .directory.flavour import as_text, first
+    from ...directory.flavour import as_text, first
 
     return as_text(first(acct.raw, directory.flavour.department_attr, ""))
 
@@ -413,7 +413,7 @@ def build(
     source: str = "",
 ) -> Intake:
     """The plan for these people, from what the directory and the state store hold now (touches nothing)."""
-    from .aup import is_signed
+    from ...aup import is_signed
 
     fl = directory.flavour
     run_id = uuid.uuid4().hex[:12]
@@ -511,7 +511,7 @@ def build(
             attrs["displayName"] = p.display_name
         children.add(_rdn_key(dn))
         if posix is None:
-            from .directory.posix import PosixAccounts
+            from ...directory.posix import PosixAccounts
 
             posix = PosixAccounts.for_run(cfg, directory) or False  # one search, on the first new person
         if posix:
@@ -723,7 +723,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
         for key in e.waiting:
             plan.add(_waiting_change(cfg, state, e, key))
         for key in e.grants:
-            from .access import grant_changes
+            from ...access import grant_changes
 
             plan.extend(
                 grant_changes(
@@ -801,7 +801,7 @@ class _Runner:
         self.groups_read: dict[str, Any] = {}  # role group DN -> its Group (schema, stand-in members)
 
     def _workers(self, wanted: int) -> list[Directory]:
-        from .directory import open_directory
+        from ...directory import open_directory
 
         while len(self.pool) < min(wanted, WORKERS):
             self.pool.append(open_directory(self.cfg))
@@ -1090,7 +1090,7 @@ class _Runner:
     def _record(self, done: list[Entry]) -> None:
         if not done:
             return
-        from .roles import set_role
+        from ...roles import set_role
 
         creds = self.intake.credentials
         with self.state.transaction() as db:
@@ -1123,7 +1123,7 @@ class _NotAll(Exception):
 
 def _rdn_key(dn: str) -> str:
     """The first RDN, for comparing names within one OU (escaping kept; case and spaces ignored)."""
-    from .directory.connection import _first_rdn
+    from ...directory.connection import _first_rdn
 
     attr, _, value = _first_rdn(dn).partition("=")
     return f"{attr.strip().lower()}={' '.join(value.split()).lower()}"
@@ -1131,7 +1131,7 @@ def _rdn_key(dn: str) -> str:
 
 def _uac_of(e: Entry) -> Account:
     """enable_changes needs the account's current flags; a new one was created disabled and normal."""
-    from .directory.flavour import UAC_ACCOUNTDISABLE, UAC_NORMAL_ACCOUNT
+    from ...directory.flavour import UAC_ACCOUNTDISABLE, UAC_NORMAL_ACCOUNT
 
     if e.account is not None:
         return e.account
