@@ -9,6 +9,7 @@ from typing import Any
 from ..config import Config
 from ..errors import ConfigError, HostKeyError, InputError, RefusedError, UnreachableError
 from ..plan import Change, Plan
+from ..records import leavers as leaver_records
 from ..state import State
 from . import inventory
 
@@ -67,11 +68,7 @@ def resolve_user(
 
 
 def _refuse_scheduled_leaver(state: State, username: str) -> None:
-    from ..leavers.withdraw import OPEN_STATUSES
-
-    marks = ",".join("?" * len(OPEN_STATUSES))
-    rows = state.query(f"SELECT username, status, leave_on FROM leavers WHERE status IN ({marks})", OPEN_STATUSES)
-    for row in rows:
+    for row in leaver_records.open_rows(state):
         if row["username"].casefold() == username.casefold():
             raise RefusedError(
                 f"{row['username']} is a leaver ({row['status']}, leaving on {row['leave_on']}): no laptop is assigned",
