@@ -39,6 +39,7 @@ from ...directory.connection import DirectoryError
 from ...directory.flavour import normalise_dn, same_dn
 from ...errors import AupctlError, ConfigError, InputError, RefusedError, UnreachableError
 from ...plan import Change, Plan
+from ...records import provisioned
 from ...state import State, now_iso
 from ...text import problem as unsafe_problem
 from ..people import group_name, is_leaver
@@ -385,7 +386,7 @@ def _same_name(acct: Account, p: Person) -> bool:
 
 
 def _provisioned(state: State) -> dict[str, dict[str, Any]]:
-    return {r["username"].lower(): dict(r) for r in state.query("SELECT * FROM provisioned")}
+    return provisioned.by_username(state)
 
 
 def _credential_in(path: str | None, username: str) -> str | None:
@@ -902,24 +903,12 @@ class _Runner:
                         ]
                     )
                 creds.write(rows)
-                with state.transaction() as db:
-                    for e in fresh:
-                        db.execute(
-                            "INSERT INTO provisioned (username, dn, staff_code, credentials_file, created_at, run_id,"
-                            " status, role) VALUES (?,?,?,?,?,?,'creating',?) ON CONFLICT(username) DO UPDATE SET"
-                            " dn=excluded.dn, staff_code=excluded.staff_code, credentials_file=excluded.credentials_file,"
-                            " created_at=excluded.created_at, run_id=excluded.run_id, status='creating',"
-                            " role=excluded.role",
-                            (
-                                e.username,
-                                e.dn,
-                                e.person.staff_code or None,
-                                creds.path,
-                                now_iso(),
-                                self.intake.run_id,
-                                e.person.role,
-                            ),
-                        )
+                provisioned.mark_creating(
+                    state,
+                    [provisioned.Creating(e.username, e.dn, e.person.staff_code or None, e.person.role) for e in fresh],
+                    credentials_file=creds.path,
+                    run_id=self.intake.run_id,
+                )
             for e in live("password"):
                 if e.username not in passwords and e.old_password_from:
                     old = _credential_in(e.old_password_from, e.username)
@@ -1093,10 +1082,10 @@ class _Runner:
         from ...roles import set_role
 
         creds = self.intake.credentials
-        with self.state.transaction() as db:
+        with self.state.transaction():
             for e in done:
                 set_role(self.state, e.username, e.person.role, source="created")
-                db.execute("UPDATE provisioned SET status='done' WHERE username=?", (e.username,))
+                provisioned.mark_done(self.state, e.username)
                 self.state.audit(
                     "create-account" if e.action == "create" else "finish-account",
                     e.username,
