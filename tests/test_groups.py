@@ -34,7 +34,7 @@ from aupctl.directory.flavour import normalise_dn, same_dn
 from aupctl.directory.groups import unresolved_dn
 from aupctl.errors import RefusedError
 from aupctl.leavers.restore import restore
-from aupctl.leavers.withdraw import Request, withdraw
+from aupctl.leavers.schedule import Request, withdraw
 from aupctl.passwords.audit import privileged_members
 from aupctl.plan import apply
 from aupctl.state import State

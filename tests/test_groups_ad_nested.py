@@ -22,7 +22,7 @@ from aupctl.aup import import_plan
 from aupctl.directory import open_directory
 from aupctl.directory.flavour import normalise_dn, same_dn
 from aupctl.leavers.restore import restore
-from aupctl.leavers.withdraw import Request, withdraw
+from aupctl.leavers.schedule import Request, withdraw
 from aupctl.passwords.audit import privileged_members
 from aupctl.plan import apply
 from aupctl.state import State

@@ -1,6 +1,6 @@
 """`leaver restore`: undo a withdrawal (a suspension lifted, or HR got the date wrong).
 
-Puts back what the snapshot holds: the OU, the groups, the approvals still within their system's
+Puts back, step by step (STEPS), what the snapshot holds: the OU, the groups, the approvals still within their system's
 review period, the description and (AD) accountExpires; enables the account with a new generated
 password, written only to a new 0600 file, that must be changed at the next logon; closes the
 leaver's tasks that no longer apply. Computed from what the directory holds now, so a re-run after
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +21,15 @@ import ldap3
 from .. import approvals, checks, passphrase, tasks
 from ..config import Config
 from ..credfile import CredentialsFile, require_new
-from ..directory import Directory
+from ..directory import Account, Directory
 from ..directory.connection import _first_rdn, parent_dn
 from ..directory.flavour import as_text, normalise_dn, same_dn
 from ..errors import InputError, NotFoundError, RefusedError
 from ..plan import Change, Plan
+from ..records import leavers as records
+from ..records.leavers import DONE, RESTORED, SCHEDULED, WITHDRAWING
 from ..staff.people import group_name
-from ..state import State, now_iso
-from .withdraw import DONE, RESTORED, SCHEDULED, WITHDRAWING, latest_row, leaver_tasks
+from ..state import State
 
 CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
 
@@ -61,6 +64,28 @@ def _approval_still_good(cfg: Config, approval: dict[str, Any], today: dt.date) 
     return True, ""
 
 
+@dataclass
+class Restoring:
+    """One restore as the steps see it: the account now, its snapshot, and what earlier steps decided."""
+
+    cfg: Config
+    directory: Directory
+    state: State
+    acct: Account
+    row: dict[str, Any]
+    snap: dict[str, Any]
+    today: dt.date
+    creds: Path | None
+    target: str = ""  # where the account is going back to
+    keep_systems: set[str] = field(default_factory=set)  # approvals still within their review period
+    restore_approvals: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def user(self) -> str:
+        return self.acct.username
+
+
 def restore(
     cfg: Config,
     directory: Directory,
@@ -71,135 +96,149 @@ def restore(
     today: dt.date,
     dry_run: bool = False,
 ) -> Plan:
-    row = latest_row(state, username)
+    row = records.latest(state, username)
     if row is None or row["status"] not in (WITHDRAWING, DONE) or not row["snapshot"]:
         _refuse(username, row)
     assert row is not None
     creds = check_credentials_path(credentials_out) if not dry_run or credentials_out else None
-    flavour = directory.flavour
-    acct = flavour.find_user(directory, row["username"])
+    acct = directory.flavour.find_user(directory, row["username"])
     if acct is None:
         raise NotFoundError(
             f"no account {row['username']!r} in {cfg.directory.base_dn}: it was deleted outside aupctl, so there "
             "is nothing to restore it into",
             hint="the snapshot is still in the state store (aupctl leaver list --format json)",
         )
-    snap = json.loads(row["snapshot"])
-    user = acct.username
-    plan = Plan(f"restore {user}")
-    changes: list[Change] = []
+    r = Restoring(cfg, directory, state, acct, row, json.loads(row["snapshot"]), today, creds)
+    plan = Plan(f"restore {acct.username}")
+    for step in STEPS:
+        plan.extend(step(r))
+    plan.notes.extend(r.notes)
+    return plan
 
-    # 1. Back where it was.
-    home = parent_dn(snap["dn"])
-    target = f"{_first_rdn(acct.dn)},{home}"
-    if not same_dn(acct.dn, target):
-        if not directory.exists(home):
-            raise RefusedError(
-                f"{user} came from {home}, which no longer exists; nothing was changed",
-                hint="create that OU again (or move the account by hand), then run restore again",
-            )
-        if directory.exists(target):
-            raise RefusedError(f"cannot move {user} back: {target} already exists; nothing was changed")
-        src = acct.dn
-        changes.append(
-            Change(
-                "move",
-                user,
-                f"{user}: move back to {home}",
-                lambda: {"result": directory.move(src, home)},
-                {"from": src, "to": target},
-                check=checks.moved(src, target),
-            )
+
+def move_back(r: Restoring) -> list[Change]:
+    """Back where it was."""
+    user, directory = r.user, r.directory
+    home = parent_dn(r.snap["dn"])
+    r.target = target = f"{_first_rdn(r.acct.dn)},{home}"
+    if same_dn(r.acct.dn, target):
+        return []
+    if not directory.exists(home):
+        raise RefusedError(
+            f"{user} came from {home}, which no longer exists; nothing was changed",
+            hint="create that OU again (or move the account by hand), then run restore again",
         )
-
-    # 2. A new password, written down before it is set, to be changed at the next logon.
-    secret: dict[str, str] = {}
-    if creds is not None:
-
-        def write() -> dict[str, Any]:
-            secret["password"] = passphrase.generate()
-            write_credentials(creds, [{"username": user, "name": acct.name, "password": secret["password"]}])
-            return {"file": str(creds)}
-
-        def set_pw() -> None:
-            flavour.set_password(directory, target, secret["password"])
-
-        changes.append(Change("write-credentials", user, f"{user}: write a new password to {creds} (0600)", write))
-        changes.append(Change("set-password", user, f"{user}: set the new password", set_pw))
-        changes.append(
-            Change(
-                "force-change",
-                user,
-                f"{user}: must change the password at next logon",
-                lambda: flavour.force_change(directory, target),
-            )
+    if directory.exists(target):
+        raise RefusedError(f"cannot move {user} back: {target} already exists; nothing was changed")
+    src = r.acct.dn
+    return [
+        Change(
+            "move",
+            user,
+            f"{user}: move back to {home}",
+            lambda: {"result": directory.move(src, home)},
+            {"from": src, "to": target},
+            check=checks.moved(src, target),
         )
-    else:  # a dry run without --credentials-out still shows the step; applying it needs the file
+    ]
+
+
+def new_password(r: Restoring) -> list[Change]:
+    """A new password, written down before it is set, to be changed at the next logon."""
+    user, flavour, target, creds = r.user, r.directory.flavour, r.target, r.creds
+    if creds is None:  # a dry run without --credentials-out still shows the step; applying it needs the file
 
         def no_file() -> None:
             raise InputError("restore needs --credentials-out FILE for the new password")
 
-        changes.append(
-            Change("set-password", user, f"{user}: set a new generated password (--credentials-out)", no_file)
-        )
+        return [Change("set-password", user, f"{user}: set a new generated password (--credentials-out)", no_file)]
+    secret: dict[str, str] = {}
 
-    # 3. Enabled.
-    if acct.disabled:
-        mods = flavour.enable_changes(acct)
-        changes.append(
-            Change(
-                "enable",
-                user,
-                f"{user}: enable the account",
-                lambda: _modify(directory, target, mods),
-                check=checks.attributes(target, mods),
-            )
-        )
+    def write() -> dict[str, Any]:
+        secret["password"] = passphrase.generate()
+        write_credentials(creds, [{"username": user, "name": r.acct.name, "password": secret["password"]}])
+        return {"file": str(creds)}
 
-    # 4. Approvals still within their review period, and the groups that go with them.
-    keep_systems, notes = set(), []
-    restore_approvals = []
-    live_now = {a["system"] for a in approvals.live(state, username=user)}
+    def set_pw() -> None:
+        flavour.set_password(r.directory, target, secret["password"])
+
+    return [
+        Change("write-credentials", user, f"{user}: write a new password to {creds} (0600)", write),
+        Change("set-password", user, f"{user}: set the new password", set_pw),
+        Change(
+            "force-change",
+            user,
+            f"{user}: must change the password at next logon",
+            lambda: flavour.force_change(r.directory, target),
+        ),
+    ]
+
+
+def enable(r: Restoring) -> list[Change]:
+    if not r.acct.disabled:
+        return []
+    mods = r.directory.flavour.enable_changes(r.acct)
+    return [
+        Change(
+            "enable",
+            r.user,
+            f"{r.user}: enable the account",
+            lambda: _modify(r.directory, r.target, mods),
+            check=checks.attributes(r.target, mods),
+        )
+    ]
+
+
+def groups_back(r: Restoring) -> list[Change]:
+    """Approvals still within their review period, and the groups that go with them."""
+    cfg, snap, user, target = r.cfg, r.snap, r.user, r.target
+    live_now = {a["system"] for a in approvals.live(r.state, username=user)}
     for a in snap.get("approvals", []):
-        ok, why = _approval_still_good(cfg, a, today)
+        ok, why = _approval_still_good(cfg, a, r.today)
         if ok:
-            keep_systems.add(a["system"])
+            r.keep_systems.add(a["system"])
             if a["system"] not in live_now:
-                restore_approvals.append(a)
+                r.restore_approvals.append(a)
         else:
-            notes.append(f"approval for {a['system']} not restored: {why}; ask for a new grant")
+            r.notes.append(f"approval for {a['system']} not restored: {why}; ask for a new grant")
     dropped_groups = {
         normalise_dn(cfg.group_dn(s.group))
         for key, s in cfg.systems.items()
-        if s.group and key not in keep_systems and any(a["system"] == key for a in snap.get("approvals", []))
+        if s.group and key not in r.keep_systems and any(a["system"] == key for a in snap.get("approvals", []))
     }
-    have = {normalise_dn(g) for g in acct.groups} if same_dn(acct.dn, target) else set()
+    have = {normalise_dn(g) for g in r.acct.groups} if same_dn(r.acct.dn, target) else set()
+    changes = []
     for group in snap.get("groups", []):
         key = normalise_dn(group)
         if key in have:
             continue
         if key in dropped_groups:
-            notes.append(f"not back in {group_name(group)}: its approval is not restored")
+            r.notes.append(f"not back in {group_name(group)}: its approval is not restored")
             continue
-        if not directory.exists(group):
-            notes.append(f"not back in {group_name(group)}: the group no longer exists")
+        if not r.directory.exists(group):
+            r.notes.append(f"not back in {group_name(group)}: the group no longer exists")
             continue
         changes.append(
             Change(
                 "add-member",
                 user,
                 f"{user}: back into {group_name(group)}",
-                lambda g=group: {"changed": flavour.add_member(directory, g, target, user)},
+                lambda g=group: {"changed": r.directory.flavour.add_member(r.directory, g, target, user)},
                 {"group": group},
                 check=checks.member(group, target, True),
             )
         )
+    return changes
 
-    # 5. The attributes withdrawal stamped, as they were.
-    current = directory.read(acct.dn, flavour.restorable_attributes, raw=True) or {}
+
+def attributes_back(r: Restoring) -> list[Change]:
+    """The attributes withdrawal stamped, as they were."""
+    flavour, user = r.directory.flavour, r.user
+    current = r.directory.read(r.acct.dn, flavour.restorable_attributes, raw=True) or {}
     lowered = {k.lower(): [as_text(v) for v in vals] for k, vals in current.items()}
+    changes = []
     for attr in flavour.restorable_attributes:
-        before = snap.get("attributes", {}).get(attr, [])
+        before = r.snap.get("attributes", {}).get(attr, [])
         if lowered.get(attr.lower(), []) == before:
             continue
         mods_a = {attr: [(ldap3.MODIFY_REPLACE, list(before))]}
@@ -209,13 +248,18 @@ def restore(
                 "restore-attribute",
                 user,
                 f"{user}: {attr} back to {shown}",
-                lambda m=mods_a: _modify(directory, target, m),
+                lambda m=mods_a: _modify(r.directory, r.target, m),
                 {"attribute": attr, "value": before},
-                check=checks.attributes(target, mods_a),
+                check=checks.attributes(r.target, mods_a),
             )
         )
+    return changes
 
-    for a in restore_approvals:
+
+def approvals_back(r: Restoring) -> list[Change]:
+    user, state = r.user, r.state
+    changes = []
+    for a in r.restore_approvals:
 
         def rerecord(a: dict[str, Any] = a) -> dict[str, Any]:
             new_id = approvals.record(
@@ -244,14 +288,20 @@ def restore(
                 {"system": a["system"]},
             )
         )
+    return changes
 
-    # 6. Tasks: a laptop or mailbox to deal with no longer applies; a by-hand system comes back (a grant
-    # task again where the removal was done by hand, or where the withdrawal closed a grant not yet done).
-    regrant = {key for key in snap.get("pending_grants", []) if key in keep_systems and cfg.systems[key].group is None}
-    for t in leaver_tasks(state, row["id"]):
+
+def tasks_back(r: Restoring) -> list[Change]:
+    """A laptop or mailbox to deal with no longer applies; a by-hand system comes back (a grant task again
+    where the removal was done by hand, or where the withdrawal closed a grant not yet done)."""
+    cfg, state, user, row = r.cfg, r.state, r.user, r.row
+    keep = r.keep_systems
+    regrant = {key for key in r.snap.get("pending_grants", []) if key in keep and cfg.systems[key].group is None}
+    changes = []
+    for t in records.tasks_of(state, row["id"]):
         system = t["system"]
         if t["closed_at"] is None:
-            if t["kind"] == "revoke" and system not in keep_systems:
+            if t["kind"] == "revoke" and system not in keep:
                 continue  # the approval is not restored, so access still has to go
             changes.append(
                 Change(
@@ -261,15 +311,15 @@ def restore(
                     lambda tid=t["id"]: {"task": tasks.close_task(state, tid, note="leaver restored")["id"]},
                 )
             )
-        elif t["kind"] == "revoke" and system in keep_systems:
+        elif t["kind"] == "revoke" and system in keep:
             regrant.add(system)
     for system in sorted(regrant):
         name = cfg.systems[system].name
         ref = f"leaver:{row['id']}:regrant:{system}"
-        if any(x["ref"] == ref for x in leaver_tasks(state, row["id"])):
+        if any(x["ref"] == ref for x in records.tasks_of(state, row["id"])):
             continue
         how = f" ({cfg.systems[system].instructions})" if cfg.systems[system].instructions else ""
-        text = f"Give {acct.name} ({user}) access to {name} again: the withdrawal was undone{how}"
+        text = f"Give {r.acct.name} ({user}) access to {name} again: the withdrawal was undone{how}"
         changes.append(
             Change(
                 "open-task",
@@ -281,18 +331,31 @@ def restore(
                 {"kind": "grant", "system": system},
             )
         )
+    return changes
+
+
+def record_restored(r: Restoring) -> list[Change]:
+    row, target = r.row, r.target
 
     def finish() -> dict[str, Any]:
-        state.execute(
-            "UPDATE leavers SET status = ?, restored_at = ?, dn = ? WHERE id = ?",
-            (RESTORED, now_iso(), target, row["id"]),
-        )
+        records.mark_restored(r.state, row["id"], target)
         return {"leaver_id": row["id"]}
 
-    changes.append(Change("leaver-restored", user, f"{user}: record the restore", finish, {"dn": target}))
-    plan.extend(changes)
-    plan.notes.extend(notes)
-    return plan
+    return [Change("leaver-restored", r.user, f"{r.user}: record the restore", finish, {"dn": target})]
+
+
+# In this order: the account is back in its OU before anything else is written to it, and the groups
+# step decides which approvals come back (approvals_back, tasks_back read that).
+STEPS: list[Callable[[Restoring], list[Change]]] = [
+    move_back,
+    new_password,
+    enable,
+    groups_back,
+    attributes_back,
+    approvals_back,
+    tasks_back,
+    record_restored,
+]
 
 
 def _refuse(username: str, row: dict[str, Any] | None) -> None:

@@ -1,362 +1,54 @@
-"""Staff leavers (policy 4.2, 9.2, 1.4, 7.2.3): schedule, withdraw, run what is due, list, cancel.
+"""Withdrawing one leaver (policy 4.2, 9.2, 1.4, 7.2.3): a list of small named steps.
 
-A withdrawal is one Plan per wave, person by person in this order: snapshot (taken once, the first
-time, never overwritten), disable, an unusable password, out of every group, approvals ended, moved
-to leavers_ou, description stamped, (AD) accountExpires set; then the tasks a person does by hand.
-Each step is computed from what the directory and the state store hold now, so an account already
-disabled, moved or stripped is carried on from where it is, and a re-run after a crash does only
-what is left. Nothing is deleted from the directory. `leaver restore` lives in leaver_restore.py.
-
-The leavers table: one row per withdrawal, status 'scheduled' -> 'withdrawing' (snapshot taken)
--> 'done', or 'cancelled'; 'restored' after `leaver restore`.
+Person by person, in this order (STEPS): snapshot (taken once, the first time, never overwritten),
+disable, an unusable password, out of every group, approvals ended, moved to leavers_ou, description
+stamped, (AD) accountExpires set, grant tasks no longer wanted closed; then the tasks a person does by
+hand and the row marked done. Each step is computed from what the directory and the state store hold
+now, so an account already disabled, moved or stripped is carried on from where it is, and a re-run
+after a crash does only what is left. Nothing is deleted from the directory. Scheduling and waves:
+leavers.schedule; `leaver restore`: leavers.restore; the rows: records.leavers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import ldap3
 
-from .. import approvals, checks, csvfile, passphrase, tasks
+from .. import approvals, checks, passphrase, tasks
 from ..config import Config
 from ..directory import Account, Directory
 from ..directory.connection import _first_rdn
 from ..directory.flavour import as_text, is_under, normalise_dn
-from ..errors import ConfigError, InputError, NotFoundError, RefusedError
-from ..plan import Change, Plan
+from ..errors import RefusedError
+from ..plan import Change
+from ..records import devices
+from ..records import leavers as records
+from ..records.leavers import DONE, SCHEDULED
 from ..staff.people import group_name
 from ..state import State, actor, now_iso
-from ..text import problem as unsafe_problem
-from ..text import refuse_unsafe
-
-SCHEDULED, WITHDRAWING, DONE, CANCELLED, RESTORED = "scheduled", "withdrawing", "done", "cancelled", "restored"
-OPEN_STATUSES = (SCHEDULED, WITHDRAWING, DONE)
-
-WAVE_REQUIRED = ["leaving_date"]
-# username or staff_code names the person; the name columns HR often adds are read and ignored.
-WAVE_OPTIONAL = ["username", "staff_code", "reason", "name", "first_name", "last_name", "notes"]
-MAX_ERRORS_SHOWN = 20
-
-
-@dataclass(frozen=True)
-class Request:
-    """One person to withdraw: named by username or staff code, on a date (None: today)."""
-
-    who: str
-    leave_on: dt.date | None = None
-    reason: str = ""
-    by: str = "username"  # or "staff_code"
-    line: int | None = None  # CSV line, for messages
-
-    @property
-    def label(self) -> str:
-        what = f"staff code {self.who!r}" if self.by == "staff_code" else repr(self.who)
-        return f"line {self.line}: {what}" if self.line else what
-
-
-# -- input --
-
-
-def parse_date(text: str, what: str = "date") -> dt.date:
-    """YYYY-MM-DD, or DD/MM/YYYY as a UK spreadsheet writes it."""
-    value = text.strip()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        pass
-    try:
-        return dt.datetime.strptime(value, "%d/%m/%Y").date()
-    except ValueError:
-        raise InputError(f"{what}: {text!r} is not a date (expected YYYY-MM-DD or DD/MM/YYYY)") from None
-
-
-def read_wave(path: str, cfg: Config | None = None) -> list[Request]:
-    """The leavers CSV: every row checked before anything else happens; all bad rows named in one error."""
-    known = set(WAVE_REQUIRED + WAVE_OPTIONAL)
-    mapping = {k: v for k, v in (cfg.import_.columns if cfg else {}).items() if k in known}
-    limit = cfg.import_.max_bytes if cfg else csvfile.MAX_BYTES
-    table = csvfile.read(path, required=WAVE_REQUIRED, optional=WAVE_OPTIONAL, mapping=mapping, max_bytes=limit)
-    if "username" not in table.columns and "staff_code" not in table.columns:
-        raise InputError(f"{path}: line 1: needs a username or a staff_code column to say who is leaving")
-    errors: list[str] = []
-    out: list[Request] = []
-    seen: dict[str, int] = {}
-    for row in table.rows:
-        username, code = row.get("username"), row.get("staff_code")
-        if not username and not code:
-            errors.append(f"line {row.line}: no username and no staff_code")
-            continue
-        key = f"u:{username.lower()}" if username else f"s:{code.lower()}"
-        if key in seen:
-            errors.append(f"line {row.line}: {username or code!r} is already on line {seen[key]}")
-            continue
-        seen[key] = row.line
-        if not row.get("leaving_date"):
-            errors.append(f"line {row.line}: leaving_date is empty")
-            continue
-        try:
-            when = parse_date(row.get("leaving_date"), "leaving_date")
-        except InputError as exc:
-            errors.append(f"line {row.line}: {exc.message}")
-            continue
-        bad_text = [f"line {row.line}: {c}: {why}" for c in ("reason", "notes") if (why := unsafe_problem(row.get(c)))]
-        if bad_text:
-            errors.extend(bad_text)
-            continue
-        by, who = ("username", username) if username else ("staff_code", code)
-        out.append(Request(who=who, leave_on=when, reason=row.get("reason"), by=by, line=row.line))
-    if errors:
-        raise _many(InputError, f"{path}: {len(errors)} bad row(s); nothing was changed", errors)
-    if not out:
-        raise InputError(f"{path}: no leavers in the file")
-    return out
-
-
-def _many(kind: type[InputError | NotFoundError], head: str, lines: list[str]) -> Exception:
-    shown = lines[:MAX_ERRORS_SHOWN]
-    more = len(lines) - len(shown)
-    text = head + "\n  " + "\n  ".join(shown) + (f"\n  ... and {more} more" if more else "")
-    return kind(text)
-
-
-def resolve(directory: Directory, requests: list[Request]) -> list[tuple[Request, Account]]:
-    """Every request to its account, all before anything changes: an unknown person refuses the lot."""
-    flavour = directory.flavour
-    problems: list[str] = []
-    out: list[tuple[Request, Account]] = []
-    by_dn: dict[str, Request] = {}
-    for req in requests:
-        if req.by == "staff_code":
-            found = flavour.find_by_staff_code(directory, req.who)
-            if len(found) > 1:
-                problems.append(
-                    f"{req.label}: {len(found)} accounts have this staff code ({', '.join(a.username for a in found)})"
-                )
-                continue
-            acct = found[0] if found else None
-        else:
-            acct = flavour.find_user(directory, req.who)
-        if acct is None:
-            problems.append(f"{req.label}: no such account in {directory.cfg.directory.base_dn}")
-            continue
-        key = normalise_dn(acct.dn)
-        if key in by_dn:
-            problems.append(f"{req.label}: the same account ({acct.username}) as {by_dn[key].label}")
-            continue
-        by_dn[key] = req
-        out.append((req, acct))
-    if problems:
-        raise _many(NotFoundError, f"{len(problems)} leaver(s) refused; nothing was changed", problems)
-    return out
-
-
-# -- the leavers table --
 
 
 def current_row(state: State, username: str) -> dict[str, Any] | None:
     """The live withdrawal of a person (scheduled, under way or done), if any."""
-    rows = state.query(
-        f"SELECT * FROM leavers WHERE username = ? AND status IN ({','.join('?' * len(OPEN_STATUSES))}) "
-        "ORDER BY id DESC LIMIT 1",
-        (username, *OPEN_STATUSES),
-    )
-    return dict(rows[0]) if rows else None
+    return records.current(state, username)
 
 
 def latest_row(state: State, username: str) -> dict[str, Any] | None:
-    rows = state.query("SELECT * FROM leavers WHERE username = ? ORDER BY id DESC LIMIT 1", (username,))
-    return dict(rows[0]) if rows else None
+    return records.latest(state, username)
 
 
 def leaver_tasks(state: State, leaver_id: int) -> list[dict[str, Any]]:
     """Tasks a withdrawal opened: ref 'leaver:ID' (mailbox) or 'leaver:ID:KIND:ITEM'."""
-    ref = f"leaver:{leaver_id}"
-    return [
-        dict(r)
-        for r in state.query(
-            "SELECT * FROM tasks WHERE ref = ? OR substr(ref, 1, ?) = ? ORDER BY id", (ref, len(ref) + 1, ref + ":")
-        )
-    ]
-
-
-def list_leavers(state: State, *, status: str | None = None) -> list[dict[str, Any]]:
-    sql, params = "SELECT * FROM leavers", []
-    if status:
-        sql += " WHERE status = ?"
-        params.append(status)
-    rows = []
-    for r in state.query(sql + " ORDER BY leave_on, id", tuple(params)):
-        open_tasks = sum(1 for t in leaver_tasks(state, r["id"]) if t["closed_at"] is None)
-        rows.append(
-            {
-                "id": r["id"],
-                "username": r["username"],
-                "status": r["status"],
-                "leave_on": r["leave_on"],
-                "reason": r["reason"],
-                "dn": r["dn"],
-                "scheduled_at": r["scheduled_at"],
-                "scheduled_by": r["scheduled_by"],
-                "done_at": r["done_at"],
-                "restored_at": r["restored_at"],
-                "open_tasks": open_tasks,
-            }
-        )
-    return rows
-
-
-# -- plans --
+    return records.tasks_of(state, leaver_id)
 
 
 def stamp(leave_on: dt.date, reason: str) -> str:
     return f"Left {leave_on.isoformat()}: {reason}" if reason else f"Left {leave_on.isoformat()}"
-
-
-def withdraw(cfg: Config, directory: Directory, state: State, requests: list[Request], *, today: dt.date) -> Plan:
-    """One plan for everyone asked: future dates are scheduled, today or earlier withdrawn now."""
-    for req in requests:  # the reason goes on the account's description and into the store
-        refuse_unsafe(req.reason, f"line {req.line}: reason" if req.line else "--reason")
-    resolved = resolve(directory, requests)
-    plan = Plan(f"withdraw {len(resolved)} leaver(s)" if len(resolved) != 1 else f"withdraw {resolved[0][1].username}")
-    leavers_dn = _leavers_dn(cfg, directory)
-    scheduled = withdrawn = 0
-    targets: dict[str, str] = {}  # normalised new DN -> username, to catch two leavers with one RDN
-    for req, acct in resolved:
-        row = current_row(state, acct.username)
-        when = req.leave_on or today
-        if when > today and not (row and row["status"] == WITHDRAWING):  # a half-done one is always finished
-            if row and row["status"] == DONE:
-                plan.notes.append(
-                    f"{acct.username}: already withdrawn ({row['status']}) on {row['leave_on']}; not scheduled"
-                )
-                continue
-            change = _schedule_change(state, acct, row, when, req.reason)
-            if change is None:
-                plan.notes.append(f"{acct.username}: already scheduled for {when}")
-            else:
-                plan.add(change)
-                scheduled += 1
-            continue
-        reason = req.reason or (row["reason"] if row else "")
-        if row and row["status"] in (WITHDRAWING, DONE):
-            # Carry on the withdrawal already under way, with its own date and reason.
-            when, reason = dt.date.fromisoformat(row["leave_on"]), row["reason"]
-        changes = person_changes(cfg, directory, state, acct, row, when, reason, leavers_dn, targets)
-        if not changes:
-            plan.notes.append(f"{acct.username}: already withdrawn on {row['leave_on'] if row else when}")
-        else:
-            withdrawn += 1
-        plan.extend(changes)
-    # A groupOfNames must keep a member: refuse here, not half-way, when no placeholder_member may stand in.
-    directory.flavour.groups.check_removals(
-        directory,
-        [(c.details["group"], c.details.get("member", "")) for c in plan.changes if c.action == "remove-member"],
-    )
-    plan.summary = {"withdrawn": withdrawn, "scheduled": scheduled}
-    return plan
-
-
-def run_due(cfg: Config, directory: Directory, state: State, *, today: dt.date) -> Plan:
-    """Everyone scheduled for today or earlier, and any withdrawal a crash left half done."""
-    rows = state.query(
-        "SELECT * FROM leavers WHERE (status = ? AND leave_on <= ?) OR status = ? ORDER BY leave_on, id",
-        (SCHEDULED, today.isoformat(), WITHDRAWING),
-    )
-    requests = [
-        Request(who=r["username"], leave_on=dt.date.fromisoformat(r["leave_on"]), reason=r["reason"]) for r in rows
-    ]
-    if not requests:
-        plan = Plan("withdraw the leavers due")
-        plan.notes.append(f"no withdrawal is due on or before {today}")
-        return plan
-    plan = withdraw(cfg, directory, state, requests, today=today)
-    plan.title = f"withdraw the {len(requests)} leaver(s) due on or before {today}"
-    return plan
-
-
-def cancel(state: State, username: str) -> Plan:
-    row = current_row(state, username)
-    if row is None or row["status"] != SCHEDULED:
-        if row is None:
-            raise NotFoundError(f"{username!r} has no scheduled withdrawal")
-        raise RefusedError(
-            f"{row['username']}'s withdrawal is {row['status']} (since {row['done_at'] or row['leave_on']}), "
-            "not scheduled: there is nothing to cancel",
-            hint=f"to undo it, use `aupctl leaver restore {row['username']} --credentials-out FILE`",
-        )
-    plan = Plan(f"cancel the withdrawal of {row['username']}")
-
-    def run() -> dict[str, Any]:
-        state.execute("UPDATE leavers SET status = ? WHERE id = ? AND status = ?", (CANCELLED, row["id"], SCHEDULED))
-        return {"leaver_id": row["id"]}
-
-    plan.add(
-        Change(
-            "leaver-cancel",
-            row["username"],
-            f"cancel the withdrawal of {row['username']} scheduled for {row['leave_on']}",
-            run,
-            {"leave_on": row["leave_on"], "reason": row["reason"]},
-        )
-    )
-    return plan
-
-
-def _leavers_dn(cfg: Config, directory: Directory) -> str:
-    dn = cfg.dn(cfg.directory.leavers_ou)
-    if not directory.exists(dn):
-        raise ConfigError(
-            f"{cfg.source}: directory.leavers_ou {dn!r} does not exist in the directory",
-            hint="create that OU (leavers are moved there, never deleted) or correct directory.leavers_ou",
-        )
-    return dn
-
-
-def _schedule_change(
-    state: State, acct: Account, row: dict[str, Any] | None, when: dt.date, reason: str
-) -> Change | None:
-    if row and row["status"] == SCHEDULED:
-        if row["leave_on"] == when.isoformat() and (not reason or reason == row["reason"]):
-            return None
-
-        def reschedule() -> dict[str, Any]:
-            state.execute(
-                "UPDATE leavers SET leave_on = ?, reason = ? WHERE id = ?",
-                (when.isoformat(), reason or row["reason"], row["id"]),
-            )
-            return {"leaver_id": row["id"], "was": row["leave_on"]}
-
-        what = (
-            f"move the withdrawal of {acct.username} from {row['leave_on']} to {when}"
-            if row["leave_on"] != when.isoformat()
-            else f"change the reason for the withdrawal of {acct.username} on {when} to {reason!r}"
-        )
-        return Change(
-            "leaver-reschedule",
-            acct.username,
-            what,
-            reschedule,
-            {"leave_on": when.isoformat(), "reason": reason},
-        )
-
-    def schedule() -> dict[str, Any]:
-        leaver_id = state.execute(
-            "INSERT INTO leavers (username, dn, status, leave_on, reason, scheduled_at, scheduled_by) "
-            "VALUES (?,?,?,?,?,?,?)",
-            (acct.username, acct.dn, SCHEDULED, when.isoformat(), reason, now_iso(), actor()),
-        )
-        return {"leaver_id": leaver_id}
-
-    return Change(
-        "leaver-schedule",
-        acct.username,
-        f"schedule the withdrawal of {acct.username} ({acct.name}) on {when}" + (f": {reason}" if reason else ""),
-        schedule,
-        {"leave_on": when.isoformat(), "reason": reason, "dn": acct.dn},
-    )
 
 
 def take_snapshot(directory: Directory, state: State, acct: Account) -> dict[str, Any]:
@@ -389,14 +81,37 @@ def _pending_grants(state: State, username: str) -> list[dict[str, Any]]:
 def _password_replaced(state: State, username: str, leaver_id: int | None) -> bool:
     """Did an earlier run of this withdrawal already replace the password? The audit log says so (the
     directory's pwdChangedTime cannot: its clock need not agree with ours)."""
-    if leaver_id is None:
-        return False
-    rows = state.query(
-        "SELECT 1 FROM audit WHERE action = 'set-password' AND target = ? COLLATE NOCASE "
-        "AND json_extract(details, '$.leaver_id') = ? LIMIT 1",
-        (username, leaver_id),
-    )
-    return bool(rows)
+    return leaver_id is not None and records.password_replaced(state, username, leaver_id)
+
+
+@dataclass
+class Withdrawal:
+    """One person's withdrawal as the steps see it: who, when, why, and what earlier steps decided."""
+
+    cfg: Config
+    directory: Directory
+    state: State
+    acct: Account
+    row: dict[str, Any] | None
+    leave_on: dt.date
+    reason: str
+    leavers_dn: str
+    targets: dict[str, str] | None
+    holder: dict[str, Any] = field(default_factory=dict)  # {"id": the leavers row, once there is one}
+    snap: dict[str, Any] = field(default_factory=dict)
+    new_dn: str = ""  # where the account is after the move step
+
+    @property
+    def user(self) -> str:
+        return self.acct.username
+
+    @property
+    def fresh(self) -> bool:
+        """No snapshot yet: this run takes it (and replaces the password without asking the audit log)."""
+        return self.row is None or self.row["status"] == SCHEDULED or not self.row.get("snapshot")
+
+    def modify(self, dn: str, mods: dict[str, list[tuple[str, list[Any]]]]) -> Callable[[], dict[str, Any]]:
+        return lambda: _modify(self.directory, dn, mods)
 
 
 def person_changes(
@@ -410,178 +125,206 @@ def person_changes(
     leavers_dn: str,
     targets: dict[str, str] | None = None,
 ) -> list[Change]:
-    """The withdrawal of one person, from where their account is now."""
-    flavour = directory.flavour
-    user = acct.username
-    holder: dict[str, Any] = {"id": row["id"] if row else None}
+    """The withdrawal of one person, from where their account is now: STEPS in order."""
+    w = Withdrawal(cfg, directory, state, acct, row, leave_on, reason, leavers_dn, targets)
+    w.holder["id"] = row["id"] if row else None
+    w.new_dn = acct.dn
     changes: list[Change] = []
-    fresh = row is None or row["status"] == SCHEDULED or not row.get("snapshot")
-    done_before = row is not None and row["status"] == DONE
+    for step in STEPS:
+        changes.extend(step(w))
+    return changes
 
-    if fresh:
-        snap = take_snapshot(directory, state, acct)
 
-        def save() -> dict[str, Any]:
-            body = dict(snap, taken_at=now_iso(), taken_by=actor())
-            with state.transaction() as db:
-                if holder["id"] is not None:
-                    db.execute(
-                        "UPDATE leavers SET status = ?, dn = ?, snapshot = ?, leave_on = ?, reason = ? WHERE id = ?",
-                        (WITHDRAWING, acct.dn, json.dumps(body), leave_on.isoformat(), reason, holder["id"]),
-                    )
-                else:
-                    cur = db.execute(
-                        "INSERT INTO leavers (username, dn, status, leave_on, reason, snapshot, scheduled_at, "
-                        "scheduled_by) VALUES (?,?,?,?,?,?,?,?)",
-                        (
-                            user,
-                            acct.dn,
-                            WITHDRAWING,
-                            leave_on.isoformat(),
-                            reason,
-                            json.dumps(body),
-                            now_iso(),
-                            actor(),
-                        ),
-                    )
-                    holder["id"] = cur.lastrowid
-            return {"leaver_id": holder["id"]}
+def keep_snapshot(w: Withdrawal) -> list[Change]:
+    """The first time only: what withdrawal changes, read now, kept for restore."""
+    if not w.fresh:
+        assert w.row is not None
+        w.snap = json.loads(w.row["snapshot"])
+        return []
+    acct, user = w.acct, w.user
+    snap = w.snap = take_snapshot(w.directory, w.state, acct)
 
+    def save() -> dict[str, Any]:
+        body = dict(snap, taken_at=now_iso(), taken_by=actor())
+        w.holder["id"] = records.start_withdrawal(
+            w.state,
+            w.holder["id"],
+            username=user,
+            dn=acct.dn,
+            leave_on=w.leave_on.isoformat(),
+            reason=w.reason,
+            snapshot=body,
+        )
+        return {"leaver_id": w.holder["id"]}
+
+    return [
+        Change(
+            "leaver-snapshot",
+            user,
+            f"{user}: keep a snapshot for restore ({acct.ou}, {len(acct.groups)} group(s), "
+            f"{len(snap['approvals'])} approval(s))",
+            save,
+            {"dn": acct.dn, "groups": acct.groups, "approvals": [a["system"] for a in snap["approvals"]]},
+        )
+    ]
+
+
+def disable_and_scramble(w: Withdrawal) -> list[Change]:
+    """Disabled before the password is replaced, and again after it where setting a password unlocks
+    (OpenLDAP ppolicy), so the account is never open in between."""
+    flavour, user, dn = w.directory.flavour, w.user, w.acct.dn
+    changes: list[Change] = []
+    if not w.acct.disabled:
+        mods = flavour.disable_changes(w.acct)
         changes.append(
             Change(
-                "leaver-snapshot",
-                user,
-                f"{user}: keep a snapshot for restore ({acct.ou}, {len(acct.groups)} group(s), "
-                f"{len(snap['approvals'])} approval(s))",
-                save,
-                {"dn": acct.dn, "groups": acct.groups, "approvals": [a["system"] for a in snap["approvals"]]},
+                "disable", user, f"{user}: disable the account", w.modify(dn, mods), check=checks.attributes(dn, mods)
             )
         )
-    else:
-        assert row is not None
-        snap = json.loads(row["snapshot"])
+    if not (w.fresh or not _password_replaced(w.state, user, w.holder["id"])):
+        return changes
 
-    dn = acct.dn
-    new_password = fresh or not _password_replaced(state, user, holder["id"])
-    # Disabled before the password is replaced, and again after it where setting a password unlocks
-    # (OpenLDAP ppolicy), so the account is never open in between.
-    if not acct.disabled:
-        mods = flavour.disable_changes(acct)
+    def scramble() -> dict[str, Any]:
+        flavour.set_password(w.directory, dn, passphrase.unusable())  # nobody is shown it, nobody needs it
+        return {"leaver_id": w.holder["id"]}
+
+    changes.append(Change("set-password", user, f"{user}: replace the password with one nobody knows", scramble))
+    if flavour.password_change_unlocks:
+        relock = flavour.disable_changes(w.acct)
         changes.append(
             Change(
                 "disable",
                 user,
-                f"{user}: disable the account",
-                lambda: _modify(directory, dn, mods),
-                check=checks.attributes(dn, mods),
+                f"{user}: disable the account again (setting a password unlocks it)",
+                w.modify(dn, relock),
+                check=checks.attributes(dn, relock),
             )
         )
-    if new_password:
-
-        def scramble() -> dict[str, Any]:
-            flavour.set_password(directory, dn, passphrase.unusable())  # nobody is shown it, nobody needs it
-            return {"leaver_id": holder["id"]}
-
-        changes.append(Change("set-password", user, f"{user}: replace the password with one nobody knows", scramble))
-        if flavour.password_change_unlocks:
-            relock = flavour.disable_changes(acct)
-            changes.append(
-                Change(
-                    "disable",
-                    user,
-                    f"{user}: disable the account again (setting a password unlocks it)",
-                    lambda: _modify(directory, dn, relock),
-                    check=checks.attributes(dn, relock),
-                )
-            )
-
-    for group in acct.groups:
-        changes.append(
-            Change(
-                "remove-member",
-                user,
-                f"{user}: remove from {group_name(group)}",
-                lambda g=group: {"changed": flavour.remove_member(directory, g, dn, user)},
-                {"group": group, "member": dn},
-                check=checks.member(group, dn, False),
-            )
-        )
-
-    live = approvals.live(state, username=user)
-    if live:
-        why = f"left {leave_on}" + (f": {reason}" if reason else "")
-
-        def end() -> dict[str, Any]:
-            return {"ended": [a["system"] for a in approvals.end(state, username=user, reason=why)]}
-
-        systems = ", ".join(sorted({a["system"] for a in live}))
-        changes.append(Change("end-approvals", user, f"{user}: end approval(s) for {systems}", end, {"reason": why}))
-
-    new_dn = dn
-    if not is_under(dn, leavers_dn):
-        new_dn = f"{_first_rdn(dn)},{leavers_dn}"
-        _check_free(directory, new_dn, user, targets)
-        changes.append(
-            Change(
-                "move",
-                user,
-                f"{user}: move to {leavers_dn}",
-                lambda: {"result": directory.move(dn, leavers_dn)},
-                {"from": dn, "to": new_dn},
-                check=checks.moved(dn, new_dn),
-            )
-        )
-
-    text = stamp(leave_on, reason)
-    if acct.description != text:
-        mods_d = {"description": [(ldap3.MODIFY_REPLACE, [text])]}
-        changes.append(
-            Change(
-                "describe",
-                user,
-                f"{user}: description {text!r}",
-                lambda: _modify(directory, new_dn, mods_d),
-                {"text": text},
-                check=checks.attributes(new_dn, mods_d),
-            )
-        )
-
-    expires = flavour.expiry_changes(_raw_first(directory, dn, "accountExpires"), leave_on)
-    if expires:
-        changes.append(
-            Change(
-                "set-expiry",
-                user,
-                f"{user}: account expires at the end of {leave_on}",
-                lambda: _modify(directory, new_dn, expires),
-                {"on": leave_on.isoformat()},
-                check=checks.attributes(new_dn, expires),
-            )
-        )
-
-    for t in _pending_grants(state, user):
-        changes.append(
-            Change(
-                "close-task",
-                user,
-                f"{user}: close task {t['id']}, no longer wanted ({t['text'][:50]})",
-                lambda tid=t["id"]: {"task": tasks.close_task(state, tid, note="access withdrawn (leaver)")["id"]},
-                {"task": t["id"]},
-            )
-        )
-
-    if not done_before:
-        changes.extend(_task_changes(cfg, state, acct, snap, holder))
-
-        def finish() -> dict[str, Any]:
-            state.execute(
-                "UPDATE leavers SET status = ?, done_at = ?, dn = ? WHERE id = ?",
-                (DONE, now_iso(), new_dn, holder["id"]),
-            )
-            return {"leaver_id": holder["id"]}
-
-        changes.append(Change("leaver-done", user, f"{user}: record the withdrawal as done", finish, {"dn": new_dn}))
     return changes
+
+
+def leave_groups(w: Withdrawal) -> list[Change]:
+    flavour, user, dn = w.directory.flavour, w.user, w.acct.dn
+    return [
+        Change(
+            "remove-member",
+            user,
+            f"{user}: remove from {group_name(group)}",
+            lambda g=group: {"changed": flavour.remove_member(w.directory, g, dn, user)},
+            {"group": group, "member": dn},
+            check=checks.member(group, dn, False),
+        )
+        for group in w.acct.groups
+    ]
+
+
+def end_approvals(w: Withdrawal) -> list[Change]:
+    user = w.user
+    live = approvals.live(w.state, username=user)
+    if not live:
+        return []
+    why = f"left {w.leave_on}" + (f": {w.reason}" if w.reason else "")
+
+    def end() -> dict[str, Any]:
+        return {"ended": [a["system"] for a in approvals.end(w.state, username=user, reason=why)]}
+
+    systems = ", ".join(sorted({a["system"] for a in live}))
+    return [Change("end-approvals", user, f"{user}: end approval(s) for {systems}", end, {"reason": why})]
+
+
+def move_to_leavers(w: Withdrawal) -> list[Change]:
+    dn, user = w.acct.dn, w.user
+    if is_under(dn, w.leavers_dn):
+        return []
+    w.new_dn = new_dn = f"{_first_rdn(dn)},{w.leavers_dn}"
+    _check_free(w.directory, new_dn, user, w.targets)
+    return [
+        Change(
+            "move",
+            user,
+            f"{user}: move to {w.leavers_dn}",
+            lambda: {"result": w.directory.move(dn, w.leavers_dn)},
+            {"from": dn, "to": new_dn},
+            check=checks.moved(dn, new_dn),
+        )
+    ]
+
+
+def stamp_description(w: Withdrawal) -> list[Change]:
+    text = stamp(w.leave_on, w.reason)
+    if w.acct.description == text:
+        return []
+    mods = {"description": [(ldap3.MODIFY_REPLACE, [text])]}
+    return [
+        Change(
+            "describe",
+            w.user,
+            f"{w.user}: description {text!r}",
+            w.modify(w.new_dn, mods),
+            {"text": text},
+            check=checks.attributes(w.new_dn, mods),
+        )
+    ]
+
+
+def set_expiry(w: Withdrawal) -> list[Change]:
+    """(AD) accountExpires at the end of the leaving day."""
+    expires = w.directory.flavour.expiry_changes(_raw_first(w.directory, w.acct.dn, "accountExpires"), w.leave_on)
+    if not expires:
+        return []
+    return [
+        Change(
+            "set-expiry",
+            w.user,
+            f"{w.user}: account expires at the end of {w.leave_on}",
+            w.modify(w.new_dn, expires),
+            {"on": w.leave_on.isoformat()},
+            check=checks.attributes(w.new_dn, expires),
+        )
+    ]
+
+
+def close_grant_tasks(w: Withdrawal) -> list[Change]:
+    """By-hand grants not yet carried out are no longer wanted (the snapshot keeps them for restore)."""
+    user = w.user
+    return [
+        Change(
+            "close-task",
+            user,
+            f"{user}: close task {t['id']}, no longer wanted ({t['text'][:50]})",
+            lambda tid=t["id"]: {"task": tasks.close_task(w.state, tid, note="access withdrawn (leaver)")["id"]},
+            {"task": t["id"]},
+        )
+        for t in _pending_grants(w.state, user)
+    ]
+
+
+def open_tasks_and_finish(w: Withdrawal) -> list[Change]:
+    """The tasks done by hand, then the row marked done (once: a finished withdrawal re-run adds neither)."""
+    if w.row is not None and w.row["status"] == DONE:
+        return []
+    changes = _task_changes(w.cfg, w.state, w.acct, w.snap, w.holder)
+    new_dn = w.new_dn
+
+    def finish() -> dict[str, Any]:
+        records.finish_withdrawal(w.state, w.holder["id"], new_dn)
+        return {"leaver_id": w.holder["id"]}
+
+    changes.append(Change("leaver-done", w.user, f"{w.user}: record the withdrawal as done", finish, {"dn": new_dn}))
+    return changes
+
+
+STEPS: list[Callable[[Withdrawal], list[Change]]] = [
+    keep_snapshot,
+    disable_and_scramble,
+    leave_groups,
+    end_approvals,
+    move_to_leavers,
+    stamp_description,
+    set_expiry,
+    close_grant_tasks,
+    open_tasks_and_finish,
+]
 
 
 def _task_changes(
@@ -598,10 +341,8 @@ def _task_changes(
         wanted.append(
             ("revoke", key, f"Remove {name} ({user}) from {system.name}: access withdrawn{how}", f":system:{key}")
         )
-    for r in state.query("SELECT tag FROM devices WHERE assigned_to = ? AND status = 'active' ORDER BY tag", (user,)):
-        wanted.append(
-            ("collect-laptop", None, f"Collect laptop {r['tag']} from {name} ({user})", f":laptop:{r['tag']}")
-        )
+    for tag in devices.assigned_to(state, user):
+        wanted.append(("collect-laptop", None, f"Collect laptop {tag} from {name} ({user})", f":laptop:{tag}"))
     wanted.append(
         (
             "mailbox",
