@@ -46,15 +46,12 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
     Output: one row per finding (severity, subject, check, clause, detail); --format json gives the
     same rows. Exit codes: 0 no findings, 1 findings, 2 bad input or config, 3 directory unreachable.
     """
-    from aupctl.errors import InputError
+    from aupctl.dates import parse_date
     from aupctl.passwords.audit import audit as run_audit
 
     since = None
     if changed_before:
-        try:
-            day = dt.date.fromisoformat(changed_before)
-        except ValueError:
-            raise InputError(f"--changed-before must be a date YYYY-MM-DD (got {changed_before!r})") from None
+        day = parse_date(changed_before, "--changed-before")
         since = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     result = run_audit(
         ctx.config,
