@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,7 @@ def groups_back(r: Restoring) -> list[Change]:
                 "add-member",
                 user,
                 f"{user}: back into {group_name(group)}",
-                lambda g=group: {"changed": r.directory.flavour.add_member(r.directory, g, target, user)},
+                partial(_add_member, r.directory, group, target, user),
                 {"group": group},
                 check=checks.member(group, target, True),
             )
@@ -248,7 +249,7 @@ def attributes_back(r: Restoring) -> list[Change]:
                 "restore-attribute",
                 user,
                 f"{user}: {attr} back to {shown}",
-                lambda m=mods_a: _modify(r.directory, r.target, m),
+                partial(_modify, r.directory, r.target, mods_a),
                 {"attribute": attr, "value": before},
                 check=checks.attributes(r.target, mods_a),
             )
@@ -308,7 +309,7 @@ def tasks_back(r: Restoring) -> list[Change]:
                     "close-task",
                     user,
                     f"{user}: close task {t['id']} ({t['text'][:60]})",
-                    lambda tid=t["id"]: {"task": tasks.close_task(state, tid, note="leaver restored")["id"]},
+                    partial(_close_task, state, t["id"], "leaver restored"),
                 )
             )
         elif t["kind"] == "revoke" and system in keep:
@@ -325,9 +326,7 @@ def tasks_back(r: Restoring) -> list[Change]:
                 "open-task",
                 user,
                 f"{user}: task: {text}",
-                lambda text=text, system=system, ref=ref: {
-                    "task": tasks.open_task(state, kind="grant", text=text, username=user, system=system, ref=ref)
-                },
+                partial(_open_grant_task, state, text, user, system, ref),
                 {"kind": "grant", "system": system},
             )
         )
@@ -381,3 +380,15 @@ def _refuse(username: str, row: dict[str, Any] | None) -> None:
 def _modify(directory: Directory, dn: str, mods: dict[str, list[tuple[str, list[Any]]]]) -> dict[str, Any]:
     directory.modify(dn, mods)
     return {"attributes": sorted(mods)}
+
+
+def _add_member(directory: Directory, group: str, dn: str, user: str) -> dict[str, Any]:
+    return {"changed": directory.flavour.add_member(directory, group, dn, user)}
+
+
+def _close_task(state: State, task_id: int, note: str) -> dict[str, Any]:
+    return {"task": tasks.close_task(state, task_id, note=note)["id"]}
+
+
+def _open_grant_task(state: State, text: str, user: str, system: str, ref: str) -> dict[str, Any]:
+    return {"task": tasks.open_task(state, kind="grant", text=text, username=user, system=system, ref=ref)}

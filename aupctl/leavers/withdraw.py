@@ -15,6 +15,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import ldap3
@@ -204,13 +205,13 @@ def disable_and_scramble(w: Withdrawal) -> list[Change]:
 
 
 def leave_groups(w: Withdrawal) -> list[Change]:
-    flavour, user, dn = w.directory.flavour, w.user, w.acct.dn
+    user, dn = w.user, w.acct.dn
     return [
         Change(
             "remove-member",
             user,
             f"{user}: remove from {group_name(group)}",
-            lambda g=group: {"changed": flavour.remove_member(w.directory, g, dn, user)},
+            partial(_remove_member, w.directory, group, dn, user),
             {"group": group, "member": dn},
             check=checks.member(group, dn, False),
         )
@@ -292,7 +293,7 @@ def close_grant_tasks(w: Withdrawal) -> list[Change]:
             "close-task",
             user,
             f"{user}: close task {t['id']}, no longer wanted ({t['text'][:50]})",
-            lambda tid=t["id"]: {"task": tasks.close_task(w.state, tid, note="access withdrawn (leaver)")["id"]},
+            partial(_close_task, w.state, t["id"], "access withdrawn (leaver)"),
             {"task": t["id"]},
         )
         for t in _pending_grants(w.state, user)
@@ -398,3 +399,11 @@ def _check_free(directory: Directory, new_dn: str, user: str, targets: dict[str,
             "nothing was changed",
             hint="rename the entry already in the leavers OU (e.g. add the year to its name), then run this again",
         )
+
+
+def _remove_member(directory: Directory, group: str, dn: str, user: str) -> dict[str, Any]:
+    return {"changed": directory.flavour.remove_member(directory, group, dn, user)}
+
+
+def _close_task(state: State, task_id: int, note: str) -> dict[str, Any]:
+    return {"task": tasks.close_task(state, task_id, note=note)["id"]}

@@ -17,6 +17,7 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import sys
 import warnings
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -152,6 +153,8 @@ def _unsalted_digests(scheme: str) -> frozenset[bytes]:
 
 
 def _crypt(word: bytes, setting: str) -> str | None:
+    if sys.platform == "win32":  # no crypt module on Windows: {CRYPT} hashes are reported as untested
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import crypt  # deprecated in 3.11, gone in 3.13: then {CRYPT} hashes are reported as untested

@@ -171,7 +171,8 @@ def parse(output: str) -> Facts:
     product, sig_version, sig_date = clamav_version(s.get("clamav-version", []))
     sig_date = sig_date or cvd_header_date(s.get("clamav-db", [])) or freshclam_log_date(s.get("freshclam-log", []))
     running = {line.strip() for line in s.get("clamav-running", [])}
-    av_enabled = av_realtime = None
+    av_enabled: bool | None = None
+    av_realtime: bool | None = None
     if product or sig_date:
         product = product or "ClamAV"
         av_enabled = "clamd" in running or "clamonacc" in running or None

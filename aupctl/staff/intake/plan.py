@@ -11,6 +11,7 @@ import string
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import ldap3
@@ -501,7 +502,6 @@ def _systems(state: State, e: Entry, *, signed: bool) -> None:
 def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) -> None:
     """Every change but the batches that make accounts (runner.build puts those first)."""
     plan = intake.plan
-    fl = directory.flavour
     for e in intake.entries:
         if e.action not in ("update", "finish"):
             continue
@@ -513,7 +513,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
                     e.username,
                     f"update {e.username} ({e.person.display_name}): "
                     + ", ".join(f"{a} -> {v!r}" for a, v in e.updates.items()),
-                    run=lambda dn=e.dn, changes=changes: {"result": directory.modify(dn, changes)},
+                    run=partial(_modify, directory, e.dn, changes),
                     details={"changed": dict(e.updates), "line": e.person.line},
                     check=checks.attributes(e.dn, changes),
                 )
@@ -525,7 +525,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
                         "add-member",
                         e.username,
                         f"add {e.username} to {group_name(gdn)} (role {e.person.role})",
-                        run=lambda gdn=gdn, dn=e.dn, u=e.username: {"changed": fl.add_member(directory, gdn, dn, u)},
+                        run=partial(_add_member, directory, gdn, e.dn, e.username),
                         details={"group": gdn, "role": e.person.role},
                         check=checks.member(gdn, e.dn, True),
                     )
@@ -587,3 +587,11 @@ def _rdn_key(dn: str) -> str:
 
     attr, _, value = _first_rdn(dn).partition("=")
     return f"{attr.strip().lower()}={' '.join(value.split()).lower()}"
+
+
+def _modify(directory: Directory, dn: str, changes: dict[str, Any]) -> dict[str, Any]:
+    return {"result": directory.modify(dn, changes)}
+
+
+def _add_member(directory: Directory, group: str, dn: str, user: str) -> dict[str, Any]:
+    return {"changed": directory.flavour.add_member(directory, group, dn, user)}

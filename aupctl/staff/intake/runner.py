@@ -11,6 +11,7 @@ a re-run finishes what a killed one left.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import ldap3
@@ -95,7 +96,7 @@ class Runner:
                     "create-accounts",
                     f"batch {i // size + 1}",
                     f"{label}: {what}",
-                    run=lambda batch=batch: self.run_batch(batch),
+                    run=partial(self.run_batch, batch),
                     details={"usernames": [e.username for e in batch], "run": intake.run_id},
                     audit=False,  # each account gets its own audit entry as it is completed
                 )
