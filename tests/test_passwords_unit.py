@@ -22,15 +22,9 @@ from aupctl.directory.flavour import (
     _interval_days,
 )
 from aupctl.passphrase import generate
-from aupctl.passwords.audit import (
-    HashJob,
-    _HashTester,
-    account_findings,
-    parse_user_password,
-    policy_findings,
-    weak_scheme,
-)
+from aupctl.passwords.audit import account_findings, policy_findings
 from aupctl.passwords.denylist import check_candidate, common_candidates, personal_candidates
+from aupctl.passwords.hashes import HashJob, _HashTester, parse_user_password, weak_scheme
 from aupctl.passwords.reset import Secret, check_destination, new_passphrase
 
 CFG = parse(
