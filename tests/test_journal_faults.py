@@ -215,13 +215,13 @@ def _leaver_case(info, cfg_path: Path, fault, monkeypatch, repair_with: str) -> 
 
 def _review_case(info, cfg_path: Path, fault, monkeypatch, repair_with: str) -> None:
     fired = fault_after_first_member_change(monkeypatch, fault)
-    command = ["access", "review", "--fix", "--yes"]
+    command = ["access", "review", "--fix", "--force", "--yes"]
 
     def after() -> None:
         monkeypatch.undo()
         code, out, err = run_main(*command, config=cfg_path)
         assert code in (0, 1), (out, err)
-        code, out, err = run_main("--format", "json", "access", "review", "--fix", "--dry-run", config=cfg_path)
+        code, out, err = run_main("--format", "json", "access", "review", "--fix", "--force", "--dry-run", config=cfg_path)
         left = [c for c in json.loads(out)["plan"]["changes"] if c["action"] == "remove-member"]
         assert left == [], left  # every removal the review wanted is done (and recorded)
 
@@ -301,7 +301,7 @@ def test_a_run_killed_after_a_change_is_reconciled_once_it_is_dead(fresh_openlda
     marker = tmp_path / "changed"
     env = dict(os.environ, AUPCTL_CONFIG=str(cfg_path))
     proc = subprocess.Popen(
-        [sys.executable, "-c", HANGS_AFTER_FIRST_MEMBER_CHANGE, str(marker), "access", "review", "--fix", "--yes"],
+        [sys.executable, "-c", HANGS_AFTER_FIRST_MEMBER_CHANGE, str(marker), "access", "review", "--fix", "--force", "--yes"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
