@@ -336,3 +336,16 @@ def test_garbage_ca_file_says_so(openldap_sandbox, tmp_path: Path) -> None:
     code, out, err = run("staff", "list", config=cfgp)
     assert code == 2, err
     assert f"ca_file {garbage} is not a PEM certificate" in err and "cannot reach" not in err
+
+
+def test_the_config_and_password_files_are_read_only_when_regular_and_small(tmp_path: Path) -> None:
+    """--config /dev/zero or a bind_password_file that is a device: a clear message, never read to the end."""
+    code, out, err = run("--config", "/dev/zero", "config", "check")
+    assert code == 2 and "/dev/zero" in err and "not a regular file" in err, err
+    from aupctl.credentials import read_secret_file
+    from aupctl.errors import ConfigError
+
+    fifo = tmp_path / "pw.fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        read_secret_file(str(fifo), "bind password")
