@@ -15,8 +15,7 @@ from typing import Any
 from . import approvals, checks, tasks
 from .aup import is_signed
 from .config import Config, System
-from .directory import Account, Directory
-from .directory.flavour import same_dn
+from .directory import Account, Directory, require_account, same_dn
 from .errors import InputError, NotFoundError, RefusedError
 from .plan import Change, Plan
 from .roles import role_of
@@ -71,16 +70,6 @@ def parse_until(value: str | dt.date | None) -> str | None:
     return day.isoformat()
 
 
-def find_account(directory: Directory, username: str) -> Account:
-    username = username.strip()
-    if not username:
-        raise InputError("the username is empty")
-    acct = directory.flavour.find_user(directory, username)
-    if acct is None:
-        raise NotFoundError(f"no account {username!r} in {directory.cfg.directory.base_dn}; nothing was changed")
-    return acct
-
-
 def refusal_for(cfg: Config, state: State, acct: Account, system_key: str, *, check_aup: bool = True) -> str | None:
     """Why this account may not be given the system, or None. Shared by grant and by the intake."""
     system = cfg.system(system_key)
@@ -132,7 +121,7 @@ def grant_changes(
     system = cfg.system(system_key)
     approver = canonical_approver(cfg, system_key, approver)
     until_s = parse_until(until)
-    acct = acct or find_account(directory, username)
+    acct = acct or require_account(directory, username, changing=True)
     why = refusal_for(cfg, state, acct, system_key, check_aup=not assume_signed)
     if why:
         raise RefusedError(f"cannot grant {system.name} to {acct.username}: {why}; nothing was changed")
@@ -431,7 +420,7 @@ def set_role_plan(cfg: Config, directory: Directory, state: State, username: str
     from .roles import set_role
 
     cfg.role(role)  # refuses an unknown role, listing the known ones
-    acct = find_account(directory, username)
+    acct = require_account(directory, username, changing=True)
     before = role_of(cfg, acct, state=state)
     plan = Plan(f"set {acct.username}'s role to {role}")
     if before.role == role and before.why == "set by hand":

@@ -17,9 +17,7 @@ from . import approvals
 from . import checks as check_kinds
 from .aup import signed_users
 from .config import Config
-from .directory import Account, Directory
-from .directory.flavour import is_under, normalise_dn
-from .directory.groups import unresolved_username
+from .directory import Account, Directory, is_under, normalise_dn, unresolved_username
 from .findings import Finding, sort_findings
 from .plan import Change, Plan
 from .roles import RoleInfo, RoleResolver, recorded_roles

@@ -18,6 +18,7 @@ from typing import Any
 from . import approvals
 from .config import Config
 from .csvfile import read as read_csv
+from .directory import require_account
 from .errors import ConfigError, InputError
 from .state import State, actor, now_iso, today
 from .text import problem as unsafe_problem
@@ -296,11 +297,10 @@ def _waiting_changes(cfg: Config, directory: Any, state: State, acct: Any, plan:
 def sign_plan(
     cfg: Config, directory: Any, state: State, username: str, version: str | None = None, on: str | None = None
 ) -> Any:
-    from .access import find_account
     from .plan import Plan
 
     text_hash(cfg)  # an unreadable [school] aup_text is refused before anything is shown or recorded
-    acct = find_account(directory, username)
+    acct = require_account(directory, username, changing=True)
     version = refuse_unsafe(
         (version or cfg.school.aup_version).strip(), "--version" if version else "[school] aup_version"
     )

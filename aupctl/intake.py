@@ -34,9 +34,7 @@ import ldap3
 from . import approvals, checks, csvfile, passphrase, usernames
 from .config import Config
 from .credfile import CredentialsFile
-from .directory import Account, Directory, pipeline
-from .directory.connection import DirectoryError
-from .directory.flavour import normalise_dn, same_dn
+from .directory import Account, Directory, DirectoryError, normalise_dn, pipeline, same_dn
 from .errors import AupctlError, ConfigError, InputError, RefusedError, UnreachableError
 from .plan import Change, Plan
 from .staff import group_name, is_leaver
@@ -368,7 +366,7 @@ def _read_directory(cfg: Config, directory: Directory) -> tuple[list[Account], s
 
 
 def _department(directory: Directory, acct: Account) -> str:
-    from .directory.flavour import as_text, first
+    from .directory import as_text, first
 
     return as_text(first(acct.raw, directory.flavour.department_attr, ""))
 
@@ -511,7 +509,7 @@ def build(
             attrs["displayName"] = p.display_name
         children.add(_rdn_key(dn))
         if posix is None:
-            from .directory.posix import PosixAccounts
+            from .directory import PosixAccounts
 
             posix = PosixAccounts.for_run(cfg, directory) or False  # one search, on the first new person
         if posix:
@@ -1123,15 +1121,15 @@ class _NotAll(Exception):
 
 def _rdn_key(dn: str) -> str:
     """The first RDN, for comparing names within one OU (escaping kept; case and spaces ignored)."""
-    from .directory.connection import _first_rdn
+    from .directory import first_rdn
 
-    attr, _, value = _first_rdn(dn).partition("=")
+    attr, _, value = first_rdn(dn).partition("=")
     return f"{attr.strip().lower()}={' '.join(value.split()).lower()}"
 
 
 def _uac_of(e: Entry) -> Account:
     """enable_changes needs the account's current flags; a new one was created disabled and normal."""
-    from .directory.flavour import UAC_ACCOUNTDISABLE, UAC_NORMAL_ACCOUNT
+    from .directory import UAC_ACCOUNTDISABLE, UAC_NORMAL_ACCOUNT
 
     if e.account is not None:
         return e.account

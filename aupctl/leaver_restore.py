@@ -19,9 +19,7 @@ import ldap3
 from . import approvals, checks, passphrase, tasks
 from .config import Config
 from .credfile import CredentialsFile, require_new
-from .directory import Directory
-from .directory.connection import _first_rdn, parent_dn
-from .directory.flavour import as_text, normalise_dn, same_dn
+from .directory import Directory, as_text, first_rdn, normalise_dn, parent_dn, same_dn
 from .errors import InputError, NotFoundError, RefusedError
 from .leavers import DONE, RESTORED, SCHEDULED, WITHDRAWING, latest_row, leaver_tasks
 from .plan import Change, Plan
@@ -91,7 +89,7 @@ def restore(
 
     # 1. Back where it was.
     home = parent_dn(snap["dn"])
-    target = f"{_first_rdn(acct.dn)},{home}"
+    target = f"{first_rdn(acct.dn)},{home}"
     if not same_dn(acct.dn, target):
         if not directory.exists(home):
             raise RefusedError(

@@ -22,9 +22,7 @@ import ldap3
 
 from . import approvals, checks, csvfile, passphrase, tasks
 from .config import Config
-from .directory import Account, Directory
-from .directory.connection import _first_rdn
-from .directory.flavour import as_text, is_under, normalise_dn
+from .directory import Account, Directory, as_text, first_rdn, is_under, normalise_dn
 from .errors import ConfigError, InputError, NotFoundError, RefusedError
 from .plan import Change, Plan
 from .staff import group_name
@@ -519,7 +517,7 @@ def person_changes(
 
     new_dn = dn
     if not is_under(dn, leavers_dn):
-        new_dn = f"{_first_rdn(dn)},{leavers_dn}"
+        new_dn = f"{first_rdn(dn)},{leavers_dn}"
         _check_free(directory, new_dn, user, targets)
         changes.append(
             Change(

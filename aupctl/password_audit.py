@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ldap3.utils.conv import escape_filter_chars
 
-from .directory.flavour import (
+from .directory import (
     UAC_DONT_EXPIRE_PASSWORD,
     UAC_ENCRYPTED_TEXT_PWD_ALLOWED,
     UAC_PASSWD_NOTREQD,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Config
-from .directory.flavour import Account, normalise_dn
+from .directory import Account, normalise_dn
 from .state import State, actor, now_iso
 
 

@@ -5,18 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .config import Config
-from .directory import Account, Directory
-from .directory.flavour import is_under
-from .errors import NotFoundError
+from .directory import Account, Directory, is_under, require_account
 from .roles import RoleInfo, recorded_roles, role_of
 from .state import State
-
-
-def require_user(directory: Directory, username: str) -> Account:
-    acct = directory.flavour.find_user(directory, username)
-    if acct is None:
-        raise NotFoundError(f"no account {username!r} in {directory.cfg.directory.base_dn}")
-    return acct
 
 
 def is_leaver(cfg: Config, acct: Account) -> bool:
@@ -62,7 +53,7 @@ def account_row(acct: Account, info: RoleInfo) -> dict[str, Any]:
 
 
 def show(cfg: Config, directory: Directory, state: State, username: str) -> dict[str, Any]:
-    acct = require_user(directory, username)
+    acct = require_account(directory, username)
     info = role_of(cfg, acct, state=state)
     return {
         **account_row(acct, info),

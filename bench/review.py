@@ -193,8 +193,7 @@ def main() -> None:
         )
 
         from aupctl.access_review import review
-        from aupctl.directory import open_directory
-        from aupctl.directory.flavour import OpenLDAP
+        from aupctl.directory import OpenLDAP, open_directory
         from aupctl.state import State
 
         member_attr = "memberUid" if args.schema == "posixGroup" else "member"

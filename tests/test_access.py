@@ -15,8 +15,7 @@ from aupctl.access import adopt_plan, grant_changes, revoke_changes
 from aupctl.access_review import fix_plan, review
 from aupctl.aup import import_plan
 from aupctl.config import load
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import same_dn
+from aupctl.directory import open_directory, same_dn
 from aupctl.errors import NotFoundError, PartialError, RefusedError
 from aupctl.plan import Change, Plan, apply
 from aupctl.sandbox_school import HEADTEACHER, PLANTED, SIMS_OFFICE

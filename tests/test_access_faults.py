@@ -12,8 +12,7 @@ from aupctl import approvals
 from aupctl.access import grant_changes
 from aupctl.aup import sign
 from aupctl.config import load
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import same_dn
+from aupctl.directory import open_directory, same_dn
 from aupctl.errors import EXIT_PARTIAL, AupctlError, PartialError
 from aupctl.plan import Change, Plan, apply
 from aupctl.sandbox_school import HEADTEACHER

@@ -136,7 +136,7 @@ def test_fix_plan_from_findings(cfg, tmp_path) -> None:
 
 
 def test_ad_nesting_walk_names_the_first_group() -> None:
-    from aupctl.directory.flavour import ActiveDirectory, normalise_dn
+    from aupctl.directory import ActiveDirectory, normalise_dn
 
     class FakeGroups(ActiveDirectory):
         def __init__(self, groups):

@@ -12,7 +12,7 @@ from test_access import make_person, run
 from aupctl import approvals
 from aupctl.access import grant_changes
 from aupctl.aup import import_plan, is_signed, sign, signature
-from aupctl.directory.flavour import same_dn
+from aupctl.directory import same_dn
 from aupctl.errors import RefusedError
 from aupctl.plan import Plan, apply
 from aupctl.sandbox_school import AUP_VERSION, HEADTEACHER, PLANTED, UNSIGNED

@@ -29,9 +29,7 @@ from aupctl import sandbox_school as hb
 from aupctl.access import adopt_plan, grant_plan, revoke_plan
 from aupctl.access_review import CHECKS, review
 from aupctl.aup import import_plan, sign_plan
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import normalise_dn, same_dn
-from aupctl.directory.groups import unresolved_dn
+from aupctl.directory import normalise_dn, open_directory, same_dn, unresolved_dn
 from aupctl.errors import RefusedError
 from aupctl.leaver_restore import restore
 from aupctl.leavers import Request, withdraw
@@ -558,7 +556,7 @@ def test_ad_nested_ous_and_a_system_group_three_levels_deep_anywhere(ad_sandbox)
 
 
 def test_unresolved_member_uid_pseudo_dns_round_trip() -> None:
-    from aupctl.directory.groups import unresolved_username
+    from aupctl.directory import unresolved_username
 
     for name in ("bob", "o'neil", "a,b", "#x", "x+y"):
         assert unresolved_username(unresolved_dn(name)) == name

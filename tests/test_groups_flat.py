@@ -20,8 +20,7 @@ from aupctl import sandbox_school as hb
 from aupctl.access import adopt_plan, grant_plan, revoke_plan
 from aupctl.access_review import review
 from aupctl.aup import import_plan
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import normalise_dn, same_dn
+from aupctl.directory import normalise_dn, open_directory, same_dn
 from aupctl.leaver_restore import restore
 from aupctl.leavers import Request, withdraw
 from aupctl.password_audit import privileged_members

@@ -14,7 +14,7 @@ import ldap3
 from click.testing import CliRunner
 
 from aupctl import approvals
-from aupctl.directory.flavour import same_dn
+from aupctl.directory import same_dn
 
 DATA = Path(__file__).parent / "data" / "intake"
 

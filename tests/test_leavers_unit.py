@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aupctl import config, tasks
-from aupctl.directory.flavour import ActiveDirectory, OpenLDAP, parse_filetime
+from aupctl.directory import ActiveDirectory, OpenLDAP, parse_filetime
 from aupctl.errors import InputError, NotFoundError, RefusedError
 from aupctl.leaver_restore import _approval_still_good, check_credentials_path, write_credentials
 from aupctl.leavers import (
