@@ -31,13 +31,14 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, checks, csvfile, passphrase, usernames
+from . import checks, csvfile, passphrase, usernames
 from .config import Config
 from .credfile import CredentialsFile
-from .directory import Account, Directory, DirectoryError, normalise_dn, pipeline, same_dn
+from .directory import Account, Directory, DirectoryError, group_name, normalise_dn, pipeline, same_dn
+from .eligibility import is_leaver
 from .errors import AupctlError, ConfigError, InputError, RefusedError, UnreachableError
 from .plan import Change, Plan
-from .staff import group_name, is_leaver
+from .records import approvals
 from .state import State, now_iso
 from .text import problem as unsafe_problem
 
@@ -107,7 +108,7 @@ def _name_problem(value: str) -> str | None:
 
 def read_intake(cfg: Config, path: str | Path) -> list[Person]:
     """Read and check the whole file; one InputError lists every bad row (line and field)."""
-    from .access import canonical_approver
+    from .access.grant import canonical_approver
 
     table = csvfile.read(
         path, required=REQUIRED, optional=OPTIONAL, mapping=cfg.import_.columns, max_bytes=cfg.import_.max_bytes
@@ -411,7 +412,7 @@ def build(
     source: str = "",
 ) -> Intake:
     """The plan for these people, from what the directory and the state store hold now (touches nothing)."""
-    from .aup import is_signed
+    from .eligibility import is_signed
 
     fl = directory.flavour
     run_id = uuid.uuid4().hex[:12]
@@ -721,7 +722,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
         for key in e.waiting:
             plan.add(_waiting_change(cfg, state, e, key))
         for key in e.grants:
-            from .access import grant_changes
+            from .access.grant import grant_changes
 
             plan.extend(
                 grant_changes(
@@ -1088,7 +1089,7 @@ class _Runner:
     def _record(self, done: list[Entry]) -> None:
         if not done:
             return
-        from .roles import set_role
+        from .records.roles import set_role
 
         creds = self.intake.credentials
         with self.state.transaction() as db:

@@ -20,12 +20,12 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, checks, csvfile, passphrase, tasks
+from . import checks, csvfile, passphrase
 from .config import Config
-from .directory import Account, Directory, as_text, first_rdn, is_under, normalise_dn
+from .directory import Account, Directory, as_text, first_rdn, group_name, is_under, normalise_dn
 from .errors import ConfigError, InputError, NotFoundError, RefusedError
 from .plan import Change, Plan
-from .staff import group_name
+from .records import approvals, tasks
 from .state import State, actor, now_iso
 from .text import problem as unsafe_problem
 from .text import refuse_unsafe

@@ -31,13 +31,13 @@ from .directory import (
     UAC_PASSWD_NOTREQD,
     Account,
     PasswordPolicy,
+    group_name,
     is_under,
     normalise_dn,
     values,
 )
 from .findings import Finding, sort_findings
 from .passwords import HASH_COMMON_TOP, common_candidates, personal_candidates
-from .staff import group_name
 
 if TYPE_CHECKING:
     from .config import Config

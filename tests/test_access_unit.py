@@ -7,9 +7,10 @@ import datetime as dt
 
 import pytest
 
-from aupctl.access import canonical_approver, parse_until
-from aupctl.access_review import CHECKS, Problem, Review, _finding, fix_plan
-from aupctl.aup import parse_date, read_signatures
+from aupctl.access.aup import read_signatures
+from aupctl.access.aup import signed_date as parse_date
+from aupctl.access.grant import canonical_approver, parse_until
+from aupctl.access.review import CHECKS, Problem, Review, _finding, fix_plan
 from aupctl.config import parse
 from aupctl.errors import InputError, RefusedError
 from aupctl.state import State

@@ -20,7 +20,7 @@ from .ad import (
     ActiveDirectory,
 )
 from .connection import Connection, DirectoryError
-from .dn import child_dn, first_rdn, is_under, normalise_dn, parent_dn, same_dn
+from .dn import child_dn, first_rdn, group_name, is_under, normalise_dn, parent_dn, same_dn
 from .flavour import Flavour
 from .groups import unresolved_dn, unresolved_username
 from .lookup import require_account
@@ -60,6 +60,7 @@ __all__ = [
     "first",
     "first_rdn",
     "flavour_for",
+    "group_name",
     "interval_days",
     "is_under",
     "normalise_dn",

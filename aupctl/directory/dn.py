@@ -31,6 +31,12 @@ def parent_dn(dn: str) -> str:
     return dn[len(rdn) + 1 :]
 
 
+def group_name(dn: str) -> str:
+    """The cn of a group DN, for people to read."""
+    first = dn.split(",", 1)[0]
+    return first.split("=", 1)[1] if "=" in first else first
+
+
 def child_dn(attr: str, value: str, parent: str) -> str:
     """The DN of an entry named attr=value under parent, the value RDN-escaped (`Smith, Jo` -> `Smith\\, Jo`)."""
     return f"{attr}={escape_rdn(value)},{parent}"

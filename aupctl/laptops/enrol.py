@@ -43,7 +43,7 @@ def resolve_user(
     cannot be reached. An account the directory does not hold is refused (NotFoundError); so is a leaver
     (RefusedError): in the leavers OU or disabled in the directory, or scheduled or withdrawn in the
     leavers table (checked whether or not the directory can be reached)."""
-    from ..staff import is_leaver
+    from ..eligibility import is_leaver
 
     username = check_username(username)
     if state is not None:

@@ -9,20 +9,22 @@ the findings into one Plan: members who should not be there leave the group; by-
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import approvals
-from . import checks as check_kinds
-from .aup import signed_users
-from .config import Config
-from .directory import Account, Directory, is_under, normalise_dn, unresolved_username
-from .findings import Finding, sort_findings
-from .plan import Change, Plan
-from .roles import RoleInfo, RoleResolver, recorded_roles
-from .staff import group_name
-from .state import State, today
+from .. import checks as check_kinds
+from ..config import Config
+from ..directory import Account, Directory, group_name, is_under, normalise_dn, unresolved_username
+from ..eligibility import ineligible
+from ..findings import Finding, sort_findings
+from ..plan import Change, Plan
+from ..records import approvals
+from ..records.roles import recorded_roles
+from ..records.signatures import signed_users
+from ..roles import RoleInfo, RoleResolver
+from ..state import State, today
+from .tasks import task_change
 
 BATCH = 100  # usernames OR'd into one filter
 
@@ -149,9 +151,9 @@ def roles_for(cfg: Config, directory: Directory, state: State, people: People) -
         by_dn = {_key(a.dn): a for a in undecided}
         for gdn in role_groups:
             for m in directory.flavour.group_members(directory, gdn) or []:
-                acct = by_dn.get(_key(m))
-                if acct is not None:
-                    acct.groups.append(gdn)
+                found = by_dn.get(_key(m))
+                if found is not None:
+                    found.groups.append(gdn)
         for acct in undecided:
             out[acct.username.lower()] = role_of(acct)
     return out
@@ -208,7 +210,6 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
     people = read_people(cfg, directory, member_dns, {r["username"] for r in live}, staff)
     roles = roles_for(cfg, directory, state, people)
     signed = signed_users(state, cfg.school.aup_version)
-    leavers_ou = cfg.dn(cfg.directory.leavers_ou)
     on = today()
     on_iso = on.isoformat()
     by_system: dict[str, dict[str, dict[str, Any]]] = {}
@@ -224,32 +225,12 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
         key: str, acct: Account, user: str, where: str, appr: dict[str, Any] | None
     ) -> list[tuple[str, str]]:
         """(check, detail) of each finding about one person's access to one system."""
-        found: list[tuple[str, str]] = []
         system = cfg.systems[key]
-        leaver = is_under(acct.dn, leavers_ou)
-        if leaver:
-            found.append(("leaver-member", f"{acct.name} is a leaver (in {leavers_ou}) and still {where}"))
-        elif acct.disabled:
-            found.append(("disabled-member", f"{acct.name}'s account is disabled and still {where}"))
-        info = roles.get(user) or no_role
-        if leaver:
-            pass  # a leaver keeps no role; the leaver finding says it all
-        elif info.role is None:
-            found.append(("role-not-eligible", f"{acct.name} has no role ({info.why}) and is {where}"))
-        elif key not in cfg.roles[info.role].systems:
-            found.append(
-                (
-                    "role-not-eligible",
-                    f"{acct.name}'s role {info.role!r} ({info.why}) may not be nominated for {system.name}",
-                )
-            )
-        if user not in signed:
-            found.append(
-                (
-                    "aup-unsigned",
-                    f"{acct.name} has not signed the current AUP ({cfg.school.aup_version}) and is {where}",
-                )
-            )
+        # The one eligibility rule (eligibility.py), asked with the roles and signatures read once for all.
+        found = [
+            (p.check, f"{p.reason}; still {where}")
+            for p in ineligible(cfg, acct, key, roles.get(user) or no_role, user in signed)
+        ]
         if appr and appr["status"] == "active":
             if appr["until"] and appr["until"] < on_iso:
                 found.append(
@@ -346,8 +327,6 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
 def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) -> Plan:
     """One plan: members who should not be there leave the group (their approval ended, or put back to
     waiting when only the AUP signature is missing); by-hand systems get a task to remove access."""
-    from .access import task_change
-
     plan = Plan("access review: remove access that should not be there")
     done: set[tuple[str, str]] = set()
     by_target: dict[tuple[str, str], list[Problem]] = {}
@@ -375,13 +354,13 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
             if (key, target) in done:
                 continue
             done.add((key, target))
-            d, dn, uname = directory, first.member_dn or "", first.username
+            dn = first.member_dn or ""
             plan.add(
                 Change(
                     "remove-member",
                     user,
                     f"remove {user} from {group_name(gdn)} ({system.name}): {why}",
-                    run=lambda d=d, gdn=gdn, dn=dn, u=uname: {"changed": d.flavour.remove_member(d, gdn, dn, u)},
+                    run=_remove_member(directory, gdn, dn, first.username),
                     details={"system": key, "group": gdn, "member": dn, "checks": checks, "by": "access review"},
                     check=check_kinds.member(gdn, dn, False),
                 )
@@ -404,6 +383,10 @@ def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) ->
     return plan
 
 
+def _remove_member(directory: Directory, group_dn: str, member_dn: str, username: str | None) -> Callable[[], Any]:
+    return lambda: {"changed": directory.flavour.remove_member(directory, group_dn, member_dn, username)}
+
+
 def first_contact_refusal(cfg: Config, state: State, result: Review, plan: Plan) -> str | None:
     """Why this --fix plan must not run without --force (None if it may): it removes people from a system for
     which no approval was ever recorded (aupctl meeting a school's directory before `access adopt`), or more
@@ -417,7 +400,7 @@ def first_contact_refusal(cfg: Config, state: State, result: Review, plan: Plan)
     for key, n in sorted(removals.items()):
         members = result.checked.get(key, 0)
         name = f"{cfg.systems[key].name} ({key})"
-        if not state.query("SELECT 1 FROM approvals WHERE system = ? LIMIT 1", (key,)):
+        if not approvals.ever_recorded(state, key):
             reasons.append(
                 f"{name}: no approval was ever recorded, and the plan removes {n} of its {members} member(s)"
             )
@@ -444,9 +427,7 @@ def _approval_change(state: State, appr: dict[str, Any], checks: list[str], syst
             "approval-waiting",
             user,
             f"keep {user}'s approval of {system_name} waiting for their AUP signature",
-            run=lambda: {
-                "rows": state.execute("UPDATE approvals SET status='waiting' WHERE id=? AND status='active'", (aid,))
-            },
+            run=lambda: {"rows": approvals.set_waiting(state, aid)},
             details={"system": appr["system"], "approval": aid, "checks": checks},
         )
     reason = "access review: " + ", ".join(checks)
