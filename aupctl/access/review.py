@@ -208,35 +208,52 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
     live = [r for r in approvals.live(state, columns=APPROVAL_COLUMNS) if r["system"] in keys]
     member_dns = {dn for m in memberships.values() if m for dn in m}
     people = read_people(cfg, directory, member_dns, {r["username"] for r in live}, staff)
-    roles = roles_for(cfg, directory, state, people)
-    signed = signed_users(state, cfg.school.aup_version)
-    on = today()
-    on_iso = on.isoformat()
+    judge = _Judge(cfg, people, roles_for(cfg, directory, state, people), signed_users(state, cfg.school.aup_version))
     by_system: dict[str, dict[str, dict[str, Any]]] = {}
     for r in live:
         by_system.setdefault(r["system"], {})[r["username"].lower()] = r
+    for key in keys:
+        approved = by_system.get(key, {})
+        group = cfg.systems[key].group
+        if not group:
+            judge.by_hand(key, approved)
+        elif memberships.get(key) is None:
+            judge.missing_groups[key] = cfg.group_dn(group)
+        else:
+            judge.group(key, memberships[key] or {}, approved)
+    return Review(judge.problems, judge.checked, judge.missing_groups)
 
-    problems: list[Problem] = []
-    checked: dict[str, int] = {}
-    missing_groups: dict[str, str] = {}
-    no_role = RoleInfo(None, "no role")
 
-    def person_checks(
-        key: str, acct: Account, user: str, where: str, appr: dict[str, Any] | None
+class _Judge:
+    """The review's findings, system by system, from what was read once for all of them."""
+
+    def __init__(self, cfg: Config, people: People, roles: dict[str, RoleInfo], signed: set[str]) -> None:
+        self.cfg = cfg
+        self.people = people
+        self.roles = roles
+        self.signed = signed
+        self.on = today()
+        self.on_iso = self.on.isoformat()
+        self.problems: list[Problem] = []
+        self.checked: dict[str, int] = {}  # system -> members (or approvals, for by-hand systems) looked at
+        self.missing_groups: dict[str, str] = {}
+
+    def person(
+        self, key: str, acct: Account, user: str, where: str, appr: dict[str, Any] | None
     ) -> list[tuple[str, str]]:
         """(check, detail) of each finding about one person's access to one system."""
-        system = cfg.systems[key]
+        system = self.cfg.systems[key]
         # The one eligibility rule (eligibility.py), asked with the roles and signatures read once for all.
+        role = self.roles.get(user) or RoleInfo(None, "no role")
         found = [
-            (p.check, f"{p.reason}; still {where}")
-            for p in ineligible(cfg, acct, key, roles.get(user) or no_role, user in signed)
+            (p.check, f"{p.reason}; still {where}") for p in ineligible(self.cfg, acct, key, role, user in self.signed)
         ]
         if appr and appr["status"] == "active":
-            if appr["until"] and appr["until"] < on_iso:
+            if appr["until"] and appr["until"] < self.on_iso:
                 found.append(
                     ("approval-expired", f"approval by {appr['approver']} ended on {appr['until']}; still {where}")
                 )
-            elif _age_days(appr["granted_at"], on) > system.review_days:
+            elif _age_days(appr["granted_at"], self.on) > system.review_days:
                 found.append(
                     (
                         "approval-overdue",
@@ -246,82 +263,71 @@ def review(cfg: Config, directory: Directory, state: State, system_key: str | No
                 )
         return found
 
-    for key in keys:
-        system = cfg.systems[key]
-        approved = by_system.get(key, {})
-        if system.group:
-            members = memberships.get(key)
-            if members is None:
-                missing_groups[key] = cfg.group_dn(system.group)
-                continue
-            checked[key] = len(members)
-            seen_users: set[str] = set()
-            direct = f"in {system.group}"
-            for dn, via in members.items():
-                acct = people.find(dn)
-                where = f"{direct} through {group_name(via)}" if via else direct
-                if acct is None:
-                    found = [("no-approval", f"{dn} is {where} but is not a person account aupctl can see")]
-                    username = user = appr = None
-                else:
-                    username = acct.username
-                    user = username.lower()
-                    appr = approved.get(user)
-                    seen_users.add(user)
-                    found = []
-                    if appr is None:
-                        found.append(
-                            (
-                                "no-approval",
-                                f"{acct.name} is {where} with no approval on record (granted outside aupctl)",
-                            )
-                        )
-                    elif appr["status"] == "waiting":
-                        found.append(
-                            (
-                                "no-approval",
-                                f"{acct.name} is {where} but the approval by {appr['approver']} is still waiting for "
-                                "the AUP signature",
-                            )
-                        )
-                    found += person_checks(key, acct, user, where, appr)
-                for check, detail in found:
-                    problems.append(Problem(_finding(check, username or dn, key, detail), key, username, dn, via, appr))
-            for user, appr in approved.items():
-                if user in seen_users or appr["status"] != "active":
-                    continue
-                acct = people.by_user.get(user)
-                state_text = "" if acct else " (no such account any more)"
-                problems.append(
-                    Problem(
-                        _finding(
-                            "not-a-member",
-                            appr["username"],
-                            key,
-                            f"approved by {appr['approver']} on {appr['granted_at'][:10]} but not in "
-                            f"{system.group}{state_text}: re-grant or revoke to make the record true",
-                        ),
-                        key,
-                        appr["username"],
-                        approval=appr,
-                    )
+    def group(self, key: str, members: dict[str, str | None], approved: dict[str, dict[str, Any]]) -> None:
+        """A system with a directory group: each effective member against the approvals, then approvals
+        of people who are not members."""
+        system = self.cfg.systems[key]
+        self.checked[key] = len(members)
+        seen_users: set[str] = set()
+        direct = f"in {system.group}"
+        for dn, via in members.items():
+            acct = self.people.find(dn)
+            where = f"{direct} through {group_name(via)}" if via else direct
+            username = user = None
+            appr: dict[str, Any] | None = None
+            if acct is None:
+                found = [("no-approval", f"{dn} is {where} but is not a person account aupctl can see")]
+            else:
+                username = acct.username
+                user = username.lower()
+                appr = approved.get(user)
+                seen_users.add(user)
+                found = self._approval_state(acct, where, appr) + self.person(key, acct, user, where, appr)
+            for check, detail in found:
+                self.problems.append(
+                    Problem(_finding(check, username or dn, key, detail), key, username, dn, via, appr)
                 )
-        else:
-            checked[key] = sum(1 for a in approved.values() if a["status"] == "active")
-            where = f"approved for {system.name} (managed by hand)"
-            for user, appr in approved.items():
-                if appr["status"] != "active":
-                    continue
-                acct = people.by_user.get(user)
-                if acct is None:
-                    found = [("leaver-member", f"{user} has no account any more but is still {where}")]
-                else:
-                    found = person_checks(key, acct, user, where, appr)
-                for check, detail in found:
-                    problems.append(
-                        Problem(_finding(check, appr["username"], key, detail), key, appr["username"], approval=appr)
-                    )
-    return Review(problems, checked, missing_groups)
+        for user, appr in approved.items():
+            if user in seen_users or appr["status"] != "active":
+                continue
+            state_text = "" if self.people.by_user.get(user) else " (no such account any more)"
+            detail = (
+                f"approved by {appr['approver']} on {appr['granted_at'][:10]} but not in "
+                f"{system.group}{state_text}: re-grant or revoke to make the record true"
+            )
+            finding = _finding("not-a-member", appr["username"], key, detail)
+            self.problems.append(Problem(finding, key, appr["username"], approval=appr))
+
+    @staticmethod
+    def _approval_state(acct: Account, where: str, appr: dict[str, Any] | None) -> list[tuple[str, str]]:
+        if appr is None:
+            return [("no-approval", f"{acct.name} is {where} with no approval on record (granted outside aupctl)")]
+        if appr["status"] == "waiting":
+            return [
+                (
+                    "no-approval",
+                    f"{acct.name} is {where} but the approval by {appr['approver']} is still waiting for "
+                    "the AUP signature",
+                )
+            ]
+        return []
+
+    def by_hand(self, key: str, approved: dict[str, dict[str, Any]]) -> None:
+        """A system managed by hand: the active approvals are all there is to check."""
+        system = self.cfg.systems[key]
+        self.checked[key] = sum(1 for a in approved.values() if a["status"] == "active")
+        where = f"approved for {system.name} (managed by hand)"
+        for user, appr in approved.items():
+            if appr["status"] != "active":
+                continue
+            acct = self.people.by_user.get(user)
+            if acct is None:
+                found = [("leaver-member", f"{user} has no account any more but is still {where}")]
+            else:
+                found = self.person(key, acct, user, where, appr)
+            for check, detail in found:
+                finding = _finding(check, appr["username"], key, detail)
+                self.problems.append(Problem(finding, key, appr["username"], approval=appr))
 
 
 def fix_plan(cfg: Config, directory: Directory, state: State, result: Review) -> Plan:
