@@ -78,6 +78,22 @@ def test_until_and_dates() -> None:
         parse_date(future, "x")
 
 
+def test_until_on_and_the_csv_read_dates_one_way(cfg, tmp_path) -> None:
+    """--until, aup sign --on and the signatures CSV all read dates through dates.py: UK day-first works, a
+    US-style date is refused naming the accepted forms (never read as another day)."""
+    year = dt.date.today().year + 2
+    assert parse_until(f"31/07/{year}") == f"{year}-07-31"
+    with pytest.raises(InputError, match=r"--until: .*YYYY-MM-DD or DD/MM/YYYY"):
+        parse_until(f"07/31/{year}")
+    assert parse_date("13/09/2024", "--on") == dt.date(2024, 9, 13)
+    with pytest.raises(InputError, match=r"--on: .*YYYY-MM-DD or DD/MM/YYYY"):
+        parse_date("09/13/2024", "--on")
+    p = tmp_path / "s.csv"
+    p.write_text("username,signed_on\na,13/09/2024\nb,09/13/2024\n")
+    with pytest.raises(InputError, match=r"line 3: signed_on: .*DD/MM/YYYY.*nothing was recorded"):
+        read_signatures(cfg, str(p))
+
+
 def test_signatures_csv(cfg, tmp_path) -> None:
     p = tmp_path / "s.csv"
     p.write_text("\ufeffUsername,AUP Version,Date Signed\nzclarke,,2025-09-03\nO'Brien-Smith,2024-09,03/09/2024\n")
