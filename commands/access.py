@@ -46,7 +46,9 @@ def systems(ctx: Ctx) -> None:
     help="Who approved it: one of the system's approvers (a unique start of the name is enough).",
 )
 @click.option("--reason", default="", metavar="TEXT", help="Why they need it (kept with the approval).")
-@click.option("--until", metavar="DATE", help="YYYY-MM-DD or DD/MM/YYYY: the approval ends then (access review reports it).")
+@click.option(
+    "--until", metavar="DATE", help="YYYY-MM-DD or DD/MM/YYYY: the approval ends then (access review reports it)."
+)
 @changing
 @pass_ctx
 def grant(

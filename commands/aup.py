@@ -21,7 +21,9 @@ def cli() -> None:
 @cli.command("sign", short_help="Record USER's signed declaration; apply grants waiting for it.")
 @click.argument("user")
 @click.option("--version", "version", metavar="V", help="AUP version signed (default: [school] aup_version).")
-@click.option("--on", "on", metavar="DATE", help="The day the declaration was signed, YYYY-MM-DD or DD/MM/YYYY (default: today).")
+@click.option(
+    "--on", "on", metavar="DATE", help="The day the declaration was signed, YYYY-MM-DD or DD/MM/YYYY (default: today)."
+)
 @changing
 @bulk("aup sign")
 @pass_ctx
