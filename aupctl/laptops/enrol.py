@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import Config
 from ..directory import require_account
+from ..eligibility import is_leaver
 from ..errors import ConfigError, HostKeyError, InputError, RefusedError, UnreachableError
 from ..plan import Change, Plan
 from ..state import State
@@ -43,8 +44,6 @@ def resolve_user(
     cannot be reached. An account the directory does not hold is refused (NotFoundError); so is a leaver
     (RefusedError): in the leavers OU or disabled in the directory, or scheduled or withdrawn in the
     leavers table (checked whether or not the directory can be reached)."""
-    from ..eligibility import is_leaver
-
     username = check_username(username)
     if state is not None:
         _refuse_scheduled_leaver(state, username)
