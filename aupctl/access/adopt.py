@@ -17,7 +17,7 @@ from ..plan import Change, Plan
 from ..records import approvals
 from ..state import State
 from ..text import refuse_unsafe
-from .review import read_memberships, read_people
+from .members import read_memberships, read_people
 
 
 def adopt_plan(

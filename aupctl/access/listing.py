@@ -9,7 +9,7 @@ from ..config import Config
 from ..directory import Directory
 from ..records import approvals
 from ..state import State
-from .review import read_memberships
+from .members import read_memberships
 
 
 def list_rows(cfg: Config, state: State, system_key: str | None = None) -> list[dict[str, Any]]:
