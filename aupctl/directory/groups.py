@@ -37,7 +37,7 @@ _OR_BATCH = 100  # usernames OR'd into one filter; more than that: one search of
 Changes = dict[str, list[tuple[str, list[Any]]]]
 
 
-class People(Protocol):
+class FlavourLike(Protocol):
     """What a group schema needs of the flavour (flavour.py owns a GroupSchema: this keeps the import one way)."""
 
     cfg: Config
@@ -107,7 +107,7 @@ class Group:
 class GroupSchema:
     """Reads any group's members as account DNs and computes the modify that adds or removes one."""
 
-    def __init__(self, flavour: People) -> None:
+    def __init__(self, flavour: FlavourLike) -> None:
         self.fl = flavour
         placeholder = getattr(flavour.cfg.directory, "placeholder_member", None)
         self.placeholder: str | None = flavour.cfg.dn(placeholder) if placeholder else None
