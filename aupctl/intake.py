@@ -31,15 +31,14 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, checks, csvfile, passphrase, usernames
+from . import checks, csvfile, passphrase, usernames
 from .config import Config
 from .credfile import CredentialsFile
-from .directory import Account, Directory, pipeline
-from .directory.connection import DirectoryError
-from .directory.flavour import normalise_dn, same_dn
+from .directory import Account, Directory, DirectoryError, group_name, normalise_dn, pipeline, same_dn
+from .eligibility import is_leaver
 from .errors import AupctlError, ConfigError, InputError, RefusedError, UnreachableError
 from .plan import Change, Plan
-from .staff import group_name, is_leaver
+from .records import approvals
 from .state import State, now_iso
 from .text import problem as unsafe_problem
 
@@ -109,7 +108,7 @@ def _name_problem(value: str) -> str | None:
 
 def read_intake(cfg: Config, path: str | Path) -> list[Person]:
     """Read and check the whole file; one InputError lists every bad row (line and field)."""
-    from .access import canonical_approver
+    from .access.grant import canonical_approver
 
     table = csvfile.read(
         path, required=REQUIRED, optional=OPTIONAL, mapping=cfg.import_.columns, max_bytes=cfg.import_.max_bytes
@@ -368,7 +367,7 @@ def _read_directory(cfg: Config, directory: Directory) -> tuple[list[Account], s
 
 
 def _department(directory: Directory, acct: Account) -> str:
-    from .directory.flavour import as_text, first
+    from .directory import as_text, first
 
     return as_text(first(acct.raw, directory.flavour.department_attr, ""))
 
@@ -413,7 +412,7 @@ def build(
     source: str = "",
 ) -> Intake:
     """The plan for these people, from what the directory and the state store hold now (touches nothing)."""
-    from .aup import is_signed
+    from .eligibility import is_signed
 
     fl = directory.flavour
     run_id = uuid.uuid4().hex[:12]
@@ -511,7 +510,7 @@ def build(
             attrs["displayName"] = p.display_name
         children.add(_rdn_key(dn))
         if posix is None:
-            from .directory.posix import PosixAccounts
+            from .directory import PosixAccounts
 
             posix = PosixAccounts.for_run(cfg, directory) or False  # one search, on the first new person
         if posix:
@@ -723,7 +722,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
         for key in e.waiting:
             plan.add(_waiting_change(cfg, state, e, key))
         for key in e.grants:
-            from .access import grant_changes
+            from .access.grant import grant_changes
 
             plan.extend(
                 grant_changes(
@@ -1090,7 +1089,7 @@ class _Runner:
     def _record(self, done: list[Entry]) -> None:
         if not done:
             return
-        from .roles import set_role
+        from .records.roles import set_role
 
         creds = self.intake.credentials
         with self.state.transaction() as db:
@@ -1123,15 +1122,15 @@ class _NotAll(Exception):
 
 def _rdn_key(dn: str) -> str:
     """The first RDN, for comparing names within one OU (escaping kept; case and spaces ignored)."""
-    from .directory.connection import _first_rdn
+    from .directory import first_rdn
 
-    attr, _, value = _first_rdn(dn).partition("=")
+    attr, _, value = first_rdn(dn).partition("=")
     return f"{attr.strip().lower()}={' '.join(value.split()).lower()}"
 
 
 def _uac_of(e: Entry) -> Account:
     """enable_changes needs the account's current flags; a new one was created disabled and normal."""
-    from .directory.flavour import UAC_ACCOUNTDISABLE, UAC_NORMAL_ACCOUNT
+    from .directory import UAC_ACCOUNTDISABLE, UAC_NORMAL_ACCOUNT
 
     if e.account is not None:
         return e.account

@@ -16,16 +16,14 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, checks, passphrase, tasks
+from . import checks, passphrase
 from .config import Config
 from .credfile import CredentialsFile, require_new
-from .directory import Directory
-from .directory.connection import _first_rdn, parent_dn
-from .directory.flavour import as_text, normalise_dn, same_dn
+from .directory import Directory, as_text, first_rdn, group_name, normalise_dn, parent_dn, same_dn
 from .errors import InputError, NotFoundError, RefusedError
 from .leavers import DONE, RESTORED, SCHEDULED, WITHDRAWING, latest_row, leaver_tasks
 from .plan import Change, Plan
-from .staff import group_name
+from .records import approvals, tasks
 from .state import State, now_iso
 
 CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
@@ -91,7 +89,7 @@ def restore(
 
     # 1. Back where it was.
     home = parent_dn(snap["dn"])
-    target = f"{_first_rdn(acct.dn)},{home}"
+    target = f"{first_rdn(acct.dn)},{home}"
     if not same_dn(acct.dn, target):
         if not directory.exists(home):
             raise RefusedError(

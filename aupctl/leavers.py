@@ -20,14 +20,12 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, checks, csvfile, passphrase, tasks
+from . import checks, csvfile, passphrase
 from .config import Config
-from .directory import Account, Directory
-from .directory.connection import _first_rdn
-from .directory.flavour import as_text, is_under, normalise_dn
+from .directory import Account, Directory, as_text, first_rdn, group_name, is_under, normalise_dn
 from .errors import ConfigError, InputError, NotFoundError, RefusedError
 from .plan import Change, Plan
-from .staff import group_name
+from .records import approvals, tasks
 from .state import State, actor, now_iso
 from .text import problem as unsafe_problem
 from .text import refuse_unsafe
@@ -519,7 +517,7 @@ def person_changes(
 
     new_dn = dn
     if not is_under(dn, leavers_dn):
-        new_dn = f"{_first_rdn(dn)},{leavers_dn}"
+        new_dn = f"{first_rdn(dn)},{leavers_dn}"
         _check_free(directory, new_dn, user, targets)
         changes.append(
             Change(

@@ -52,8 +52,8 @@ def set_role(ctx: Ctx, user: str, role: str, dry_run: bool) -> None:
     hand or at creation, aupctl infers it from the account's OU, then its groups (`staff show` says
     which and why). Recorded in the state store and the audit log; the directory is not changed.
     """
-    from aupctl.access import set_role_plan
     from aupctl.plan import apply
+    from aupctl.staff import set_role_plan
 
     from .output import message, show_plan
 

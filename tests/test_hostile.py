@@ -215,7 +215,7 @@ def test_tasks_done_with_an_id_beyond_any_integer(openldap_sandbox) -> None:
     code, out, err = run("tasks", "done", "99999999999999999999", config=cfgp)
     assert code == 2, err
     assert "99999999999999999999" in err and "internal error" not in err
-    from aupctl import tasks
+    from aupctl.records import tasks
     from aupctl.state import State
 
     st = State(load(str(cfgp)).state.path)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from aupctl import config, tasks
-from aupctl.directory.flavour import ActiveDirectory, OpenLDAP, parse_filetime
+from aupctl import config
+from aupctl.directory import ActiveDirectory, OpenLDAP, parse_filetime
 from aupctl.errors import InputError, NotFoundError, RefusedError
 from aupctl.leaver_restore import _approval_still_good, check_credentials_path, write_credentials
 from aupctl.leavers import (
@@ -25,6 +25,7 @@ from aupctl.leavers import (
     stamp,
 )
 from aupctl.plan import apply
+from aupctl.records import tasks
 from aupctl.state import State
 
 DATA = Path(__file__).parent / "data" / "leavers"

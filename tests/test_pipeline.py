@@ -19,8 +19,7 @@ from test_intake import credentials, password_works
 
 from aupctl import intake
 from aupctl.config import load
-from aupctl.directory import open_directory, pipeline
-from aupctl.directory.flavour import same_dn
+from aupctl.directory import open_directory, pipeline, same_dn
 from aupctl.plan import apply
 from aupctl.state import State
 
