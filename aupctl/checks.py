@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import ldap3
 
-from .directory.flavour import as_text, same_dn
+from .directory import as_text, same_dn
 from .plan import Check
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from .errors import ConfigError
 
 ENV_CONFIG = "AUPCTL_CONFIG"
+CONFIG_MAX_BYTES = 1024 * 1024  # a config is a few kilobytes; /dev/zero must not be read to the end
 
 
 def _range(lo: float, hi: float) -> dict[str, Any]:
@@ -347,16 +348,21 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 
 def load(explicit: str | None = None) -> Config:
+    from .errors import InputError
+    from .files import read_bounded
+
     path = resolve_path(explicit)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         raise ConfigError(
             f"no config file at {path}",
             hint="copy config.example.toml there, pass --config PATH, set AUPCTL_CONFIG, or try `aupctl sandbox start`",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        )
+    try:
+        text = read_bounded(path, CONFIG_MAX_BYTES).decode("utf-8")
+    except InputError as exc:
+        raise ConfigError(f"cannot read config file {exc.message}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config file {path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     cfg = parse(text, str(path))
     # Relative paths in the config are relative to the config file, so a copied directory still works.
     return _anchor_paths(cfg, path.parent)

@@ -31,10 +31,15 @@ def read_secret_file(path: str, what: str) -> str:
             f"{what} file {p} can be read by others (mode {stat.S_IMODE(st.st_mode):04o})",
             hint=f"chmod 600 {p}",
         )
+    from .errors import InputError
+    from .files import read_bounded
+
     try:
-        value = p.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what} file {p}: {exc}") from None
+        value = read_bounded(p, 64 * 1024).decode("utf-8").rstrip("\r\n")  # a password, not a device
+    except InputError as exc:
+        raise ConfigError(f"cannot read {what} file {exc.message}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {what} file {p}: not UTF-8 ({exc.reason})") from None
     if not value:
         raise ConfigError(f"{what} file {p} is empty")
     return value

@@ -21,8 +21,7 @@ import ldap3
 
 from .config import Config, School, parse
 from .config import Directory as DirectoryConfig
-from .directory.connection import Directory, _first_rdn, parent_dn
-from .directory.flavour import as_text, normalise_dn
+from .directory import Directory, as_text, first_rdn, normalise_dn, parent_dn
 from .errors import ConfigError, InputError
 
 AD_CAPABILITY = "1.2.840.113556.1.4.800"  # LDAP_CAP_ACTIVE_DIRECTORY_OID
@@ -95,7 +94,7 @@ def _qlist(values: list[str]) -> str:
 
 def _first_value(dn: str) -> str:
     """The value of a DN's first RDN, unescaped ('cn=Smith\\2C Jo,ou=x' and 'cn=Smith\\, Jo,ou=x' -> 'Smith, Jo')."""
-    rdn = _first_rdn(dn)
+    rdn = first_rdn(dn)
     return _unescape(rdn.split("=", 1)[1].strip() if "=" in rdn else rdn)
 
 
@@ -123,7 +122,7 @@ def _rdns(dn: str) -> list[str]:
     """A DN's RDNs as written, escaping intact ('cn=Smith\\, Jo,ou=x' -> ['cn=Smith\\, Jo', 'ou=x'])."""
     out: list[str] = []
     while dn:
-        rdn = _first_rdn(dn)
+        rdn = first_rdn(dn)
         out.append(rdn.strip())
         dn = dn[len(rdn) + 1 :]
     return out

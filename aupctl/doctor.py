@@ -95,7 +95,8 @@ def run(config_path: str | None) -> list[Check]:
         checks.extend(_directory_checks(cfg, d))
         checks.extend(rights(cfg, d))
     except AupctlError as exc:
-        step = "bind" if "bind" in exc.message else "reach"
+        # a ca_file that is no certificate is the config's fault (exit 2, as for every other command)
+        step = "config" if "ca_file" in exc.message else "bind" if "bind" in exc.message else "reach"
         checks.append(Check(step, False, exc.message))
     finally:
         d.close()

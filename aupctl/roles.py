@@ -1,22 +1,22 @@
-"""A person's role: recorded by aupctl (at creation or by hand), else inferred from OU, else from groups."""
+"""A person's role: recorded by aupctl (at creation or by hand), else inferred from OU, else from groups.
+
+The record itself (read and written) is records/roles.py; this is the rule that places a person.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .config import Config
-from .directory.flavour import Account, normalise_dn
-from .state import State, actor, now_iso
+from .directory import Account, normalise_dn
+from .records.roles import recorded_roles
+from .state import State
 
 
 @dataclass(frozen=True)
 class RoleInfo:
     role: str | None
     why: str
-
-
-def recorded_roles(state: State) -> dict[str, tuple[str, str]]:
-    return {r["username"].lower(): (r["role"], r["source"]) for r in state.query("SELECT * FROM roles")}
 
 
 def role_of(
@@ -71,12 +71,3 @@ class RoleResolver:
                 if group in mine:
                     return info
         return NO_ROLE
-
-
-def set_role(state: State, username: str, role: str, source: str = "set") -> None:
-    state.execute(
-        "INSERT INTO roles (username, role, source, recorded_by, recorded_at) VALUES (?,?,?,?,?) "
-        "ON CONFLICT(username) DO UPDATE SET role=excluded.role, source=excluded.source, "
-        "recorded_by=excluded.recorded_by, recorded_at=excluded.recorded_at",
-        (username, role, source, actor(), now_iso()),
-    )

@@ -70,7 +70,7 @@ _OWNED = {
     STATE_FILE, CONFIG_FILE, BIND_PW_FILE, "aup-signatures.csv", "intake.csv", "ca.pem", "server.pem",
     "server.key", "slapd.conf", "slapd.pid", "slapd.args", "slapd.log", "db", "etc", "private", "state",
     "cache", "run", "log", "bind-dns", "gencache.tdb", "state.db", "state.db-wal", "state.db-shm",
-    "state.db-journal", "known_hosts", RFC2307BIS_SCHEMA,
+    "state.db-journal", "known_hosts", RFC2307BIS_SCHEMA, "audit.key", "checkpoints.jsonl",
     # Samba's messaging files in its lock directory (the sandbox root): without these a stopped AD
     # sandbox could not be started again in the same directory (copytree met msg.sock).
     "msg.lock", "msg.sock", "names.tdb",
@@ -1807,6 +1807,9 @@ def config_toml(flavour: str, *, url: str, ca_file: str, bind_dn: str, layout: s
         "",
         "[state]",
         'path = "state.db"',
+        "# The sandbox's own audit key and checkpoints, so a new sandbox in this folder starts a new record",
+        'audit_key_file = "audit.key"',
+        'checkpoints = "checkpoints.jsonl"',
         "",
     ]
     return "\n".join(out)

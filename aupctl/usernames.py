@@ -96,23 +96,12 @@ def fold(text: str) -> str:
 def check_template(template: str) -> list[str]:
     """The fields a username template uses; ValueError for an unknown field, a format spec, or literal
     text that cannot be in a username. (config.py calls this when the config is loaded.)"""
-    used: list[str] = []
-    try:
-        parts = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ValueError(f"{template!r} is not a valid template: {exc}") from None
-    for literal, name, spec, conversion in parts:
+    used = templates.fields(template, FIELDS)
+    for literal, _, _, _ in string.Formatter().parse(template):
         if literal and not _LITERAL_OK.match(literal):
             raise ValueError(
                 f"{template!r}: the text {literal!r} cannot be in a username (only a-z, 0-9, '.', '_' and '-')"
             )
-        if name is None:
-            continue
-        if name not in FIELDS:
-            raise ValueError(f"{template!r}: unknown field {{{name}}} (known: {', '.join(FIELDS)})")
-        if spec or conversion:
-            raise ValueError(f"{template!r}: {{{name}}} takes no format spec or conversion")
-        used.append(name)
     if not used:
         raise ValueError(f"{template!r} uses no field (known: {', '.join(FIELDS)})")
     return used

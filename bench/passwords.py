@@ -71,7 +71,7 @@ cfg = load({config!r})
 
 BARE_LDAP3 = """
 import ssl, ldap3
-from aupctl.directory.flavour import OpenLDAP
+from aupctl.directory import OpenLDAP
 fl = OpenLDAP(cfg)
 t0 = time.perf_counter()
 tls = ldap3.Tls(ca_certs_file=cfg.directory.ca_file, validate=ssl.CERT_REQUIRED)
@@ -118,7 +118,7 @@ def main() -> None:
 
 def run(info: sandbox.SandboxInfo, tmp: Path, args: argparse.Namespace) -> None:
     from aupctl.config import load
-    from aupctl.directory.flavour import OpenLDAP
+    from aupctl.directory import OpenLDAP
     from aupctl.passwords.denylist import personal_candidates
 
     cfg = load(str(info.config_path))

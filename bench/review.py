@@ -125,7 +125,7 @@ path = "{info.dir / "bench-state.db"}"
 
 def prepare_state(cfg) -> None:
     """Everyone adopted and signed (one transaction each), then a few problems planted."""
-    from aupctl.access import adopt_plan
+    from aupctl.access.adopt import adopt_plan
     from aupctl.directory import open_directory
     from aupctl.plan import apply
     from aupctl.state import State, now_iso
@@ -192,9 +192,8 @@ def main() -> None:
             f"setup: {args.systems} {args.schema} systems x {args.members} members in {time.perf_counter() - t0:.1f} s"
         )
 
-        from aupctl.access_review import review
-        from aupctl.directory import open_directory
-        from aupctl.directory.flavour import OpenLDAP
+        from aupctl.access.review import review
+        from aupctl.directory import OpenLDAP, open_directory
         from aupctl.state import State
 
         member_attr = "memberUid" if args.schema == "posixGroup" else "member"

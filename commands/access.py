@@ -29,7 +29,7 @@ def cli() -> None:
 @pass_ctx
 def systems(ctx: Ctx) -> None:
     """Each system: name, group (or "by hand"), eligible roles, approvers, members and approvals."""
-    from aupctl.access import systems_rows
+    from aupctl.access.listing import systems_rows
 
     rows = systems_rows(ctx.config, ctx.directory, ctx.state)
     render(ctx, rows, ["system", "name", "group", "roles", "approvers", "members", "approved", "review_days"])
@@ -46,7 +46,9 @@ def systems(ctx: Ctx) -> None:
     help="Who approved it: one of the system's approvers (a unique start of the name is enough).",
 )
 @click.option("--reason", default="", metavar="TEXT", help="Why they need it (kept with the approval).")
-@click.option("--until", metavar="DATE", help="YYYY-MM-DD: the approval ends then (access review reports it).")
+@click.option(
+    "--until", metavar="DATE", help="YYYY-MM-DD or DD/MM/YYYY: the approval ends then (access review reports it)."
+)
 @changing
 @pass_ctx
 def grant(
@@ -63,7 +65,7 @@ def grant(
     Example:
       aupctl access grant sobrien sims --approved-by "Mrs A Patel" --reason "new SENCo"
     """
-    from aupctl.access import grant_plan
+    from aupctl.access.grant import grant_plan
 
     plan = grant_plan(ctx.config, ctx.directory, ctx.state, user, system, approver, reason, until)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
@@ -77,7 +79,7 @@ def grant(
 @pass_ctx
 def revoke(ctx: Ctx, user: str, system: str, reason: str, dry_run: bool, yes: bool) -> None:
     """Take SYSTEM away from USER: out of the group, approval ended; a task for by-hand systems."""
-    from aupctl.access import revoke_plan
+    from aupctl.access.grant import revoke_plan
 
     plan = revoke_plan(ctx.config, ctx.directory, ctx.state, user, system, reason)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
@@ -89,7 +91,7 @@ def revoke(ctx: Ctx, user: str, system: str, reason: str, dry_run: bool, yes: bo
 def list_(ctx: Ctx, system: str | None) -> None:
     """Who has what on record: approvals (active, and waiting for an AUP signature), who approved them
     and when. Membership itself is checked by `access review`."""
-    from aupctl.access import list_rows
+    from aupctl.access.listing import list_rows
 
     rows = list_rows(ctx.config, ctx.state, system)
     cols = ["username", "system", "status", "approver", "granted_at", "until", "reason", "source"]
@@ -135,8 +137,8 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
 
     Exit 1 if anything was found (also with --fix), 0 if clean, 2 if the plan was refused.
     """
-    from aupctl.access_review import first_contact_refusal, fix_plan
-    from aupctl.access_review import review as run_review
+    from aupctl.access.review import first_contact_refusal, fix_plan
+    from aupctl.access.review import review as run_review
     from aupctl.errors import RefusedError
 
     result = run_review(ctx.config, ctx.directory, ctx.state, system)
@@ -198,7 +200,7 @@ def adopt(ctx: Ctx, system: str | None, approver: str, reason: str, dry_run: boo
     every member. Members who already have an approval are left alone; disabled, leaver, ineligible
     and unsigned members are still reported by `access review`.
     """
-    from aupctl.access import adopt_plan
+    from aupctl.access.adopt import adopt_plan
 
     plan = adopt_plan(ctx.config, ctx.directory, ctx.state, approver, system, reason)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)

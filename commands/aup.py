@@ -21,7 +21,9 @@ def cli() -> None:
 @cli.command("sign", short_help="Record USER's signed declaration; apply grants waiting for it.")
 @click.argument("user")
 @click.option("--version", "version", metavar="V", help="AUP version signed (default: [school] aup_version).")
-@click.option("--on", "on", metavar="DATE", help="YYYY-MM-DD the declaration was signed (default: today).")
+@click.option(
+    "--on", "on", metavar="DATE", help="The day the declaration was signed, YYYY-MM-DD or DD/MM/YYYY (default: today)."
+)
 @changing
 @bulk("aup sign")
 @pass_ctx
@@ -31,7 +33,7 @@ def sign(ctx: Ctx, user: str, version: str | None, on: str | None, dry_run: bool
     Recording the same version twice keeps the first. Exit 2 (nothing recorded) for an unknown
     account or a bad date.
     """
-    from aupctl.aup import sign_plan
+    from aupctl.access.aup import sign_plan
 
     plan = sign_plan(ctx.config, ctx.directory, ctx.state, user, version, on)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
@@ -46,11 +48,11 @@ def import_(ctx: Ctx, file: str, dry_run: bool, yes: bool) -> None:
     """Record a term's worth of signed declarations from FILE.csv.
 
     Columns: username (required), version (default: the current one), signed_on (YYYY-MM-DD or
-    DD/MM/YYYY; default today; "date" also accepted). Excel's CSV and CSV UTF-8 both work. One bad row
+    DD/MM/YYYY, day first; default today; "date" also accepted). Excel's CSV and CSV UTF-8 both work. One bad row
     (an unknown account, a bad or future date, a duplicate) refuses the whole file, naming the line:
     nothing is recorded. Declarations already on record are skipped, so importing twice is safe.
     """
-    from aupctl.aup import import_plan
+    from aupctl.access.aup import import_plan
 
     plan = import_plan(ctx.config, ctx.directory, ctx.state, file)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
@@ -62,7 +64,7 @@ def import_(ctx: Ctx, file: str, dry_run: bool, yes: bool) -> None:
 @pass_ctx
 def status(ctx: Ctx, unsigned: bool, include_disabled: bool) -> None:
     """Who under the staff OU has signed which version, and who has not signed the current one."""
-    from aupctl.aup import status as signature_status
+    from aupctl.access.aup import status as signature_status
 
     rows = signature_status(
         ctx.config, ctx.directory, ctx.state, unsigned_only=unsigned, include_disabled=include_disabled

@@ -7,7 +7,7 @@ import textwrap
 import click
 
 from .context import Ctx, pass_ctx
-from .output import exit_with, render
+from .output import Styled, exit_with, render
 
 _STYLE = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red"), "info": ("info", "cyan")}
 
@@ -34,16 +34,15 @@ def cli(ctx: Ctx) -> None:
     if ctx.fmt == "table":
         for r in rows:
             label, colour = _STYLE.get(r["status"], (r["status"], None))
-            r["ok"] = click.style(label, fg=colour)
-        for r in rows:  # tables fit 120 columns: long details wrap inside their cell
-            r["detail"] = "\n".join(textwrap.wrap(r["detail"], 96, break_on_hyphens=False)) or r["detail"]
-        render(ctx, [r for r in rows if "job" not in r], ["check", "ok", "detail"])
+            r["ok"] = Styled(label, colour)
+        # tables fit 120 columns: long details wrap inside their cell
+        render(ctx, [r for r in rows if "job" not in r], ["check", "ok", "detail"], wrap={"detail": 96})
         rights = [r for r in rows if "job" in r]
         if rights:
             click.echo("\nrights of the bind account, per job (`--format json` for the detail of each):")
             for r in rights:
                 r["on"] = _short(r["target"], ctx)
-                r["ok"] = {"ok": "yes", "warn": click.style("NO", fg="yellow"), "info": "try"}.get(r["status"], r["ok"])
+                r["ok"] = {"ok": "yes", "warn": Styled("NO", "yellow"), "info": "try"}.get(r["status"], r["ok"])
             render(ctx, rights, ["job", "right", "on", "ok"], headers={"ok": "can"})
             notes = dict.fromkeys(_note(c) for c in checks if c.section == "rights" and c.status != "ok")
             for note in filter(None, notes):

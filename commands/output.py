@@ -10,7 +10,9 @@ import json
 import re
 import sqlite3
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -25,6 +27,28 @@ from .context import Ctx
 _SUSPECT = re.compile(r"[^\x20-\x7e\n]")  # only these can be unsafe: the rest is looked at in C, not in Python
 EXIT_DECLINED = 130  # the same as Ctrl-C at the prompt: nothing was changed
 FINDING_COLUMNS = ["severity", "subject", "system", "check", "clause", "detail"]
+
+
+@dataclass(frozen=True)
+class Styled:
+    """A table cell shown in colour: its text is escaped first, then styled, so the colour's own escape
+    codes are the only ones that reach the terminal (click drops them when stdout is not one)."""
+
+    text: str
+    fg: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _table_cell(value: Any, width: int | None) -> str:
+    if isinstance(value, Styled):
+        return click.style(shown(value.text), fg=value.fg) if value.fg else shown(value.text)
+    if width is None:
+        return shown(_cell(value))
+    # a long cell wraps inside its column: each of its own lines escaped, then folded to the width
+    lines = [shown(part) for part in _cell(value).split("\n")]
+    return "\n".join(w for line in lines for w in (textwrap.wrap(line, width, break_on_hyphens=False) or [""]))
 
 
 def _plain(value: Any) -> Any:
@@ -72,8 +96,10 @@ def render(
     headers: dict[str, str] | None = None,
     empty: str = "nothing to show",
     json_obj: Any = None,
+    wrap: dict[str, int] | None = None,
 ) -> None:
-    """Data to stdout in the chosen format. JSON is the same rows the table shows (or json_obj if given)."""
+    """Data to stdout in the chosen format. JSON is the same rows the table shows (or json_obj if given).
+    In a table, the columns named in `wrap` fold at that width; Styled cells keep their colour."""
     columns = columns or (list(rows[0].keys()) if rows else [])
     if ctx.fmt == "json":
         payload = json_obj if json_obj is not None else [{c: _plain(r.get(c)) for c in columns} for r in rows]
@@ -93,7 +119,7 @@ def render(
     from tabulate import tabulate
 
     heads = [(headers or {}).get(c, c.replace("_", " ")) for c in columns]
-    cells = [[shown(_cell(r.get(c))) for c in columns] for r in rows]
+    cells = [[_table_cell(r.get(c), (wrap or {}).get(c)) for c in columns] for r in rows]
     click.echo(tabulate(cells, headers=heads, tablefmt="simple"))
 
 

@@ -100,9 +100,9 @@ def check(ctx: Ctx, user: str | None) -> None:
     candidate = _read_candidate()
     person = None
     if user:
-        from aupctl.staff import require_user
+        from aupctl.directory import require_account
 
-        person = require_user(ctx.directory, user)
+        person = require_account(ctx.directory, user)
     reasons = check_candidate(ctx.config, candidate, person=person)
     del candidate
     payload = {"user": person.username if person else None, "acceptable": not reasons, "reasons": reasons}

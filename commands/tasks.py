@@ -20,7 +20,7 @@ def cli() -> None:
 @pass_ctx
 def list_(ctx: Ctx, open_only: bool, user: str | None) -> None:
     """Tasks, oldest first: what to do, for whom, and whether it is done."""
-    from aupctl.tasks import list_tasks
+    from aupctl.records.tasks import list_tasks
 
     rows = [_row(t) for t in list_tasks(ctx.state, open_only=open_only, username=user)]
     cols = ["id", "status", "username", "system", "kind", "text", "opened_at", "closed_at", "closed_by", "note"]
@@ -55,7 +55,7 @@ def _row(t: dict) -> dict:
 @pass_ctx
 def done(ctx: Ctx, task_id: int, note: str | None) -> None:
     """Mark task ID as done (recorded in the audit log). Exit 2 if there is no such task."""
-    from aupctl.tasks import close_task, list_tasks
+    from aupctl.records.tasks import close_task, list_tasks
 
     before = [t for t in list_tasks(ctx.state) if t["id"] == task_id]
     row = close_task(ctx.state, task_id, note)

@@ -10,15 +10,15 @@ import uuid
 import pytest
 from cli_helpers import run_main as run
 
-from aupctl import approvals, tasks
-from aupctl.access import adopt_plan, grant_changes, revoke_changes
-from aupctl.access_review import fix_plan, review
-from aupctl.aup import import_plan
+from aupctl.access.adopt import adopt_plan
+from aupctl.access.aup import import_plan
+from aupctl.access.grant import grant_changes, revoke_changes
+from aupctl.access.review import fix_plan, review
 from aupctl.config import load
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import same_dn
+from aupctl.directory import open_directory, same_dn
 from aupctl.errors import NotFoundError, PartialError, RefusedError
 from aupctl.plan import Change, Plan, apply
+from aupctl.records import approvals, tasks
 from aupctl.sandbox_school import HEADTEACHER, PLANTED, SIMS_OFFICE
 from aupctl.state import State
 
@@ -167,7 +167,7 @@ def test_review_finds_each_kind_planted_here_and_fix_removes_them(env) -> None:
 def test_grant_adds_the_member_records_the_approval_and_audits(env) -> None:
     sandbox, cfg, d, st = env
     user = make_person(cfg, d, "ou=Teachers,ou=Staff", "Smith-Jones, Jr")
-    from aupctl.aup import sign
+    from aupctl.access.aup import sign
 
     sign(cfg, st, user)
     before = audit_count(st)
@@ -222,7 +222,7 @@ def test_grant_refusals_change_nothing(env, user, system, approver, kind, words)
 def test_by_hand_system_grant_opens_a_task_until_done(env) -> None:
     sandbox, cfg, d, st = env
     user = make_person(cfg, d, "ou=Office,ou=Staff", "Ní Bhriain")
-    from aupctl.aup import sign
+    from aupctl.access.aup import sign
 
     sign(cfg, st, user)
     before = snapshot(cfg, d, st)[0]
@@ -245,7 +245,7 @@ def test_by_hand_system_grant_opens_a_task_until_done(env) -> None:
 def test_revoke_of_a_never_done_by_hand_grant_closes_its_task(env) -> None:
     sandbox, cfg, d, st = env
     user = make_person(cfg, d, "ou=Teachers,ou=Staff", "Intranet")
-    from aupctl.aup import sign
+    from aupctl.access.aup import sign
 
     sign(cfg, st, user)
     apply(Plan("grant", grant_changes(cfg, d, st, user, "intranet", HEAD)), st)
@@ -261,7 +261,7 @@ def test_revoke_of_a_never_done_by_hand_grant_closes_its_task(env) -> None:
 def test_ctrl_c_in_a_change_stops_and_a_rerun_finishes(env) -> None:
     sandbox, cfg, d, st = env
     user = make_person(cfg, d, "ou=Teachers,ou=Staff", "Interrupted")
-    from aupctl.aup import sign
+    from aupctl.access.aup import sign
 
     sign(cfg, st, user)
     changes = grant_changes(cfg, d, st, user, "raise", HEAD)
@@ -282,7 +282,7 @@ def test_ctrl_c_in_a_change_stops_and_a_rerun_finishes(env) -> None:
 def test_a_dropped_connection_mid_plan_is_picked_up(env) -> None:
     sandbox, cfg, d, st = env
     users = [make_person(cfg, d, "ou=Teachers,ou=Staff", f"Dropped {i}") for i in range(2)]
-    from aupctl.aup import sign
+    from aupctl.access.aup import sign
 
     d2 = open_directory(cfg)
     changes = []

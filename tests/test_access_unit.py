@@ -7,9 +7,10 @@ import datetime as dt
 
 import pytest
 
-from aupctl.access import canonical_approver, parse_until
-from aupctl.access_review import CHECKS, Problem, Review, _finding, fix_plan
-from aupctl.aup import parse_date, read_signatures
+from aupctl.access.aup import read_signatures
+from aupctl.access.aup import signed_date as parse_date
+from aupctl.access.grant import canonical_approver, parse_until
+from aupctl.access.review import CHECKS, Problem, Review, _finding, fix_plan
 from aupctl.config import parse
 from aupctl.errors import InputError, RefusedError
 from aupctl.state import State
@@ -77,6 +78,22 @@ def test_until_and_dates() -> None:
         parse_date(future, "x")
 
 
+def test_until_on_and_the_csv_read_dates_one_way(cfg, tmp_path) -> None:
+    """--until, aup sign --on and the signatures CSV all read dates through dates.py: UK day-first works, a
+    US-style date is refused naming the accepted forms (never read as another day)."""
+    year = dt.date.today().year + 2
+    assert parse_until(f"31/07/{year}") == f"{year}-07-31"
+    with pytest.raises(InputError, match=r"--until: .*YYYY-MM-DD or DD/MM/YYYY"):
+        parse_until(f"07/31/{year}")
+    assert parse_date("13/09/2024", "--on") == dt.date(2024, 9, 13)
+    with pytest.raises(InputError, match=r"--on: .*YYYY-MM-DD or DD/MM/YYYY"):
+        parse_date("09/13/2024", "--on")
+    p = tmp_path / "s.csv"
+    p.write_text("username,signed_on\na,13/09/2024\nb,09/13/2024\n")
+    with pytest.raises(InputError, match=r"line 3: signed_on: .*DD/MM/YYYY.*nothing was recorded"):
+        read_signatures(cfg, str(p))
+
+
 def test_signatures_csv(cfg, tmp_path) -> None:
     p = tmp_path / "s.csv"
     p.write_text("\ufeffUsername,AUP Version,Date Signed\nzclarke,,2025-09-03\nO'Brien-Smith,2024-09,03/09/2024\n")
@@ -136,7 +153,7 @@ def test_fix_plan_from_findings(cfg, tmp_path) -> None:
 
 
 def test_ad_nesting_walk_names_the_first_group() -> None:
-    from aupctl.directory.flavour import ActiveDirectory, normalise_dn
+    from aupctl.directory import ActiveDirectory, normalise_dn
 
     class FakeGroups(ActiveDirectory):
         def __init__(self, groups):

@@ -9,12 +9,14 @@ import json
 import pytest
 from test_access import make_person, run
 
-from aupctl import approvals
-from aupctl.access import grant_changes
-from aupctl.aup import import_plan, is_signed, sign, signature
-from aupctl.directory.flavour import same_dn
+from aupctl.access.aup import import_plan, sign
+from aupctl.access.grant import grant_changes
+from aupctl.directory import same_dn
+from aupctl.eligibility import is_signed
 from aupctl.errors import RefusedError
 from aupctl.plan import Plan, apply
+from aupctl.records import approvals
+from aupctl.records.signatures import signature
 from aupctl.sandbox_school import AUP_VERSION, HEADTEACHER, PLANTED, UNSIGNED
 from aupctl.state import State
 

@@ -12,8 +12,7 @@ import pytest
 from cli_helpers import user_bind
 
 from aupctl import config as config_mod
-from aupctl.directory import Directory, entries, open_directory
-from aupctl.directory.flavour import normalise_dn, same_dn
+from aupctl.directory import Directory, entries, normalise_dn, open_directory, same_dn
 from aupctl.errors import AuthError, ConfigError, UnreachableError
 from aupctl.passphrase import generate
 

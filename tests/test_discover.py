@@ -190,7 +190,7 @@ def test_discover_a_flat_posix_school_then_every_read_only_command(
     text = out.read_text()
     assert '# group = "sims"' in text and '# group = "finance"' in text
     from aupctl.config import parse
-    from aupctl.directory.flavour import same_dn
+    from aupctl.directory import same_dn
 
     odd = next(line for line in text.splitlines() if line.startswith("# group = ") and "North" in line)
     cfg = parse(text + '\n[systems.odd]\nname = "odd"\n' + odd[2:] + "\n", "t")

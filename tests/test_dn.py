@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from aupctl.directory.flavour import is_under, normalise_dn, same_dn
+from aupctl.directory import is_under, normalise_dn, same_dn
 
 WHITESPACE = [chr(c) for c in range(0x3001) if chr(c).isspace()]
 
@@ -44,14 +44,14 @@ DNS = [
 
 def split_path(dn: str) -> str:
     """normalise_dn without its regex path (the function as it was before that path was added)."""
-    from aupctl.directory import flavour
+    from aupctl.directory import dn as dn_module
 
-    real = flavour._DN_PLAIN
+    real = dn_module._DN_PLAIN
     try:
-        flavour._DN_PLAIN = re.compile(r"(?!)")  # matches nothing
-        return flavour.normalise_dn.__wrapped__(dn)
+        dn_module._DN_PLAIN = re.compile(r"(?!)")  # matches nothing
+        return dn_module.normalise_dn.__wrapped__(dn)
     finally:
-        flavour._DN_PLAIN = real
+        dn_module._DN_PLAIN = real
 
 
 @pytest.mark.parametrize("dn", DNS)

@@ -19,7 +19,7 @@ from cli_helpers import run_main
 from aupctl import sandbox as sb
 from aupctl import sandbox_school as hb
 from aupctl.config import load
-from aupctl.directory.flavour import normalise_dn
+from aupctl.directory import normalise_dn
 
 APPROVER = "Mrs A Patel (Headteacher)"
 

@@ -22,21 +22,20 @@ import ldap3
 import pytest
 from cli_helpers import run_main
 
-from aupctl import approvals
 from aupctl import config as config_mod
 from aupctl import sandbox as sb
 from aupctl import sandbox_school as hb
-from aupctl.access import adopt_plan, grant_plan, revoke_plan
-from aupctl.access_review import CHECKS, review
-from aupctl.aup import import_plan, sign_plan
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import normalise_dn, same_dn
-from aupctl.directory.groups import unresolved_dn
+from aupctl.access.adopt import adopt_plan
+from aupctl.access.aup import import_plan, sign_plan
+from aupctl.access.grant import grant_plan, revoke_plan
+from aupctl.access.review import CHECKS, review
+from aupctl.directory import normalise_dn, open_directory, same_dn, unresolved_dn
 from aupctl.errors import RefusedError
 from aupctl.leavers.restore import restore
 from aupctl.leavers.schedule import Request, withdraw
 from aupctl.passwords.audit import privileged_members
 from aupctl.plan import apply
+from aupctl.records import approvals
 from aupctl.state import State
 
 KINDS = ["posixGroup", "rfc2307bis", "groupOfUniqueNames"]
@@ -558,7 +557,7 @@ def test_ad_nested_ous_and_a_system_group_three_levels_deep_anywhere(ad_sandbox)
 
 
 def test_unresolved_member_uid_pseudo_dns_round_trip() -> None:
-    from aupctl.directory.groups import unresolved_username
+    from aupctl.directory import unresolved_username
 
     for name in ("bob", "o'neil", "a,b", "#x", "x+y"):
         assert unresolved_username(unresolved_dn(name)) == name

@@ -17,11 +17,11 @@ from test_groups import holds, raw_group
 
 from aupctl import config as config_mod
 from aupctl import sandbox_school as hb
-from aupctl.access import adopt_plan, grant_plan, revoke_plan
-from aupctl.access_review import review
-from aupctl.aup import import_plan
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import normalise_dn, same_dn
+from aupctl.access.adopt import adopt_plan
+from aupctl.access.aup import import_plan
+from aupctl.access.grant import grant_plan, revoke_plan
+from aupctl.access.review import review
+from aupctl.directory import normalise_dn, open_directory, same_dn
 from aupctl.leavers.restore import restore
 from aupctl.leavers.schedule import Request, withdraw
 from aupctl.passwords.audit import privileged_members

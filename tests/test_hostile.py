@@ -215,7 +215,7 @@ def test_tasks_done_with_an_id_beyond_any_integer(openldap_sandbox) -> None:
     code, out, err = run("tasks", "done", "99999999999999999999", config=cfgp)
     assert code == 2, err
     assert "99999999999999999999" in err and "internal error" not in err
-    from aupctl import tasks
+    from aupctl.records import tasks
     from aupctl.state import State
 
     st = State(load(str(cfgp)).state.path)
@@ -336,3 +336,35 @@ def test_garbage_ca_file_says_so(openldap_sandbox, tmp_path: Path) -> None:
     code, out, err = run("staff", "list", config=cfgp)
     assert code == 2, err
     assert f"ca_file {garbage} is not a PEM certificate" in err and "cannot reach" not in err
+
+
+def test_the_config_and_password_files_are_read_only_when_regular_and_small(tmp_path: Path) -> None:
+    """--config /dev/zero or a bind_password_file that is a device: a clear message, never read to the end."""
+    code, out, err = run("--config", "/dev/zero", "config", "check")
+    assert code == 2 and "/dev/zero" in err and "not a regular file" in err, err
+    from aupctl.credentials import read_secret_file
+    from aupctl.errors import ConfigError
+
+    fifo = tmp_path / "pw.fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        read_secret_file(str(fifo), "bind password")
+
+
+def test_doctor_names_a_garbage_ca_file_as_a_config_fault(openldap_sandbox, tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_bytes(os.urandom(600))
+    ca = next(x for x in openldap_sandbox.config_path.read_text().splitlines() if x.startswith("ca_file"))
+    cfgp = _dead_config(openldap_sandbox, tmp_path, ca, f'ca_file = "{garbage}"')
+    code, out, err = run("doctor", config=cfgp)
+    assert code == 2, out + err
+    words = " ".join(out.split())  # the detail wraps inside its column
+    assert "not a PEM certificate" in words and "cannot reach" not in words
+
+
+def test_doctor_table_shows_no_escaped_styling_or_newlines(openldap_sandbox) -> None:
+    """Its coloured status and wrapped details are ours: they must not come out as literal \\x1b or \\x0a."""
+    code, out, err = run("doctor", config=openldap_sandbox.config_path)
+    assert code == 0, out + err
+    assert "\\x1b" not in out and "\\x0a" not in out and "\x1b" not in out, out
+    assert max(len(line) for line in out.splitlines()) <= 120, out

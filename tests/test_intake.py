@@ -13,8 +13,8 @@ from pathlib import Path
 import ldap3
 from click.testing import CliRunner
 
-from aupctl import approvals
-from aupctl.directory.flavour import same_dn
+from aupctl.directory import same_dn
+from aupctl.records import approvals
 
 DATA = Path(__file__).parent / "data" / "intake"
 

@@ -18,8 +18,7 @@ from test_intake import credentials, password_works, run
 
 from aupctl import passphrase
 from aupctl.config import load
-from aupctl.directory import open_directory, pipeline
-from aupctl.directory.flavour import flavour_for, same_dn
+from aupctl.directory import flavour_for, open_directory, pipeline, same_dn
 from aupctl.errors import PartialError
 from aupctl.plan import apply
 from aupctl.staff import intake

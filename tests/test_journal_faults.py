@@ -20,7 +20,7 @@ import pytest
 from cli_helpers import run_main
 
 from aupctl import config as config_mod
-from aupctl.directory import connection, open_directory
+from aupctl.directory import Connection, open_directory
 from aupctl.state import State
 
 LOCKER = """
@@ -111,7 +111,7 @@ def tmpfs() -> Iterator[Path]:
 
 def fault_after_first_member_change(monkeypatch: pytest.MonkeyPatch, fault) -> list[str]:
     """Fire the fault straight after the first group-membership change reaches the directory."""
-    real = connection.Directory.modify
+    real = Connection.modify
     fired: list[str] = []
 
     def modify(self, dn, changes, **kw):
@@ -121,7 +121,7 @@ def fault_after_first_member_change(monkeypatch: pytest.MonkeyPatch, fault) -> l
             fault.fire()
         return result
 
-    monkeypatch.setattr(connection.Directory, "modify", modify)
+    monkeypatch.setattr(Connection, "modify", modify)
     return fired
 
 
@@ -215,13 +215,13 @@ def _leaver_case(info, cfg_path: Path, fault, monkeypatch, repair_with: str) -> 
 
 def _review_case(info, cfg_path: Path, fault, monkeypatch, repair_with: str) -> None:
     fired = fault_after_first_member_change(monkeypatch, fault)
-    command = ["access", "review", "--fix", "--yes"]
+    command = ["access", "review", "--fix", "--force", "--yes"]
 
     def after() -> None:
         monkeypatch.undo()
         code, out, err = run_main(*command, config=cfg_path)
         assert code in (0, 1), (out, err)
-        code, out, err = run_main("--format", "json", "access", "review", "--fix", "--dry-run", config=cfg_path)
+        code, out, err = run_main("--format", "json", "access", "review", "--fix", "--force", "--dry-run", config=cfg_path)
         left = [c for c in json.loads(out)["plan"]["changes"] if c["action"] == "remove-member"]
         assert left == [], left  # every removal the review wanted is done (and recorded)
 
@@ -277,15 +277,15 @@ def test_on_active_directory_too(ad_sandbox, tmp_path, monkeypatch) -> None:
 HANGS_AFTER_FIRST_MEMBER_CHANGE = """
 import sys, time
 from pathlib import Path
-from aupctl.directory import connection
-real = connection.Directory.modify
+from aupctl.directory import Connection
+real = Connection.modify
 def modify(self, dn, changes, **kw):
     result = real(self, dn, changes, **kw)
     if any(a.lower() in ("member", "uniquemember") for a in changes):
         Path(sys.argv[1]).write_text(dn)
         time.sleep(600)
     return result
-connection.Directory.modify = modify
+Connection.modify = modify
 from aupctl.commands import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -301,7 +301,7 @@ def test_a_run_killed_after_a_change_is_reconciled_once_it_is_dead(fresh_openlda
     marker = tmp_path / "changed"
     env = dict(os.environ, AUPCTL_CONFIG=str(cfg_path))
     proc = subprocess.Popen(
-        [sys.executable, "-c", HANGS_AFTER_FIRST_MEMBER_CHANGE, str(marker), "access", "review", "--fix", "--yes"],
+        [sys.executable, "-c", HANGS_AFTER_FIRST_MEMBER_CHANGE, str(marker), "access", "review", "--fix", "--force", "--yes"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

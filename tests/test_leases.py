@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 from aupctl import config as config_mod
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import is_under
+from aupctl.directory import is_under, open_directory
 from aupctl.state import State
 
 TOMORROW = (dt.date.today() + dt.timedelta(days=1)).isoformat()
@@ -26,13 +25,13 @@ TOMORROW = (dt.date.today() + dt.timedelta(days=1)).isoformat()
 SLOW_MOVE = """
 import sys, time
 from pathlib import Path
-from aupctl.directory import connection
-real = connection.Directory.move
+from aupctl.directory import Connection
+real = Connection.move
 def slow(self, dn, parent):
     Path(sys.argv[1]).write_text(dn)
     time.sleep(float(sys.argv[2]))
     return real(self, dn, parent)
-connection.Directory.move = slow
+Connection.move = slow
 from aupctl.commands import main
 sys.exit(main(sys.argv[3:]))
 """

@@ -14,16 +14,15 @@ import ldap3
 import pytest
 from cli_helpers import user_bind
 
-from aupctl import approvals, tasks
 from aupctl import config as config_mod
 from aupctl import sandbox_school as hb
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import is_under, parse_filetime, same_dn
+from aupctl.directory import is_under, open_directory, parse_filetime, same_dn
 from aupctl.errors import NotFoundError, PartialError, RefusedError
 from aupctl.leavers.restore import restore
 from aupctl.leavers.schedule import Request, run_due, withdraw
 from aupctl.leavers.withdraw import current_row, leaver_tasks
 from aupctl.plan import Plan, apply
+from aupctl.records import approvals, tasks
 from aupctl.records.leavers import DONE, SCHEDULED
 from aupctl.state import State
 

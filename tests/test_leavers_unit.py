@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from aupctl import config, tasks
-from aupctl.directory.flavour import ActiveDirectory, OpenLDAP, parse_filetime
+from aupctl import config
+from aupctl.directory import ActiveDirectory, OpenLDAP, parse_filetime
 from aupctl.errors import InputError, NotFoundError, RefusedError
 from aupctl.leavers.restore import _approval_still_good, check_credentials_path, write_credentials
 from aupctl.leavers.schedule import cancel, list_leavers, parse_date, read_wave
 from aupctl.leavers.withdraw import leaver_tasks, stamp
 from aupctl.plan import apply
+from aupctl.records import tasks
 from aupctl.records.leavers import CANCELLED, SCHEDULED
 from aupctl.state import State
 

@@ -23,8 +23,7 @@ from cli_helpers import run_tty
 from cli_helpers import user_bind as bind
 
 from aupctl.config import load
-from aupctl.directory import open_directory
-from aupctl.directory.flavour import UAC_ENCRYPTED_TEXT_PWD_ALLOWED, UAC_NORMAL_ACCOUNT, normalise_dn
+from aupctl.directory import UAC_ENCRYPTED_TEXT_PWD_ALLOWED, UAC_NORMAL_ACCOUNT, normalise_dn, open_directory
 from aupctl.errors import PartialError, UnreachableError
 from aupctl.passwords.audit import audit
 from aupctl.passwords.reset import plan_reset
@@ -549,7 +548,7 @@ def test_reset_with_the_server_gone(fresh_openldap, tmp_path) -> None:
 def test_audit_interrupted_or_cut_off_leaves_no_worker_behind(fresh_openldap, monkeypatch) -> None:
     import multiprocessing
 
-    from aupctl.directory.flavour import OpenLDAP
+    from aupctl.directory import OpenLDAP
 
     cfg = load(str(fresh_openldap.config_path))
     small_pages = dataclasses.replace(cfg, directory=dataclasses.replace(cfg.directory, page_size=20))

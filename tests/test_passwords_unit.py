@@ -12,14 +12,16 @@ import warnings
 import pytest
 
 from aupctl.config import parse
-from aupctl.directory.flavour import (
+from aupctl.directory import (
     UAC_DONT_EXPIRE_PASSWORD,
     UAC_ENCRYPTED_TEXT_PWD_ALLOWED,
     UAC_NORMAL_ACCOUNT,
     UAC_PASSWD_NOTREQD,
     Account,
     PasswordPolicy,
-    _interval_days,
+)
+from aupctl.directory import (
+    interval_days as _interval_days,
 )
 from aupctl.passphrase import generate
 from aupctl.passwords.audit import account_findings, policy_findings

@@ -18,8 +18,7 @@ from ldap3.utils.asn1 import encode
 from test_intake import credentials, password_works
 
 from aupctl.config import load
-from aupctl.directory import open_directory, pipeline
-from aupctl.directory.flavour import same_dn
+from aupctl.directory import open_directory, pipeline, same_dn
 from aupctl.plan import apply
 from aupctl.staff import intake
 from aupctl.state import State

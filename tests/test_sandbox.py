@@ -426,3 +426,20 @@ def test_hosts_entry_is_idempotent_and_moves_with_the_ip(tmp_path: Path) -> None
     sb._ensure_hosts("127.0.0.2", hosts)
     assert hosts.read_text().splitlines()[-1] == "127.0.0.2 dc1.hollybank.test dc1"
     assert hosts.read_text().count("dc1.hollybank.test") == 1
+
+
+def test_a_new_sandbox_in_the_same_folder_starts_a_new_audit_record(tmp_path) -> None:
+    """`make demo` twice: the second sandbox's store is new, so its checkpoints and key must be too, or
+    doctor calls the fresh store a replaced one."""
+    from cli_helpers import run_main
+
+    for _ in range(2):
+        info = sb.start("openldap", tmp_path / "sb", detach=False)
+        try:
+            code, out, err = run_main("log", "checkpoint", config=info.config_path)
+            assert code == 0, out + err
+            code, out, err = run_main("doctor", config=info.config_path)
+            assert code == 0, out + err
+        finally:
+            info.stop()
+    assert (tmp_path / "sb" / "checkpoints.jsonl").exists() and (tmp_path / "sb" / "audit.key").exists()

@@ -6,8 +6,8 @@ import json
 
 from test_access import run
 
-from aupctl import tasks
 from aupctl.config import load
+from aupctl.records import tasks
 from aupctl.state import State
 
 

@@ -1,4 +1,8 @@
-"""Connect, verify TLS, bind, paged search, failover across URLs, reconnect once on a lost connection."""
+"""Connect, verify TLS, bind, paged search, failover across URLs, reconnect once on a lost connection.
+
+Connection knows LDAP, not the dialect: the flavour (flavour.py) is given one to read and write through,
+and Directory (session.py) is a Connection that carries the flavour of its server.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,18 @@ import math
 import socket
 import ssl
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import ldap3
 from ldap3.core import exceptions as lx
 
 from ..errors import AupctlError, AuthError, ConfigError, UnreachableError
 from . import entries
+from .dn import first_rdn
+from .values import Attrs
 
 if TYPE_CHECKING:
     from ..config import Config
-    from .flavour import Flavour
 
 # Connection-level failures: worth one reconnect (and the next URL), never a traceback.
 _LOST = (
@@ -32,8 +37,6 @@ _LOST = (
     socket.timeout,
     ConnectionError,
 )
-
-Attrs = dict[str, list[Any]]
 
 
 class DirectoryError(AupctlError):
@@ -56,17 +59,14 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
-class Directory:
-    """One bound connection to the directory, with the flavour that knows its dialect."""
+class Connection:
+    """One bound connection to the directory (the dialect is the flavour's business, not this one's)."""
 
     def __init__(self, cfg: Config, password: str, *, strategy: str = ldap3.SYNC) -> None:
-        from .flavour import flavour_for
-
         self.cfg = cfg
         self.d = cfg.directory
         self._password = password
         self._strategy = strategy
-        self.flavour: Flavour = flavour_for(cfg)
         self.conn: ldap3.Connection | None = None
         self.url: str | None = None
 
@@ -138,7 +138,7 @@ class Directory:
             raise UnreachableError(f"bind to {url} failed: {desc} {message}".strip())
         return conn
 
-    def connect(self) -> Directory:
+    def connect(self) -> Self:
         failures: list[str] = []
         for url in self.d.url:
             try:
@@ -162,7 +162,7 @@ class Directory:
                 pass
             self.conn = None
 
-    def __enter__(self) -> Directory:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -276,7 +276,7 @@ class Directory:
         return self._check(ok, f"cannot change {dn}", tolerate)
 
     def move(self, dn: str, new_parent: str) -> str:
-        rdn = _first_rdn(dn)
+        rdn = first_rdn(dn)
         ok = self._call(f"move {dn}", lambda c: c.modify_dn(dn, rdn, new_superior=new_parent))
         return self._check(ok, f"cannot move {dn} to {new_parent}")
 
@@ -286,30 +286,3 @@ class Directory:
 
         ok = self._call(f"set password of {dn}", op)
         self._check(bool(ok), f"cannot set the password of {dn}")
-
-
-def _first_rdn(dn: str) -> str:
-    """The first RDN with its escaping intact (a naive split breaks on 'cn=Smith\\, Jo')."""
-    i = 0
-    while i < len(dn):
-        if dn[i] == "\\":
-            i += 2
-            continue
-        if dn[i] == ",":
-            return dn[:i]
-        i += 1
-    return dn
-
-
-def parent_dn(dn: str) -> str:
-    rdn = _first_rdn(dn)
-    return dn[len(rdn) + 1 :]
-
-
-def open_directory(cfg: Config, *, strategy: str = ldap3.SYNC) -> Directory:
-    """Password from the credentials chain, connected and bound (raises Unreachable/Auth/Config errors)."""
-    from ..credentials import bind_password
-
-    return Directory(
-        cfg, bind_password(cfg.directory.bind_dn, cfg.directory.bind_password_file), strategy=strategy
-    ).connect()

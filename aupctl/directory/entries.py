@@ -32,6 +32,8 @@ def _length(msg: bytes, i: int) -> tuple[int, int]:
 def decode_entry(msg: bytes) -> tuple[int, str, dict[str, list[bytes]]] | None:
     """(messageID, DN, {attribute: [raw values]}) of an LDAPMessage holding a SearchResultEntry (RFC 4511
     4.5.2); None for any other message or anything unusual, which the caller leaves to ldap3."""
+    # One function over 80 lines on purpose: it runs once per entry of searches of thousands, and a helper
+    # call per attribute or value would cost a Python call each, more than the decoding it does.
     # Lengths under 128 (one byte: nearly every name and value) are read inline; _length does the rest.
     try:
         if msg[0] != 0x30:

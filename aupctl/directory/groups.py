@@ -17,22 +17,35 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import ldap3
 from ldap3.utils.dn import escape_rdn
 
 from ..errors import RefusedError
+from .dn import normalise_dn
+from .values import Attrs, as_text, dn_text, first
 
 if TYPE_CHECKING:
-    from .connection import Attrs, Directory
-    from .flavour import Flavour
+    from ..config import Config
+    from .connection import Connection
 
 READ_ATTRS = ["objectClass", "member", "uniqueMember", "memberUid"]
 UNRESOLVED = "memberuid="  # normalised prefix of the pseudo-DN of a memberUid no account holds
 _OR_BATCH = 100  # usernames OR'd into one filter; more than that: one search of every person instead
 
 Changes = dict[str, list[tuple[str, list[Any]]]]
+
+
+class FlavourLike(Protocol):
+    """What a group schema needs of the flavour (flavour.py owns a GroupSchema: this keeps the import one way)."""
+
+    cfg: Config
+    name: str
+    username_attr: str
+    person_filter: str
+
+    def users_filter(self, usernames: Iterable[str]) -> str: ...
 
 
 def unresolved_dn(username: str) -> str:
@@ -47,8 +60,6 @@ def unresolved_username(dn: str) -> str | None:
 
 
 def _text(value: Any) -> str:
-    from .flavour import dn_text
-
     return dn_text(value)
 
 
@@ -96,7 +107,7 @@ class Group:
 class GroupSchema:
     """Reads any group's members as account DNs and computes the modify that adds or removes one."""
 
-    def __init__(self, flavour: Flavour) -> None:
+    def __init__(self, flavour: FlavourLike) -> None:
         self.fl = flavour
         placeholder = getattr(flavour.cfg.directory, "placeholder_member", None)
         self.placeholder: str | None = flavour.cfg.dn(placeholder) if placeholder else None
@@ -119,13 +130,11 @@ class GroupSchema:
             classes.add("group")
         return Group(dn, frozenset(classes), got)
 
-    def read(self, directory: Directory, group_dn: str) -> Group | None:
+    def read(self, directory: Connection, group_dn: str) -> Group | None:
         attrs = directory.read(group_dn, READ_ATTRS, raw=True)  # raw: thousands of members, decoded here
         return None if attrs is None else self.parse(group_dn, attrs)
 
     def _not_members(self, group: Group) -> set[str]:
-        from .flavour import normalise_dn
-
         out = {normalise_dn(group.dn)}
         if self.placeholder:
             out.add(normalise_dn(self.placeholder))
@@ -133,8 +142,6 @@ class GroupSchema:
 
     def dn_members(self, group: Group) -> list[str]:
         """DN-valued members (member and uniqueMember), without the group itself or the placeholder."""
-        from .flavour import normalise_dn
-
         skip = self._not_members(group)
         out: list[str] = []
         for name in ("member", "uniqueMember"):
@@ -145,7 +152,7 @@ class GroupSchema:
         return out
 
     def resolve(
-        self, directory: Directory, usernames: Iterable[str], known: dict[str, str] | None = None
+        self, directory: Connection, usernames: Iterable[str], known: dict[str, str] | None = None
     ) -> dict[str, str]:
         """username (lower) -> account DN, in one search: OR'd usernames, or every person when there are many.
         known: usernames (lower) -> DN the caller has read already (the review's staff), not searched again."""
@@ -175,8 +182,6 @@ class GroupSchema:
 
     def members(self, group: Group, by_uid: dict[str, str]) -> list[str]:
         """Every member as a DN: DN members, then memberUid usernames resolved (or kept as memberUid=NAME)."""
-        from .flavour import normalise_dn
-
         out = self.dn_members(group)
         uids = group.values.get("memberUid")
         if uids:
@@ -189,29 +194,25 @@ class GroupSchema:
                     out.append(dn)
         return out
 
-    def read_members(self, directory: Directory, group_dn: str) -> list[str] | None:
+    def read_members(self, directory: Connection, group_dn: str) -> list[str] | None:
         group = self.read(directory, group_dn)
         if group is None:
             return None
         return self.members(group, self.resolve(directory, group.values.get("memberUid", ())))
 
-    def read_all(self, directory: Directory, base: str, ldap_filter: str) -> dict[str, list[str]]:
+    def read_all(self, directory: Connection, base: str, ldap_filter: str) -> dict[str, list[str]]:
         """normalised group DN -> member DNs of every group under base: one search of the groups, and one of
         the people when any group keeps usernames."""
-        from .flavour import normalise_dn
-
         groups = [self.parse(dn, attrs) for dn, attrs in directory.search(base, ldap_filter, READ_ATTRS, raw=True)]
         by_uid = self.resolve(directory, {u for g in groups for u in g.values.get("memberUid", ())})
         return {normalise_dn(g.dn): self.members(g, by_uid) for g in groups}
 
     # -- writing --
-    def username_of(self, directory: Directory, member_dn: str) -> str | None:
+    def username_of(self, directory: Connection, member_dn: str) -> str | None:
         """The username memberUid holds for this account (None if it has none, or is no account)."""
         name = unresolved_username(member_dn)
         if name is not None:
             return name
-        from .flavour import as_text, first
-
         attrs = directory.read(member_dn, [self.fl.username_attr])
         value = first(attrs, self.fl.username_attr) if attrs else None
         return as_text(value) or None
@@ -219,8 +220,6 @@ class GroupSchema:
     def add_changes(self, group: Group, member_dn: str, username: str | None) -> Changes:
         """The one modify that makes member_dn a member of every attribute the group's schema uses ({} if it
         already is). The placeholder (or the group itself) goes in the same modify once a real member is in."""
-        from .flavour import normalise_dn
-
         changes: Changes = {}
         want = normalise_dn(member_dn)
         dn_attr = group.dn_attr if unresolved_username(member_dn) is None else None
@@ -247,8 +246,6 @@ class GroupSchema:
         """(op, attribute, values) adding new accounts (dn, username), none of them a member yet, in one modify
         (the intake's batches): DNs to member/uniqueMember, usernames to memberUid, stand-ins out. The stand-ins
         are forgotten from `group`, so the next batch's ops (same Group, read once) do not delete them again."""
-        from .flavour import normalise_dn
-
         ops: list[tuple[str, str, list[Any]]] = []
         dn_attr = group.dn_attr
         if dn_attr:
@@ -265,8 +262,6 @@ class GroupSchema:
     def remove_changes(self, group: Group, member_dn: str, username: str | None) -> Changes:
         """The one modify that takes member_dn out of every attribute that holds it ({} if none does). The
         last member of a groupOfNames/groupOfUniqueNames is replaced by the placeholder, or refused."""
-        from .flavour import normalise_dn
-
         changes: Changes = {}
         want = normalise_dn(member_dn)
         for name in ("member", "uniqueMember"):
@@ -289,13 +284,11 @@ class GroupSchema:
             return self.placeholder
         raise empty_group_refusal(group.dn, group.kind, [member_dn])
 
-    def check_removals(self, directory: Directory, removals: Iterable[tuple[str, str]]) -> None:
+    def check_removals(self, directory: Connection, removals: Iterable[tuple[str, str]]) -> None:
         """Before a plan changes anything: refuse if it would take the last member out of a groupOfNames or
         groupOfUniqueNames and no placeholder_member is configured (the removal would fail half-way)."""
         if self.placeholder:
             return
-        from .flavour import normalise_dn
-
         by_group: dict[str, tuple[str, dict[str, str]]] = {}
         for gdn, member in removals:
             by_group.setdefault(normalise_dn(gdn), (gdn, {}))[1][normalise_dn(member)] = member

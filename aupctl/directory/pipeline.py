@@ -22,7 +22,7 @@ from ldap3.core.results import RESULT_CODES
 from ..errors import UnreachableError
 
 if TYPE_CHECKING:
-    from .connection import Directory
+    from .connection import Connection
 
 MODIFY_ADD = 0
 MODIFY_DELETE = 1
@@ -128,7 +128,7 @@ def _decode(message: bytes) -> tuple[int, int, Result]:
 class Pipeline:
     """Writes on the Directory's bound connection, MAX_OUTSTANDING at a time in flight."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Connection) -> None:
         self.directory = directory
 
     def run(self, requests: Sequence[bytes], what: str = "writing") -> list[Result]:
@@ -150,7 +150,7 @@ class Pending:
     handles. Lost again: UnreachableError (some requests may have been carried out: the caller's plan says
     so and a re-run finishes)."""
 
-    def __init__(self, directory: Directory, requests: Sequence[bytes], what: str) -> None:
+    def __init__(self, directory: Connection, requests: Sequence[bytes], what: str) -> None:
         self.directory = directory
         self.requests = requests
         self.what = what

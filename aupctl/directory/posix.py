@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from .. import templates
+from ..config import POSIX_FIELDS
 from ..errors import ConfigError
-from .flavour import as_text, is_under, values
+from .dn import is_under
+from .session import Directory
+from .values import as_text, values
 
 if TYPE_CHECKING:
     from ..config import Config
-    from .connection import Directory
 
 FIRST_UID = 1000  # the usual first uid of a person (Debian, Red Hat) when nothing is in use yet
 SYSTEM_UIDS = 60000  # without uid_range, numbers from here (nobody 65534, Debian's 60000-64999) are not counted
@@ -28,12 +31,14 @@ class PosixAccounts:
     def __init__(self, cfg: Config, used: set[int], gids: Counter[int]) -> None:
         self.cfg = cfg
         acc = cfg.accounts
-        self.gid = acc.gid_number if acc.gid_number is not None else (gids.most_common(1)[0][0] if gids else None)
-        if self.gid is None:
+        gid = acc.gid_number if acc.gid_number is not None else (gids.most_common(1)[0][0] if gids else None)
+        if gid is None:
             raise ConfigError(
                 f"{cfg.source}: new accounts are to be posixAccount but no gidNumber is known: set [accounts] "
                 "gid_number (the primary group of staff accounts)"
             )
+        self.gid: int = gid
+        self.high: int | None = None
         if acc.uid_range:
             low, high = acc.uid_range
             in_range = [u for u in used if low <= u <= high]
@@ -86,9 +91,6 @@ class PosixAccounts:
         return uid
 
     def attributes(self, username: str) -> dict[str, Any]:
-        from .. import templates
-        from ..config import POSIX_FIELDS
-
         acc, values = self.cfg.accounts, {"username": username}
         return {
             "uidNumber": str(self.take_uid(username)),

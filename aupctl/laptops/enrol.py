@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
+from ..directory import require_account
+from ..eligibility import is_leaver
 from ..errors import ConfigError, HostKeyError, InputError, RefusedError, UnreachableError
 from ..plan import Change, Plan
 from ..records import leavers as leaver_records
@@ -43,8 +45,6 @@ def resolve_user(
     cannot be reached. An account the directory does not hold is refused (NotFoundError); so is a leaver
     (RefusedError): in the leavers OU or disabled in the directory, or scheduled or withdrawn in the
     leavers table (checked whether or not the directory can be reached)."""
-    from ..staff.people import is_leaver, require_user
-
     username = check_username(username)
     if state is not None:
         _refuse_scheduled_leaver(state, username)
@@ -54,7 +54,7 @@ def resolve_user(
         directory = directory_of()
     except (UnreachableError, ConfigError) as exc:
         return username, f"the directory could not be reached, so {username!r} was not checked: {exc.message}"
-    acct = require_user(directory, username)
+    acct = require_account(directory, username)
     if is_leaver(directory.cfg, acct):
         raise RefusedError(f"{acct.username} is a leaver (their account is in the leavers OU): no laptop is assigned")
     if acct.disabled:

@@ -19,17 +19,15 @@ from typing import Any
 
 import ldap3
 
-from .. import approvals, checks, passphrase, tasks
+from .. import checks, passphrase
 from ..config import Config
 from ..credfile import CredentialsFile, require_new
-from ..directory import Account, Directory
-from ..directory.connection import _first_rdn, parent_dn
-from ..directory.flavour import as_text, normalise_dn, same_dn
+from ..directory import Account, Directory, as_text, first_rdn, group_name, normalise_dn, parent_dn, same_dn
 from ..errors import InputError, NotFoundError, RefusedError
 from ..plan import Change, Plan
+from ..records import approvals, tasks
 from ..records import leavers as records
 from ..records.leavers import DONE, RESTORED, SCHEDULED, WITHDRAWING
-from ..staff.people import group_name
 from ..state import State
 
 CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
@@ -121,7 +119,7 @@ def move_back(r: Restoring) -> list[Change]:
     """Back where it was."""
     user, directory = r.user, r.directory
     home = parent_dn(r.snap["dn"])
-    r.target = target = f"{_first_rdn(r.acct.dn)},{home}"
+    r.target = target = f"{first_rdn(r.acct.dn)},{home}"
     if same_dn(r.acct.dn, target):
         return []
     if not directory.exists(home):
@@ -274,10 +272,7 @@ def approvals_back(r: Restoring) -> list[Change]:
                 status=a["status"],
             )
             # The review clock keeps running from the original grant, not from the restore.
-            state.execute(
-                "UPDATE approvals SET granted_at = ?, granted_by = ? WHERE id = ?",
-                (a["granted_at"], a["granted_by"], new_id),
-            )
+            approvals.keep_granted(state, new_id, a["granted_at"], a["granted_by"])
             return {"approval": new_id, "granted_at": a["granted_at"]}
 
         changes.append(

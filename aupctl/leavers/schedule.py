@@ -11,8 +11,7 @@ from typing import Any
 from .. import csvfile
 from ..config import Config
 from ..dates import parse_date as read_date
-from ..directory import Account, Directory
-from ..directory.flavour import normalise_dn
+from ..directory import Account, Directory, normalise_dn
 from ..errors import ConfigError, InputError, NotFoundError, RefusedError
 from ..plan import Change, Plan
 from ..records import leavers as records

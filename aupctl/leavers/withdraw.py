@@ -20,17 +20,14 @@ from typing import Any
 
 import ldap3
 
-from .. import approvals, checks, passphrase, tasks
+from .. import checks, passphrase
 from ..config import Config
-from ..directory import Account, Directory
-from ..directory.connection import _first_rdn
-from ..directory.flavour import as_text, is_under, normalise_dn
+from ..directory import Account, Directory, as_text, first_rdn, group_name, is_under, normalise_dn
 from ..errors import RefusedError
 from ..plan import Change
-from ..records import devices
+from ..records import approvals, devices, tasks
 from ..records import leavers as records
 from ..records.leavers import DONE, SCHEDULED
-from ..staff.people import group_name
 from ..state import State, actor, now_iso
 
 
@@ -237,7 +234,7 @@ def move_to_leavers(w: Withdrawal) -> list[Change]:
     dn, user = w.acct.dn, w.user
     if is_under(dn, w.leavers_dn):
         return []
-    w.new_dn = new_dn = f"{_first_rdn(dn)},{w.leavers_dn}"
+    w.new_dn = new_dn = f"{first_rdn(dn)},{w.leavers_dn}"
     _check_free(w.directory, new_dn, user, w.targets)
     return [
         Change(

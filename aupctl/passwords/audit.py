@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from ldap3.utils.conv import escape_filter_chars
 
-from ..directory.flavour import (
+from ..directory import (
     UAC_DONT_EXPIRE_PASSWORD,
     UAC_ENCRYPTED_TEXT_PWD_ALLOWED,
     UAC_PASSWD_NOTREQD,
     Account,
     PasswordPolicy,
+    group_name,
     is_under,
     normalise_dn,
     values,
 )
 from ..findings import Finding, sort_findings
-from ..staff.people import group_name
 from .denylist import HASH_COMMON_TOP, common_candidates
 from .hashes import UNSALTED, HashJob, _HashTester, parse_user_password, weak_scheme
 

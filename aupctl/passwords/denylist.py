@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..directory.flavour import Account
+    from ..directory import Account
 
 # zxcvbn scores 0-4; 3 ("safely unguessable: moderate protection from offline attack") is NCSC-like.
 MIN_SCORE = 3

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..credfile import CredentialsFile, require_new
+from ..directory import require_account
 from ..errors import AupctlError, InputError
 from ..passphrase import generate
 from ..plan import Change, Plan
-from ..staff.people import require_user
 from .denylist import check_candidate
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def plan_reset(
 ) -> tuple[Plan, Secret]:
     """The reset plan for one account and the passphrase it will set (shown or filed by the caller)."""
     path = check_destination(credentials_out, show)
-    acct = require_user(directory, username)
+    acct = require_account(directory, username, changing=True)
     secret = new_passphrase(cfg, acct)
     flavour = directory.flavour
     where = f"written to {path} (mode 0600)" if path else "shown once on this terminal"

@@ -5,28 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Config
-from ..directory import Account, Directory
-from ..directory.flavour import is_under
-from ..errors import NotFoundError
-from ..roles import RoleInfo, recorded_roles, role_of
+from ..directory import Account, Directory, group_name, require_account
+from ..eligibility import is_leaver
+from ..plan import Change, Plan
+from ..records.approvals import live
+from ..records.roles import recorded_roles, set_role
+from ..records.signatures import latest_signatures, signature
+from ..roles import RoleInfo, role_of
 from ..state import State
-
-
-def require_user(directory: Directory, username: str) -> Account:
-    acct = directory.flavour.find_user(directory, username)
-    if acct is None:
-        raise NotFoundError(f"no account {username!r} in {directory.cfg.directory.base_dn}")
-    return acct
-
-
-def is_leaver(cfg: Config, acct: Account) -> bool:
-    return is_under(acct.dn, cfg.dn(cfg.directory.leavers_ou))
-
-
-def group_name(dn: str) -> str:
-    """The cn of a group DN, for people to read."""
-    first = dn.split(",", 1)[0]
-    return first.split("=", 1)[1] if "=" in first else first
 
 
 def list_staff(
@@ -62,7 +48,7 @@ def account_row(acct: Account, info: RoleInfo) -> dict[str, Any]:
 
 
 def show(cfg: Config, directory: Directory, state: State, username: str) -> dict[str, Any]:
-    acct = require_user(directory, username)
+    acct = require_account(directory, username)
     info = role_of(cfg, acct, state=state)
     return {
         **account_row(acct, info),
@@ -80,9 +66,6 @@ def show(cfg: Config, directory: Directory, state: State, username: str) -> dict
 
 def _access_and_aup(cfg: Config, state: State, username: str) -> dict[str, Any]:
     """The approvals on record and the AUP signature, for `staff show`."""
-    from ..approvals import live
-    from ..aup import latest_signatures, signature
-
     current = signature(state, username, cfg.school.aup_version)
     last = current or latest_signatures(state).get(username.lower())
     approvals = [
@@ -99,3 +82,24 @@ def _access_and_aup(cfg: Config, state: State, username: str) -> dict[str, Any]:
             else f"none (current version {cfg.school.aup_version})"
         ),
     }
+
+
+def set_role_plan(cfg: Config, directory: Directory, state: State, username: str, role: str) -> Plan:
+    """`staff set-role`: record a person's role by hand (it decides which systems they may be nominated for)."""
+    cfg.role(role)  # refuses an unknown role, listing the known ones
+    acct = require_account(directory, username, changing=True)
+    before = role_of(cfg, acct, state=state)
+    plan = Plan(f"set {acct.username}'s role to {role}")
+    if before.role == role and before.why == "set by hand":
+        plan.notes.append(f"{acct.username}'s role is already {role} (set by hand)")
+        return plan
+    plan.add(
+        Change(
+            "set-role",
+            acct.username,
+            f"record {acct.username}'s role as {role} (was {before.role or 'none'}: {before.why})",
+            run=lambda: set_role(state, acct.username, role, "set"),
+            details={"role": role, "was": before.role, "was_why": before.why},
+        )
+    )
+    return plan

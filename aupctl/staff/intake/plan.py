@@ -16,16 +16,15 @@ from typing import Any, Protocol
 
 import ldap3
 
-from ... import approvals, checks, usernames
+from ... import checks, usernames
 from ...config import Config
 from ...credfile import CredentialsFile
-from ...directory import Account, Directory
-from ...directory.flavour import normalise_dn, same_dn
+from ...directory import Account, Directory, group_name, normalise_dn, same_dn
+from ...eligibility import is_leaver
 from ...errors import ConfigError, InputError, RefusedError
 from ...plan import Change, Plan
-from ...records import provisioned
+from ...records import approvals, provisioned
 from ...state import State
-from ..people import group_name, is_leaver
 from .read import Person
 
 CREDENTIAL_COLUMNS = ["username", "password", "name", "email", "role", "staff_code", "dn", "written_at"]
@@ -156,7 +155,7 @@ def _read_directory(cfg: Config, directory: Directory) -> tuple[list[Account], s
 
 
 def _department(directory: Directory, acct: Account) -> str:
-    from ...directory.flavour import as_text, first
+    from ...directory import as_text, first
 
     return as_text(first(acct.raw, directory.flavour.department_attr, ""))
 
@@ -202,7 +201,7 @@ def plan_intake(
 ) -> Intake:
     """The plan for these people, from what the directory and the state store hold now (touches nothing),
     without the batches that make new accounts: runner.build adds those."""
-    from ...aup import is_signed
+    from ...eligibility import is_signed
 
     fl = directory.flavour
     run_id = uuid.uuid4().hex[:12]
@@ -224,7 +223,7 @@ def plan_intake(
         if username is None:
             continue
         if posix is None:
-            from ...directory.posix import PosixAccounts
+            from ...directory import PosixAccounts
 
             posix = PosixAccounts.for_run(cfg, directory) or False  # one search, on the first new person
         e = _new_entry(cfg, directory, p, username, ou_children, posix, role_groups)
@@ -534,7 +533,7 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
         for key in e.waiting:
             plan.add(_waiting_change(cfg, state, e, key))
         for key in e.grants:
-            from ...access import grant_changes
+            from ...access.grant import grant_changes
 
             plan.extend(
                 grant_changes(
@@ -583,9 +582,9 @@ def _waiting_change(cfg: Config, state: State, e: Entry, key: str) -> Change:
 
 def _rdn_key(dn: str) -> str:
     """The first RDN, for comparing names within one OU (escaping kept; case and spaces ignored)."""
-    from ...directory.connection import _first_rdn
+    from ...directory import first_rdn
 
-    attr, _, value = _first_rdn(dn).partition("=")
+    attr, _, value = first_rdn(dn).partition("=")
     return f"{attr.strip().lower()}={' '.join(value.split()).lower()}"
 
 

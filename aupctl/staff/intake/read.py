@@ -179,7 +179,7 @@ def _check_role(cfg: Config, r: _Row) -> str:
 
 def _check_systems(cfg: Config, r: _Row, role: str) -> tuple[list[str], dict[str, str]]:
     """The systems nominated, and for each the approver as the config spells them."""
-    from ...access import canonical_approver
+    from ...access.grant import canonical_approver
 
     v = r.get
     systems = split_systems(v("systems"))

@@ -18,13 +18,11 @@ import ldap3
 
 from ... import passphrase
 from ...config import Config
-from ...directory import Account, Directory, pipeline
-from ...directory.connection import DirectoryError
+from ...directory import Account, Directory, DirectoryError, group_name, pipeline
 from ...errors import AupctlError, RefusedError, UnreachableError
 from ...plan import Change
 from ...records import provisioned
 from ...state import State, now_iso
-from ..people import group_name
 from .plan import Entry, Intake, credential_in, plan_intake
 from .read import Person
 
@@ -381,7 +379,7 @@ class Runner:
     def _record(self, done: list[Entry]) -> None:
         if not done:
             return
-        from ...roles import set_role
+        from ...records.roles import set_role
 
         creds = self.intake.credentials
         with self.state.transaction():
@@ -414,7 +412,7 @@ class _NotAll(Exception):
 
 def _uac_of(e: Entry) -> Account:
     """enable_changes needs the account's current flags; a new one was created disabled and normal."""
-    from ...directory.flavour import UAC_ACCOUNTDISABLE, UAC_NORMAL_ACCOUNT
+    from ...directory import UAC_ACCOUNTDISABLE, UAC_NORMAL_ACCOUNT
 
     if e.account is not None:
         return e.account

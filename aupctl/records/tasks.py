@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import NotFoundError
-from .state import State, actor, now_iso
-from .text import refuse_unsafe
+from ..errors import NotFoundError
+from ..state import State, actor, now_iso
+from ..text import refuse_unsafe
 
 
 def open_task(
@@ -72,3 +72,13 @@ def list_tasks(
         sql += " AND ref = ?"
         params.append(ref)
     return [dict(r) for r in state.query(sql + " ORDER BY id", tuple(params))]
+
+
+def tasks_under(state: State, ref: str) -> list[dict[str, Any]]:
+    """Tasks whose ref is `ref` or starts with `ref:` (a leaver's: 'leaver:ID' and 'leaver:ID:KIND:ITEM'), oldest first."""
+    return [
+        dict(r)
+        for r in state.query(
+            "SELECT * FROM tasks WHERE ref = ? OR substr(ref, 1, ?) = ? ORDER BY id", (ref, len(ref) + 1, ref + ":")
+        )
+    ]

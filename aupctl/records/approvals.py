@@ -1,13 +1,13 @@
 """The approvals record (policy 1.3): who may use which restricted system, who approved it, until when.
 
-The data layer only; the rules (eligibility, AUP signature, approvers) live in access.py.
+The data layer only; the rules live in eligibility.py (who may hold a system) and access/ (approvers).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .state import State, actor, now_iso
+from ..state import State, actor, now_iso
 
 
 def record(
@@ -77,3 +77,21 @@ def live(
 def get(state: State, approval_id: int) -> dict[str, Any] | None:
     rows = state.query("SELECT * FROM approvals WHERE id=?", (approval_id,))
     return dict(rows[0]) if rows else None
+
+
+def ever_recorded(state: State, system: str) -> bool:
+    """Was any approval of this system ever recorded (live or ended)? None is aupctl's first contact."""
+    return bool(state.query("SELECT 1 FROM approvals WHERE system = ? LIMIT 1", (system,)))
+
+
+def set_waiting(state: State, approval_id: int) -> int:
+    """Put an active approval back to waiting (for an AUP signature); returns state.execute's answer."""
+    return state.execute("UPDATE approvals SET status='waiting' WHERE id=? AND status='active'", (approval_id,))
+
+
+def keep_granted(state: State, approval_id: int, granted_at: str, granted_by: str) -> int:
+    """Give an approval its original grant time and granter (a restored leaver's review clock keeps running
+    from the original grant)."""
+    return state.execute(
+        "UPDATE approvals SET granted_at = ?, granted_by = ? WHERE id = ?", (granted_at, granted_by, approval_id)
+    )

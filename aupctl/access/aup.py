@@ -15,13 +15,19 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from . import approvals
-from .config import Config
-from .csvfile import read as read_csv
-from .errors import ConfigError, InputError
-from .state import State, actor, now_iso, today
-from .text import problem as unsafe_problem
-from .text import refuse_unsafe
+from ..config import Config
+from ..csvfile import read as read_csv
+from ..dates import parse_date
+from ..directory import Account, Directory, require_account
+from ..errors import AupctlError, ConfigError, InputError
+from ..plan import Change, Plan
+from ..records import approvals, signatures
+from ..records.roles import recorded_roles
+from ..roles import role_of
+from ..state import State, today
+from ..text import problem as unsafe_problem
+from ..text import refuse_unsafe
+from .grant import grant_changes
 
 IMPORT_REQUIRED = ["username"]
 # Extra columns an office export may carry; read and ignored except those we use.
@@ -36,7 +42,9 @@ def text_hash(cfg: Config) -> str | None:
         return None
     try:
         # O_NONBLOCK: a FIFO is refused at once, not waited on; a device (/dev/zero) is refused, not hashed forever.
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as fh:
+        # Neither flag exists on Windows (no FIFOs there to wait on; handles are not inherited by default).
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        with open(os.open(path, flags), "rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 raise ConfigError(f"{cfg.source}: school.aup_text {path} is not a regular file")
             return hashlib.file_digest(fh, "sha256").hexdigest()  # streamed: memory bounded whatever its size
@@ -47,43 +55,9 @@ def text_hash(cfg: Config) -> str | None:
         ) from None
 
 
-def parse_date(value: str, what: str) -> dt.date:
-    """A YYYY-MM-DD date (also DD/MM/YYYY as UK office exports write it), not in the future."""
-    text = value.strip()
-    day: dt.date | None = None
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        try:
-            day = dt.datetime.strptime(text, "%d/%m/%Y").date()
-        except ValueError:
-            raise InputError(f"{what}: {value!r} is not a date (expected YYYY-MM-DD)") from None
-    if day > today():
-        raise InputError(f"{what}: {day.isoformat()} is in the future")
-    return day
-
-
-def signature(state: State, username: str, version: str) -> dict[str, Any] | None:
-    rows = state.query("SELECT * FROM signatures WHERE username = ? AND version = ?", (username, version))
-    return dict(rows[0]) if rows else None
-
-
-def is_signed(cfg: Config, state: State, username: str, version: str | None = None) -> bool:
-    """Has this person signed the AUP version (the current [school] aup_version by default)?"""
-    return signature(state, username, version or cfg.school.aup_version) is not None
-
-
-def signed_users(state: State, version: str) -> set[str]:
-    """Lower-cased usernames with a signature of this version (one query, for reviews)."""
-    return {r["username"].lower() for r in state.query("SELECT username FROM signatures WHERE version = ?", (version,))}
-
-
-def latest_signatures(state: State) -> dict[str, dict[str, Any]]:
-    """username (lower) -> their most recent signature."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in state.query("SELECT * FROM signatures ORDER BY signed_on, id"):
-        out[r["username"].lower()] = dict(r)
-    return out
+def signed_date(value: str | dt.date, what: str) -> dt.date:
+    """The day a declaration was signed (dates.py's forms): not in the future."""
+    return parse_date(value, what, future=False)
 
 
 def waiting_grants(cfg: Config, state: State, username: str) -> list[dict[str, Any]]:
@@ -111,18 +85,11 @@ def sign(
     if on is None:
         day = today()
     elif isinstance(on, dt.date):
-        day = on
+        day = on  # read and checked already (--on, the CSV's signed_on)
     else:
-        day = parse_date(on, "--on")
+        day = signed_date(on, "--on")
     digest = text_hash(cfg) if version == cfg.school.aup_version else None
-    with state.transaction() as db:
-        cur = db.execute(
-            "INSERT INTO signatures (username, version, signed_on, recorded_by, recorded_at, text_hash) "
-            "VALUES (?,?,?,?,?,?) ON CONFLICT(username, version) DO NOTHING",
-            (username, version, day.isoformat(), actor(), now_iso(), digest),
-        )
-        if audit and cur.rowcount:
-            state.audit("aup-sign", username, {"version": version, "signed_on": day.isoformat(), "text_hash": digest})
+    signatures.record(state, username, version, day, digest, audit=audit)
     if version != cfg.school.aup_version:
         return []
     return waiting_grants(cfg, state, username)
@@ -163,7 +130,7 @@ def read_signatures(cfg: Config, path: str) -> list[SignatureRow]:
             continue
         try:
             day = (
-                parse_date(values["signed_on"], f"{path}: line {row.line}: signed_on")
+                signed_date(values["signed_on"], f"{path}: line {row.line}: signed_on")
                 if values.get("signed_on")
                 else today()
             )
@@ -198,11 +165,9 @@ def _unalias(values: dict[str, str]) -> dict[str, str]:
 
 
 def status(
-    cfg: Config, directory: Any, state: State, *, unsigned_only: bool = False, include_disabled: bool = False
+    cfg: Config, directory: Directory, state: State, *, unsigned_only: bool = False, include_disabled: bool = False
 ) -> list[dict[str, Any]]:
     """`aup status`: everyone under the staff OU (enabled ones unless asked), signed or not."""
-    from .roles import recorded_roles, role_of
-
     accounts = [a for a in directory.flavour.iter_accounts(directory) if include_disabled or not a.disabled]
     recorded = recorded_roles(state)
     roles = {a.username.lower(): role_of(cfg, a, recorded).role for a in accounts}
@@ -210,16 +175,14 @@ def status(
 
 
 def status_rows(
-    cfg: Config, state: State, accounts: list[Any], roles: dict[str, str | None], *, unsigned_only: bool = False
+    cfg: Config, state: State, accounts: list[Account], roles: dict[str, str | None], *, unsigned_only: bool = False
 ) -> list[dict[str, Any]]:
     """One row per account: the current version signed or not, and their latest signature."""
     current = cfg.school.aup_version
-    signed_now = signed_users(state, current)
-    latest = latest_signatures(state)
-    cur_rows = {
-        r["username"].lower(): dict(r) for r in state.query("SELECT * FROM signatures WHERE version = ?", (current,))
-    }
-    rows = []
+    cur_rows = signatures.of_version(state, current)
+    signed_now = set(cur_rows)
+    latest = signatures.latest_signatures(state)
+    rows: list[dict[str, Any]] = []
     for acct in accounts:
         key = acct.username.lower()
         has = key in signed_now
@@ -245,9 +208,7 @@ def status_rows(
 # -- plans: recording signatures, and the grants that were waiting for them --
 
 
-def _sign_change(cfg: Config, state: State, username: str, version: str, day: dt.date) -> Any:
-    from .plan import Change
-
+def _sign_change(cfg: Config, state: State, username: str, version: str, day: dt.date) -> Change:
     return Change(
         "aup-sign",
         username,
@@ -260,11 +221,8 @@ def _sign_change(cfg: Config, state: State, username: str, version: str, day: dt
     )
 
 
-def _waiting_changes(cfg: Config, directory: Any, state: State, acct: Any, plan: Any) -> None:
+def _waiting_changes(cfg: Config, directory: Directory, state: State, acct: Account, plan: Plan) -> None:
     """Add the grants that waited for this signature; one that can no longer be given becomes a note."""
-    from .access import grant_changes
-    from .errors import AupctlError
-
     for row in waiting_grants(cfg, state, acct.username):
         if row["system"] not in cfg.systems:
             plan.notes.append(f"{acct.username}: a waiting grant names system {row['system']!r}, no longer configured")
@@ -294,21 +252,18 @@ def _waiting_changes(cfg: Config, directory: Any, state: State, acct: Any, plan:
 
 
 def sign_plan(
-    cfg: Config, directory: Any, state: State, username: str, version: str | None = None, on: str | None = None
-) -> Any:
-    from .access import find_account
-    from .plan import Plan
-
+    cfg: Config, directory: Directory, state: State, username: str, version: str | None = None, on: str | None = None
+) -> Plan:
     text_hash(cfg)  # an unreadable [school] aup_text is refused before anything is shown or recorded
-    acct = find_account(directory, username)
+    acct = require_account(directory, username, changing=True)
     version = refuse_unsafe(
         (version or cfg.school.aup_version).strip(), "--version" if version else "[school] aup_version"
     )
     if not version:
         raise InputError("--version is empty")
-    day = parse_date(on, "--on") if on else today()
+    day = signed_date(on, "--on") if on else today()
     plan = Plan(f"record {acct.username}'s AUP declaration ({version})")
-    existing = signature(state, acct.username, version)
+    existing = signatures.signature(state, acct.username, version)
     if existing:
         plan.notes.append(
             f"{acct.username} already signed version {version} on {existing['signed_on']} "
@@ -323,14 +278,12 @@ def sign_plan(
     return plan
 
 
-def import_plan(cfg: Config, directory: Any, state: State, path: str) -> Any:
+def import_plan(cfg: Config, directory: Directory, state: State, path: str) -> Plan:
     """A file of signed declarations: every username must be an account (else nothing is recorded)."""
-    from .plan import Plan
-
     rows = read_signatures(cfg, path)
     text_hash(cfg)
     fl = directory.flavour
-    found: dict[str, Any] = {}
+    found: dict[str, Account] = {}
     names = sorted({r.username for r in rows})
     for i in range(0, len(names), 100):
         for dn, attrs in directory.search(
@@ -343,7 +296,7 @@ def import_plan(cfg: Config, directory: Any, state: State, path: str) -> Any:
         listed = "; ".join(f"line {r.line}: no account {r.username!r}" for r in unknown[:5])
         more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
         raise InputError(f"{path}: {listed}{more}; nothing was recorded", hint="fix the usernames and import again")
-    already = {(r["username"].lower(), r["version"]) for r in state.query("SELECT username, version FROM signatures")}
+    already = signatures.recorded_pairs(state)
     plan = Plan(f"record {len(rows)} signed AUP declaration(s) from {path}")
     skipped = 0
     for r in rows:
