@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import string
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -20,10 +20,11 @@ from ... import checks, usernames
 from ...config import Config
 from ...credfile import CredentialsFile
 from ...directory import Account, Directory, group_name, normalise_dn, same_dn
-from ...eligibility import is_leaver
+from ...eligibility import ineligible, is_leaver, is_signed
 from ...errors import ConfigError, InputError, RefusedError
 from ...plan import Change, Plan
 from ...records import approvals, provisioned
+from ...roles import RoleInfo
 from ...state import State
 from .read import Person
 
@@ -201,8 +202,6 @@ def plan_intake(
 ) -> Intake:
     """The plan for these people, from what the directory and the state store hold now (touches nothing),
     without the batches that make new accounts: runner.build adds those."""
-    from ...eligibility import is_signed
-
     fl = directory.flavour
     run_id = uuid.uuid4().hex[:12]
     d = _Known.read(cfg, directory, state)
@@ -215,7 +214,7 @@ def plan_intake(
     for p in people:
         role_groups = [cfg.group_dn(g) for g in cfg.roles[p.role].groups]
         if p.line in matched:
-            entries.append(_existing(cfg, directory, state, p, matched[p.line], role_groups, d.made, is_signed))
+            entries.append(_existing(cfg, directory, state, p, matched[p.line], role_groups, d.made))
             continue
         if any(e.startswith(f"  line {p.line}:") for e in row_errors):
             continue
@@ -230,7 +229,7 @@ def plan_intake(
         old = d.made.get(username.lower())
         if old and old.get("status") == "creating":
             e.note = f"an interrupted run wrote a password for {username} to {old['credentials_file']} but never created the account: that line is void"
-        _systems(state, e, signed=False)  # a new person has not signed the AUP yet
+        _systems(cfg, state, e, None)
         entries.append(e)
     if row_errors:
         raise InputError(
@@ -426,7 +425,6 @@ def _existing(
     acct: Account,
     role_groups: list[str],
     provisioned: dict[str, dict[str, Any]],
-    is_signed: Callable[..., bool],
 ) -> Entry:
     fl = directory.flavour
     e = Entry(p, "unchanged", acct.username, acct.dn, account=acct, email=acct.email)
@@ -480,19 +478,26 @@ def _existing(
             e.steps = ["record"]
     elif e.updates or e.groups:
         e.action = "update"
-    signed = is_signed(cfg, state, acct.username)
-    _systems(state, e, signed=signed and not acct.disabled)
+    _systems(cfg, state, e, acct)
     if e.action == "unchanged" and (e.grants or e.waiting):
         e.action = "update"
     return e
 
 
-def _systems(state: State, e: Entry, *, signed: bool) -> None:
-    live = {r["system"] for r in approvals.live(state, username=e.username)} if e.action != "create" else set()
+def _systems(cfg: Config, state: State, e: Entry, acct: Account | None) -> None:
+    """Each system the row nominates, not already held: granted now where the one eligibility rule allows
+    it, else recorded as waiting. The role asked about is the file's (read_intake checked it may be
+    nominated), and leavers were skipped before this, so what can stand in the way is a disabled account or
+    an unsigned AUP, both of which a signature (`aup sign`) later resolves: those wait. A new person
+    (acct None) has no account yet and has not signed the AUP: everything waits."""
+    live = {r["system"] for r in approvals.live(state, username=e.username)} if acct is not None else set()
+    signed = is_signed(cfg, state, acct.username) if acct is not None else False
+    role = RoleInfo(e.person.role, "the import file")
     for key in e.person.systems:
         if key in live:
             continue
-        (e.grants if signed else e.waiting).append(key)
+        allowed = acct is not None and not ineligible(cfg, acct, key, role, signed)
+        (e.grants if allowed else e.waiting).append(key)
 
 
 # -- the changes --
