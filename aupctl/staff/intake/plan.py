@@ -16,10 +16,21 @@ from typing import Any, Protocol
 
 import ldap3
 
-from ... import checks, usernames
-from ...config import Config
+from ... import checks, templates, usernames
+from ...access.grant import grant_changes
+from ...config import EMAIL_FIELDS, Config
 from ...credfile import CredentialsFile
-from ...directory import Account, Directory, group_name, normalise_dn, same_dn
+from ...directory import (
+    Account,
+    Directory,
+    PosixAccounts,
+    as_text,
+    first,
+    first_rdn,
+    group_name,
+    normalise_dn,
+    same_dn,
+)
 from ...eligibility import ineligible, is_leaver, is_signed
 from ...errors import ConfigError, InputError, RefusedError
 from ...plan import Change, Plan
@@ -127,9 +138,6 @@ def email_for(cfg: Config, username: str, person: Person) -> str:
     if not template:
         return ""
     try:
-        from ... import templates
-        from ...config import EMAIL_FIELDS
-
         used = set(templates.fields(template, EMAIL_FIELDS))
         values = {"username": username}
         for name in used & {"first_name", "last_name"}:
@@ -156,8 +164,6 @@ def _read_directory(cfg: Config, directory: Directory) -> tuple[list[Account], s
 
 
 def _department(directory: Directory, acct: Account) -> str:
-    from ...directory import as_text, first
-
     return as_text(first(acct.raw, directory.flavour.department_attr, ""))
 
 
@@ -222,8 +228,6 @@ def plan_intake(
         if username is None:
             continue
         if posix is None:
-            from ...directory import PosixAccounts
-
             posix = PosixAccounts.for_run(cfg, directory) or False  # one search, on the first new person
         e = _new_entry(cfg, directory, p, username, ou_children, posix, role_groups)
         old = d.made.get(username.lower())
@@ -538,8 +542,6 @@ def _changes(cfg: Config, directory: Directory, state: State, intake: Intake) ->
         for key in e.waiting:
             plan.add(_waiting_change(cfg, state, e, key))
         for key in e.grants:
-            from ...access.grant import grant_changes
-
             plan.extend(
                 grant_changes(
                     cfg,
@@ -587,8 +589,6 @@ def _waiting_change(cfg: Config, state: State, e: Entry, key: str) -> Change:
 
 def _rdn_key(dn: str) -> str:
     """The first RDN, for comparing names within one OU (escaping kept; case and spaces ignored)."""
-    from ...directory import first_rdn
-
     attr, _, value = first_rdn(dn).partition("=")
     return f"{attr.strip().lower()}={' '.join(value.split()).lower()}"
 

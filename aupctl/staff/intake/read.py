@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ... import csvfile, usernames
+from ...access.grant import canonical_approver
 from ...config import Config
 from ...dates import read_date
 from ...errors import AupctlError, InputError
@@ -179,8 +180,6 @@ def _check_role(cfg: Config, r: _Row) -> str:
 
 def _check_systems(cfg: Config, r: _Row, role: str) -> tuple[list[str], dict[str, str]]:
     """The systems nominated, and for each the approver as the config spells them."""
-    from ...access.grant import canonical_approver
-
     v = r.get
     systems = split_systems(v("systems"))
     approvers: dict[str, str] = {}

@@ -18,10 +18,20 @@ import ldap3
 
 from ... import passphrase
 from ...config import Config
-from ...directory import Account, Directory, DirectoryError, group_name, pipeline
+from ...directory import (
+    UAC_ACCOUNTDISABLE,
+    UAC_NORMAL_ACCOUNT,
+    Account,
+    Directory,
+    DirectoryError,
+    group_name,
+    open_directory,
+    pipeline,
+)
 from ...errors import AupctlError, RefusedError, UnreachableError
 from ...plan import Change
 from ...records import provisioned
+from ...records.roles import set_role
 from ...state import State, now_iso
 from .plan import Entry, Intake, credential_in, plan_intake
 from .read import Person
@@ -102,8 +112,6 @@ class Runner:
         return out
 
     def _workers(self, wanted: int) -> list[Directory]:
-        from ...directory import open_directory
-
         while len(self.pool) < min(wanted, WORKERS):
             self.pool.append(open_directory(self.cfg))
         return self.pool[: max(1, min(wanted, WORKERS))]
@@ -379,8 +387,6 @@ class Runner:
     def _record(self, done: list[Entry]) -> None:
         if not done:
             return
-        from ...records.roles import set_role
-
         creds = self.intake.credentials
         with self.state.transaction():
             for e in done:
@@ -412,8 +418,6 @@ class _NotAll(Exception):
 
 def _uac_of(e: Entry) -> Account:
     """enable_changes needs the account's current flags; a new one was created disabled and normal."""
-    from ...directory import UAC_ACCOUNTDISABLE, UAC_NORMAL_ACCOUNT
-
     if e.account is not None:
         return e.account
     return Account(dn=e.dn, username=e.username, uac=UAC_NORMAL_ACCOUNT | UAC_ACCOUNTDISABLE)
