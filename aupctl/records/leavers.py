@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from ..state import State, actor, now_iso
+from .tasks import tasks_under
 
 SCHEDULED, WITHDRAWING, DONE, CANCELLED, RESTORED = "scheduled", "withdrawing", "done", "cancelled", "restored"
 OPEN_STATUSES = (SCHEDULED, WITHDRAWING, DONE)
@@ -54,11 +55,7 @@ def due(state: State, on: str) -> list[dict[str, Any]]:
 
 def tasks_of(state: State, leaver_id: int) -> list[dict[str, Any]]:
     """Tasks a withdrawal opened: ref 'leaver:ID' (mailbox) or 'leaver:ID:KIND:ITEM'."""
-    ref = f"leaver:{leaver_id}"
-    found = state.query(
-        "SELECT * FROM tasks WHERE ref = ? OR substr(ref, 1, ?) = ? ORDER BY id", (ref, len(ref) + 1, ref + ":")
-    )
-    return [dict(r) for r in found]
+    return tasks_under(state, f"leaver:{leaver_id}")
 
 
 def password_replaced(state: State, username: str, leaver_id: int) -> bool:
