@@ -23,7 +23,7 @@ Other layouts of the same school (docs/sandbox.md; ``info.layout`` says which):
 - ``flat_openldap`` (module): OpenLDAP, layout "flat": everyone in ou=People (leavers in
   ou=Former,ou=People), inetOrgPerson + posixAccount, posixGroup groups with memberUid, one RFC 2307bis
   group (sims: groupOfNames + posixGroup), roles by group only (no ``ou`` in ``[roles.*]``), accounts
-  made by hand (sandbox_school.HAND_MADE). ``fresh_flat_openldap`` (function): one per test.
+  made by hand (sandbox.school.HAND_MADE). ``fresh_flat_openldap`` (function): one per test.
 - ``ad_nested`` (module): AD, layout "nested": staff in OU=<department>,OU=<site>,OU=Staff, system groups
   in OU=Applications (full DNs in the config), "All Pupils" with 2,000 members, SIMS Users > SIMS Office
   > SIMS Office (<site>) nesting. Takes the AD lock like ``ad_sandbox``: a module may use one of
@@ -42,7 +42,7 @@ Helpers: ``ad_slot()`` (a context manager) takes the same AD lock, for a test th
 (e.g. detach=True); it fails at once if this process already holds it. ``ad_unavailable()`` says why
 AD cannot run here, or None.
 
-The seeded school and its planted problems: aupctl.sandbox_school (PLANTED, PASSWORDS, ...).
+The seeded school and its planted problems: aupctl.sandbox.school (PLANTED, PASSWORDS, ...).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from aupctl.aup import import_plan, is_signed, sign, signature
 from aupctl.directory.flavour import same_dn
 from aupctl.errors import RefusedError
 from aupctl.plan import Plan, apply
-from aupctl.sandbox_school import AUP_VERSION, HEADTEACHER, PLANTED, UNSIGNED
+from aupctl.sandbox.school import AUP_VERSION, HEADTEACHER, PLANTED, UNSIGNED
 from aupctl.state import State
 
 

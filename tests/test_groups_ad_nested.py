@@ -15,7 +15,6 @@ from cli_helpers import run_main
 
 from aupctl import approvals
 from aupctl import config as config_mod
-from aupctl import sandbox_school as hb
 from aupctl.access import adopt_plan, grant_plan, revoke_plan
 from aupctl.access_review import review
 from aupctl.aup import import_plan
@@ -25,6 +24,7 @@ from aupctl.leaver_restore import restore
 from aupctl.leavers import Request, withdraw
 from aupctl.password_audit import privileged_members
 from aupctl.plan import apply
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 TODAY = dt.date.today()

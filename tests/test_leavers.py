@@ -16,13 +16,13 @@ from cli_helpers import user_bind
 
 from aupctl import approvals, tasks
 from aupctl import config as config_mod
-from aupctl import sandbox_school as hb
 from aupctl.directory import open_directory
 from aupctl.directory.flavour import is_under, parse_filetime, same_dn
 from aupctl.errors import NotFoundError, PartialError, RefusedError
 from aupctl.leaver_restore import restore
 from aupctl.leavers import DONE, SCHEDULED, Request, current_row, leaver_tasks, run_due, withdraw
 from aupctl.plan import Plan, apply
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 TODAY = dt.date.today()

@@ -21,9 +21,9 @@ from sandbox_helpers import ad_slot, ad_unavailable
 
 from aupctl import config as config_mod
 from aupctl import sandbox as sb
-from aupctl import sandbox_school as hb
 from aupctl.credentials import read_secret_file
 from aupctl.errors import InputError, NotFoundError
+from aupctl.sandbox import school as hb
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = dt.datetime.now(dt.UTC)
