@@ -298,7 +298,9 @@ def read_checkpoints(path: Path, key: AuditKey, store_id: str | None) -> tuple[l
         where = f"the checkpoints file {path}, line {n}"
         start = raw.find("{")
         try:
-            data = json.JSONDecoder().raw_decode(raw, start)[0] if start >= 0 else None  # a NUL may follow
+            if start < 0:
+                raise ValueError("no JSON object on the line")
+            data = json.JSONDecoder().raw_decode(raw, start)[0]  # a NUL may follow
             cp = Checkpoint(
                 seq=int(data["seq"]), at=str(data["at"]), store=str(data["store"]), entries=int(data["entries"]),
                 head=str(data["head"]), keyed_from=int(data["keyed_from"]), key_id=str(data["key_id"]),

@@ -213,7 +213,7 @@ def _directory_checks(cfg: Config, d: Directory) -> list[Check]:
 
 # -- the bind account's rights, per job --
 def _targets(cfg: Config) -> dict[str, Any]:
-    role_ous = {}
+    role_ous: dict[str, str] = {}
     for name in cfg.roles:
         dn, _ = cfg.role_ou(name)
         role_ous.setdefault(dn, name)

@@ -269,13 +269,15 @@ def os_account() -> str:
 
         size = ctypes.c_ulong(257)
         buf = ctypes.create_unicode_buffer(size.value)
-        if ctypes.windll.advapi32.GetUserNameW(buf, ctypes.byref(size)):  # type: ignore[attr-defined]
+        if ctypes.windll.advapi32.GetUserNameW(buf, ctypes.byref(size)):
             return buf.value
         return "unknown"
     return _uid_name(os.geteuid())
 
 
 def _uid_name(uid: int) -> str:
+    if sys.platform == "win32":  # POSIX only (pwd); os_account() never calls this on Windows
+        raise OSError("no uid names on Windows")
     import pwd
 
     try:
@@ -346,9 +348,11 @@ def owner_alive(owner: str | None) -> bool:
 
 
 def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    if sys.platform != "win32":  # ctypes.windll is Windows only; callers check the platform first
+        raise OSError("Windows only")
     import ctypes
 
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    kernel32 = ctypes.windll.kernel32
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
     if not handle:
         return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 import click
 
@@ -26,7 +27,7 @@ def cli(ctx: Ctx) -> None:
     from aupctl import doctor
 
     checks = doctor.run(ctx.config_path)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"check": c.check, "ok": c.ok, "status": c.status, "detail": c.detail}
         | ({"job": c.job, "right": c.right, "target": c.target} if c.section == "rights" else {})
         for c in checks

@@ -390,7 +390,7 @@ def _ad_seed(conn: Any, *, seed: bool, ref: dt.datetime, layout: str = DEFAULT_L
     # Groups that are members of others first, so the outer group can list them at creation.
     order = sorted(members, key=lambda g: 0 if any(g in inner for inner in nested.values()) else 1)
     for g in order:
-        attrs: dict[str, str | list[str]] = {
+        attrs = {
             "description": hb.group_description(g),
             "sAMAccountName": g.replace(" ", "_")[:20],
         }
@@ -466,7 +466,7 @@ def _ad_seed_nested(conn: Any, *, seed: bool, ref: dt.datetime) -> dict[str, str
     for username, given, surname, year in hb.pupils():
         ou = f"OU={_PUPIL_YEARS[year]},{_ad_dn(hb.NESTED_PUPILS_OU)},{base}"
         dn = f"CN={escape_rdn(f'{given} {surname} ({username})')},{ou}"
-        attrs = {
+        attrs: dict[str, Any] = {
             "sAMAccountName": username,
             "userPrincipalName": f"{username}@{hb.DOMAIN}",
             "givenName": given,
@@ -487,7 +487,7 @@ def _ad_seed_nested(conn: Any, *, seed: bool, ref: dt.datetime) -> dict[str, str
 
     # Inner groups first, so each outer group can list its member groups when it is created.
     for g in sorted(members, key=depth):
-        attrs: dict[str, str | list[str]] = {
+        attrs = {
             "description": hb.group_description(g),
             "sAMAccountName": g.replace(" ", "_")[:20],
         }
