@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import AupctlError
+from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, AupctlError
 
 if TYPE_CHECKING:
     from .config import Config
@@ -107,10 +107,10 @@ def exit_code(checks: list[Check]) -> int:
     OU or group the config names that the directory does not hold, 1 anything else."""
     failed = {c.check for c in checks if c.status == "fail"}
     if failed & {"reach", "tls", "bind"}:
-        return 3
+        return EXIT_UNREACHABLE
     if failed & ({"config", "credentials", "state store", "audit key"} | CONFIG_MISMATCH):
-        return 2
-    return 1 if failed else 0
+        return EXIT_USAGE
+    return EXIT_FINDINGS if failed else EXIT_OK
 
 
 # -- the state store: every check of it is listed here, in one place --

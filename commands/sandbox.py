@@ -71,9 +71,7 @@ def status(ctx: Ctx, directory: Path | None) -> None:
     from aupctl import sandbox
 
     st = sandbox.status(directory or sandbox.default_dir())
-    render(ctx, [{"field": k, "value": v} for k, v in st.items()], ["field", "value"]) if ctx.fmt != "json" else render(
-        ctx, [], json_obj=st
-    )
+    render(ctx, [{"field": k, "value": v} for k, v in st.items()], ["field", "value"], json_obj=st)
 
 
 @cli.command("stop")
