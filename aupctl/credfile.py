@@ -17,6 +17,12 @@ from pathlib import Path
 from .errors import InputError
 from .text import inert  # the one neutralisation, shared with --format csv
 
+# The columns of each kind of credentials file, written here once (docs name them):
+# the first passwords of new staff (staff import) ...
+NEW_STAFF_COLUMNS = ["username", "password", "name", "email", "role", "staff_code", "dn", "written_at"]
+# ... and a password set again by hand (password reset, leaver restore).
+RESET_COLUMNS = ["username", "name", "password", "must_change"]
+
 
 def require_new(path: str | Path) -> Path:
     """Refuse early (before any change) a path that exists, is a link, or cannot be created."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import ldap3
 
-from . import approvals, checks, passphrase, tasks
+from . import approvals, checks, credfile, passphrase, tasks
 from .config import Config
 from .credfile import CredentialsFile, require_new
 from .directory import Directory
@@ -28,7 +28,7 @@ from .plan import Change, Plan
 from .staff import group_name
 from .state import State, now_iso
 
-CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
+CREDENTIAL_COLUMNS = credfile.RESET_COLUMNS
 
 
 def check_credentials_path(path: str | None) -> Path:
