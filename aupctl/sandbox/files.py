@@ -67,6 +67,7 @@ def _layout_shape(flavour: str, layout: str) -> dict[str, Any]:
 
 def config_toml(flavour: str, *, url: str, ca_file: str, bind_dn: str, layout: str = DEFAULT_LAYOUT) -> str:
     """The sandbox's aupctl.toml (relative paths are relative to the file's directory)."""
+    # Over 80 lines: mostly the file's text itself, one section after another, kept in reading order.
     ad = flavour == "ad"
     base = hb.AD_BASE_DN if ad else hb.OPENLDAP_BASE_DN
     shape = _layout_shape(flavour, layout)

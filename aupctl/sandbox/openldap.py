@@ -109,6 +109,7 @@ def _slapd_conf(db_dir: Path, root: Path | None, layout: str = DEFAULT_LAYOUT, s
 
     schema_file: where rfc2307bis_schema() was written (flat layout only).
     """
+    # Over 80 lines: mostly slapd.conf's own text (ACLs, overlays), kept in the order slapd reads it.
     modules, schemas = _openldap_dirs()
     base = hb.OPENLDAP_BASE_DN
     svc = OPENLDAP_SERVICE_DN
