@@ -64,8 +64,8 @@ def _start(tmp: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> Iterator[sb
         schema = _bis_schema(tmp)
         _, schemas = sb._openldap_dirs()
         plain = sb._slapd_conf
-        monkeypatch.setattr(
-            sb, "_slapd_conf", lambda *a, **k: plain(*a, **k).replace(f"{schemas}/nis.schema", str(schema))
+        monkeypatch.setattr(  # where start() looks it up: the sandbox's openldap module
+            sb.openldap, "_slapd_conf", lambda *a, **k: plain(*a, **k).replace(f"{schemas}/nis.schema", str(schema))
         )
     info = sb.start("openldap", tmp / "sandbox", detach=False)
     try:

@@ -13,7 +13,8 @@ ou=People, posixGroup/memberUid groups, one RFC 2307bis group, roles known by gr
 "nested" (AD: an OU per site and department, system groups in their own OU tree, a 2,000-member
 group, three-level nesting). Each layout has its own template in the cache.
 
-Linux only: the servers are Linux daemons, watched through /proc and prctl. start() refuses elsewhere.
+Linux only: the servers are Linux daemons, watched through /proc and prctl. Importing the package
+elsewhere fails its assert; `aupctl sandbox` says so first (commands/sandbox.py).
 
 The package: handle (SandboxInfo, state file, stop), process (spawning and identity), cache (the
 template cache), tls, files (aupctl.toml, bind.pw), openldap, samba, school (the seeded school's
