@@ -31,7 +31,7 @@ from typing import Any
 
 import ldap3
 
-from . import checks, csvfile, passphrase, usernames
+from . import checks, credfile, csvfile, passphrase, usernames
 from .config import Config
 from .credfile import CredentialsFile
 from .directory import Account, Directory, DirectoryError, group_name, normalise_dn, pipeline, same_dn
@@ -51,7 +51,7 @@ PIPELINED_BATCH = 100  # where a batch's adds go out together (OpenLDAP): fewer,
 MAX_NAME = 64  # AD: givenName, sn and cn hold at most 64 characters
 _EMAIL = re.compile(r"^[^@\s,;<>\"\\]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
-CREDENTIAL_COLUMNS = ["username", "password", "name", "email", "role", "staff_code", "dn", "written_at"]
+CREDENTIAL_COLUMNS = credfile.NEW_STAFF_COLUMNS
 
 
 # -- 1. reading and checking the file --

@@ -16,7 +16,7 @@ from typing import Any
 
 import ldap3
 
-from . import checks, passphrase
+from . import checks, credfile, passphrase
 from .config import Config
 from .credfile import CredentialsFile, require_new
 from .directory import Directory, as_text, first_rdn, group_name, normalise_dn, parent_dn, same_dn
@@ -26,7 +26,7 @@ from .plan import Change, Plan
 from .records import approvals, tasks
 from .state import State, now_iso
 
-CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
+CREDENTIAL_COLUMNS = credfile.RESET_COLUMNS
 
 
 def check_credentials_path(path: str | None) -> Path:

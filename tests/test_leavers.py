@@ -15,13 +15,13 @@ import pytest
 from cli_helpers import user_bind
 
 from aupctl import config as config_mod
-from aupctl import sandbox_school as hb
 from aupctl.directory import is_under, open_directory, parse_filetime, same_dn
 from aupctl.errors import NotFoundError, PartialError, RefusedError
 from aupctl.leaver_restore import restore
 from aupctl.leavers import DONE, SCHEDULED, Request, current_row, leaver_tasks, run_due, withdraw
 from aupctl.plan import Plan, apply
 from aupctl.records import approvals, tasks
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 TODAY = dt.date.today()

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from aupctl import config as config_mod
-from aupctl import sandbox_school as hb
 from aupctl.directory import open_directory
 from aupctl.errors import PartialError, UnreachableError
 from aupctl.leavers import DONE, WITHDRAWING, Request, current_row, leaver_tasks, run_due, withdraw
 from aupctl.plan import apply
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 TODAY = dt.date.today()
