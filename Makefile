@@ -14,8 +14,16 @@ demo: install
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
+# make lint: ruff, mypy for Linux and for Windows (the CLI must import on both), and the import
+# contracts in .importlinter (the layers of docs/architecture.md; no import circles). Each step runs
+# even if one before failed, so one run names every problem; the target fails if any did.
 lint:
-	ruff check aupctl commands tests bench
+	@fail=0; \
+	echo "== ruff"; ruff check aupctl commands tests bench || fail=1; \
+	echo "== mypy --platform linux"; $(PYTHON) -m mypy --platform linux || fail=1; \
+	echo "== mypy --platform win32"; $(PYTHON) -m mypy --platform win32 || fail=1; \
+	echo "== lint-imports (.importlinter)"; lint-imports || fail=1; \
+	if [ $$fail -ne 0 ]; then echo "make lint: FAILED (see above)"; exit 1; fi; echo "make lint: clean"
 
 docs:
 	$(PYTHON) scripts/gen_reference.py

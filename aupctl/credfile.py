@@ -10,11 +10,18 @@ import contextlib
 import csv
 import io
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import InputError
 from .text import inert  # the one neutralisation, shared with --format csv
+
+# The columns of each kind of credentials file, written here once (docs name them):
+# the first passwords of new staff (staff import) ...
+NEW_STAFF_COLUMNS = ["username", "password", "name", "email", "role", "staff_code", "dn", "written_at"]
+# ... and a password set again by hand (password reset, leaver restore).
+RESET_COLUMNS = ["username", "name", "password", "must_change"]
 
 
 def require_new(path: str | Path) -> Path:
@@ -48,14 +55,17 @@ class CredentialsFile:
         if self.fd is not None:
             return
         try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            # O_CLOEXEC / O_NOFOLLOW are POSIX only (0 on Windows, where os has neither)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+            self.fd = os.open(self.path, flags, 0o600)
         except FileExistsError:
             raise InputError(
                 f"--credentials-out {self.path}: the file already exists and is never overwritten; name a new file"
             ) from None
         except OSError as exc:
             raise InputError(f"--credentials-out {self.path}: cannot create it: {exc.strerror}") from None
-        os.fchmod(self.fd, 0o600)
+        if sys.platform != "win32":  # Windows has no fchmod: the file's ACL comes from its folder
+            os.fchmod(self.fd, 0o600)
         self._write([self.columns])
         with contextlib.suppress(OSError):  # the new name itself must survive a crash
             dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)

@@ -8,6 +8,8 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_PARTIAL = 4
+EXIT_INTERNAL = 70  # an exception that is not an AupctlError: a bug (EX_SOFTWARE)
+EXIT_INTERRUPTED = 130  # Ctrl-C, or "no" at a confirmation: nothing more was changed (128 + SIGINT)
 
 
 class AupctlError(Exception):

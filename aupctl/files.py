@@ -18,7 +18,8 @@ def read_bounded(p: Path, max_bytes: int = MAX_BYTES) -> bytes:
     and at most max_bytes + 1 bytes are ever read."""
     try:
         # O_NONBLOCK: opening a FIFO with no writer returns at once (to be refused), instead of waiting.
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # (both POSIX only: 0 on Windows, which has no FIFOs to wait on)
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise InputError(f"{p}: no such file") from None
     except IsADirectoryError:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
 import os
 import socket
@@ -28,9 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .auditchain import (
+    GENESIS,
+    ChainBreak,
+    KeySource,
+    keying,
+    missing_key_error,
+    walk_chain,
+    wrong_key_error,
+)
 from .errors import AupctlError, ConfigError, StoreBusyError, StoreError
-
-GENESIS = "0" * 64
 
 # Each entry moves the schema one version on; never edit an entry that has shipped.
 MIGRATIONS: list[str] = [
@@ -269,13 +275,15 @@ def os_account() -> str:
 
         size = ctypes.c_ulong(257)
         buf = ctypes.create_unicode_buffer(size.value)
-        if ctypes.windll.advapi32.GetUserNameW(buf, ctypes.byref(size)):  # type: ignore[attr-defined]
+        if ctypes.windll.advapi32.GetUserNameW(buf, ctypes.byref(size)):
             return buf.value
         return "unknown"
     return _uid_name(os.geteuid())
 
 
 def _uid_name(uid: int) -> str:
+    if sys.platform == "win32":  # POSIX only (pwd); os_account() never calls this on Windows
+        raise OSError("no uid names on Windows")
     import pwd
 
     try:
@@ -346,9 +354,11 @@ def owner_alive(owner: str | None) -> bool:
 
 
 def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    if sys.platform != "win32":  # ctypes.windll is Windows only; callers check the platform first
+        raise OSError("Windows only")
     import ctypes
 
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    kernel32 = ctypes.windll.kernel32
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
     if not handle:
         return False
@@ -402,11 +412,6 @@ def default_state_path() -> Path:
     return Path(user_data_dir("aupctl")) / "state.db"
 
 
-def _entry_hash(prev_hash: str, at: str, who: str, action: str, target: str, details: str) -> str:
-    payload = json.dumps([prev_hash, at, who, action, target, details], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
 @dataclass(frozen=True)
 class AuditEntry:
     id: int
@@ -415,12 +420,6 @@ class AuditEntry:
     action: str
     target: str
     details: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ChainBreak:
-    id: int
-    reason: str
 
 
 class State:
@@ -509,20 +508,18 @@ class State:
         with self.transaction() as db:
             return db.execute(sql, params).lastrowid or 0
 
-    # -- audit log (the keyed chain, its key and checkpoints: aupctl/auditlog.py) --
-    audit_key_source: Any = None  # an auditlog.KeySource; None = the default file (auditlog.KeySource.default())
+    # -- audit log (the keyed chain: aupctl/auditchain.py; verification and checkpoints: aupctl/auditlog.py) --
+    audit_key_source: KeySource | None = None  # None: the default file (KeySource.default())
     _audit_key: Any = None
 
-    def use_audit_key(self, source: Any) -> None:
+    def use_audit_key(self, source: KeySource) -> None:
         """Where the audit key lives (auditlog.attach(state, cfg) passes the config's)."""
         self.audit_key_source, self._audit_key = source, None
 
     def audit_key(self, *, create: bool = False) -> Any:
-        """The audit key (an auditlog.AuditKey), None if there is none yet. With create, one is made on first
+        """The audit key (an auditchain.AuditKey), None if there is none yet. With create, one is made on first
         use, but only for a log with no keyed entry and no checkpoint: a lost key is never silently replaced."""
         if self._audit_key is None:
-            from .auditlog import KeySource, missing_key_error
-
             source = self.audit_key_source or KeySource.default()
             key = source.load()
             if key is None and create:
@@ -537,8 +534,6 @@ class State:
         return self._audit_key
 
     def audit(self, action: str, target: str, details: dict[str, Any] | None = None) -> int:
-        from .auditlog import keying, wrong_key_error
-
         body = json.dumps(details or {}, ensure_ascii=False, sort_keys=True, default=str)
         who = actor()
         with self.transaction() as db:
@@ -582,8 +577,6 @@ class State:
     def verify_audit(self) -> tuple[int, ChainBreak | None]:
         """Walk the chain; return (entries checked, the first break or None). The checkpoints, triggers and
         tables are checked by auditlog.verify (`log verify`)."""
-        from .auditlog import keying, walk_chain
-
         if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='audit'").fetchone():
             return 0, ChainBreak(0, "the audit table is missing from the store (dropped)")
         store_id, keyed_from, problem = keying(self.db)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def people(count: int) -> list:
-    from aupctl import sandbox_school as hb
+    from aupctl.sandbox import school as hb
 
     chosen = [p for p in hb.school().staff if not p.leaver][:count]
     if len(chosen) < count:

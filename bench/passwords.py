@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from aupctl import sandbox  # noqa: E402
-from aupctl.sandbox_school import OPENLDAP_BASE_DN  # noqa: E402
+from aupctl.sandbox.school import OPENLDAP_BASE_DN  # noqa: E402
 
 WEAK = ["Welcome2024", "Password123", "Hollybank2024!", "letmein2019", "Summer2025!"]
 

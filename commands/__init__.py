@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from aupctl.errors import EXIT_USAGE, AupctlError
+from aupctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AupctlError
 
 from .context import Ctx
 
@@ -49,10 +49,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except (AupctlError, sqlite3.Error) as exc:
             if ctx.obj is not None and getattr(ctx.obj, "debug", False):
-                raise
-            err = exc if isinstance(exc, AupctlError) else _store_error(exc, ctx.obj)
-            _error(err)
-            ctx.exit(err.exit_code)
+                raise  # main() shows the traceback, then reports it the same way
+            ctx.exit(report(exc, ctx.obj))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]
@@ -89,10 +87,14 @@ def cli(ctx: click.Context, config_path: str | None, fmt: str, debug: bool) -> N
     ctx.call_on_close(ctx.obj.close)
 
 
-def _error(exc: AupctlError) -> None:
+def report(exc: AupctlError | sqlite3.Error, obj: Any) -> int:
+    """The one handler: an AupctlError (or a state-store failure, as one) to a message on stderr; returns
+    its exit code. obj: the command's Ctx, if there is one (it names the state store's path)."""
     from aupctl.text import shown
 
-    click.echo(shown(f"aupctl: {exc}", newlines=True), err=True)
+    err = exc if isinstance(exc, AupctlError) else _store_error(exc, obj)
+    click.echo(shown(f"aupctl: {err}", newlines=True), err=True)
+    return err.exit_code
 
 
 def _store_error(exc: sqlite3.Error, obj: Any) -> AupctlError:
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> Any:
         return cli.main(args=argv, prog_name="aupctl", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted: nothing more was changed", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         import io
 
@@ -120,20 +122,13 @@ def main(argv: list[str] | None = None) -> Any:
         exc.show(file=buf)  # click quotes the bad value: escaped like every other message
         click.echo(shown(buf.getvalue(), newlines=True), err=True, nl=False)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
-    except AupctlError as exc:
+    except (AupctlError, sqlite3.Error) as exc:  # --debug, or the state store failed outside a command
         if debug:  # the traceback, and still the exit code cron and scripts rely on
             traceback.print_exc()
-        _error(exc)
-        sys.exit(exc.exit_code)
-    except sqlite3.Error as exc:  # the state store failed outside a command (e.g. closing it)
-        if debug:
-            traceback.print_exc()
-        err = _store_error(exc, None)
-        _error(err)
-        sys.exit(err.exit_code)
+        sys.exit(report(exc, None))
     except KeyboardInterrupt:
         click.echo("aupctl: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - a traceback is a bug; show it only with --debug
@@ -148,4 +143,4 @@ def main(argv: list[str] | None = None) -> Any:
             ),
             err=True,
         )
-        sys.exit(70)
+        sys.exit(EXIT_INTERNAL)

@@ -7,10 +7,22 @@ from typing import TYPE_CHECKING
 import click
 
 from .context import Ctx, pass_ctx
-from .output import bulk, changing, exit_with, message, render, render_findings, run_plan, warn
+from .output import (
+    bulk,
+    changing,
+    exit_for_findings,
+    exit_with,
+    note,
+    plan_json,
+    render,
+    render_findings,
+    run_plan,
+    wants_json,
+    warn,
+)
 
 if TYPE_CHECKING:
-    from aupctl.plan import Plan
+    pass
 
 
 @click.group("access")
@@ -98,7 +110,8 @@ def list_(ctx: Ctx, system: str | None) -> None:
     render(
         ctx,
         rows,
-        cols if ctx.fmt == "table" else cols + ["system_name", "granted_by", "id"],
+        cols,
+        data_columns=cols + ["system_name", "granted_by", "id"],
         empty="no approvals on record",
     )
 
@@ -149,20 +162,19 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
     if fix:
         plan = fix_plan(ctx.config, ctx.directory, ctx.state, result)
         refusal = None if force else first_contact_refusal(ctx.config, ctx.state, result, plan)
-    if plan is not None and ctx.fmt == "json":
-        render(ctx, [], json_obj={"findings": [f.as_row() for f in findings], "plan": _plan_json(plan)})
+    if plan is not None and wants_json(ctx):  # the findings and the plan in one JSON object
+        render(ctx, [], json_obj={"findings": [f.as_row() for f in findings], "plan": plan_json(plan)})
         if refusal and not dry_run:
             raise RefusedError(refusal)
         if refusal:
             warn(refusal)
         if not dry_run and not plan.empty:
             run_plan(ctx, plan, dry_run=False, yes=yes, show=False)
-        exit_with(1 if findings else 0)
+        exit_for_findings(findings)
         return
     code = render_findings(ctx, findings, clean="no findings: every member is approved, eligible and signed")
-    if ctx.fmt == "table":
-        checked = ", ".join(f"{k} {n}" for k, n in result.checked.items())
-        message(f"checked: {checked}" if checked else "no systems checked")
+    checked = ", ".join(f"{k} {n}" for k, n in result.checked.items())
+    note(ctx, f"checked: {checked}" if checked else "no systems checked")
     if plan is not None:
         if refusal and not dry_run:
             raise RefusedError(refusal)
@@ -170,10 +182,6 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
         if refusal:
             warn(refusal)
     exit_with(code)
-
-
-def _plan_json(plan: Plan) -> dict:
-    return {"plan": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}
 
 
 @cli.command("adopt", short_help="Record today's group members as approved (once, when starting).")

@@ -73,6 +73,7 @@ def status(ctx: Ctx, unsigned: bool, include_disabled: bool) -> None:
     render(
         ctx,
         rows,
-        cols if ctx.fmt == "table" else ["current_version", *cols],
+        cols,
+        data_columns=["current_version", *cols],
         empty="everyone has signed the current version" if unsigned else "no staff accounts",
     )

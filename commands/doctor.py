@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 import click
 
@@ -26,32 +27,33 @@ def cli(ctx: Ctx) -> None:
     from aupctl import doctor
 
     checks = doctor.run(ctx.config_path)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"check": c.check, "ok": c.ok, "status": c.status, "detail": c.detail}
         | ({"job": c.job, "right": c.right, "target": c.target} if c.section == "rights" else {})
         for c in checks
     ]
-    if ctx.fmt == "table":
-        for r in rows:
-            label, colour = _STYLE.get(r["status"], (r["status"], None))
-            r["ok"] = Styled(label, colour)
-        # tables fit 120 columns: long details wrap inside their cell
-        render(ctx, [r for r in rows if "job" not in r], ["check", "ok", "detail"], wrap={"detail": 96})
-        rights = [r for r in rows if "job" in r]
-        if rights:
-            click.echo("\nrights of the bind account, per job (`--format json` for the detail of each):")
-            for r in rights:
-                r["on"] = _short(r["target"], ctx)
-                r["ok"] = {"ok": "yes", "warn": Styled("NO", "yellow"), "info": "try"}.get(r["status"], r["ok"])
-            render(ctx, rights, ["job", "right", "on", "ok"], headers={"ok": "can"})
-            notes = dict.fromkeys(_note(c) for c in checks if c.section == "rights" and c.status != "ok")
-            for note in filter(None, notes):
-                click.echo(
-                    textwrap.fill(note, 118, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
-                )
-    else:
-        render(ctx, rows, ["check", "ok", "status", "detail", "job", "right", "target"])
+    columns = ["check", "ok", "status", "detail", "job", "right", "target"]
+    render(ctx, rows, columns, table=lambda: _table(ctx, rows, checks))
     exit_with(doctor.exit_code(checks))
+
+
+def _table(ctx: Ctx, rows: list[dict[str, Any]], checks: list[Any]) -> None:
+    """The checks for a person: coloured status, details wrapped, then the bind account's rights per job."""
+    for r in rows:
+        label, colour = _STYLE.get(r["status"], (r["status"], None))
+        r["ok"] = Styled(label, colour)
+    # tables fit 120 columns: long details wrap inside their cell
+    render(ctx, [r for r in rows if "job" not in r], ["check", "ok", "detail"], wrap={"detail": 96})
+    rights = [r for r in rows if "job" in r]
+    if rights:
+        click.echo("\nrights of the bind account, per job (`--format json` for the detail of each):")
+        for r in rights:
+            r["on"] = _short(r["target"], ctx)
+            r["ok"] = {"ok": "yes", "warn": Styled("NO", "yellow"), "info": "try"}.get(r["status"], r["ok"])
+        render(ctx, rights, ["job", "right", "on", "ok"], headers={"ok": "can"})
+        notes = dict.fromkeys(_note(c) for c in checks if c.section == "rights" and c.status != "ok")
+        for note in filter(None, notes):
+            click.echo(textwrap.fill(note, 118, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False))
 
 
 def _short(dn: str, ctx: Ctx) -> str:

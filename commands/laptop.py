@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from .context import Ctx, pass_ctx
-from .output import changing, exit_with, message, render, render_findings, run_plan, show_plan, warn
+from .output import changing, exit_with, for_people, message, note, render, render_findings, run_plan, show_plan
 
 OS_CHOICE = click.Choice(["windows", "linux", "macos"])
 LIST_COLUMNS = ["tag", "host", "os", "assigned_to", "last_seen", "next_due", "overdue", "findings", "status"]
@@ -83,8 +83,8 @@ def enrol(
         replace_key=replace_key,
         directory_of=_directory_of(ctx) if assign else None,
     )
-    if info and ctx.fmt == "table":
-        message(f"{host}:{port} host key: {info.key_type} {info.fingerprint}")
+    if info:
+        note(ctx, f"{host}:{port} host key: {info.key_type} {info.fingerprint}")
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
@@ -132,8 +132,7 @@ def list_(ctx: Ctx, overdue: bool, user: str | None, include_retired: bool) -> N
     from aupctl.laptops.report import list_rows
 
     rows = list_rows(ctx.config, ctx.state, overdue=overdue, user=user, include_retired=include_retired)
-    columns = LIST_COLUMNS if ctx.fmt == "table" else list(LIST_JSON_COLUMNS)
-    render(ctx, rows, columns, empty="no laptops match")
+    render(ctx, rows, LIST_COLUMNS, data_columns=list(LIST_JSON_COLUMNS), empty="no laptops match")
 
 
 @cli.command("show", short_help="One laptop: facts, findings, software, history.")
@@ -144,9 +143,11 @@ def show(ctx: Ctx, tag: str) -> None:
     from aupctl.laptops.report import show as show_laptop
 
     data = show_laptop(ctx.config, ctx.state, tag)
-    if ctx.fmt != "table":
-        render(ctx, [], json_obj=data) if ctx.fmt == "json" else render(ctx, data["findings"])
-        return
+    # JSON: the whole record; CSV: the findings; the table: a view of several tables
+    render(ctx, data["findings"], json_obj=data, table=lambda: _show_tables(ctx, data))
+
+
+def _show_tables(ctx: Ctx, data: dict[str, Any]) -> None:
     rows = [{"field": k.replace("_", " "), "value": v} for k, v in data["laptop"].items()]
     rows += [{"field": k.replace("_", " "), "value": v} for k, v in (data["facts"] or {}).items()]
     render(ctx, rows, ["field", "value"])
@@ -186,20 +187,20 @@ def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool) -> None:
         return
 
     def apply_plan(plan: Any) -> None:
-        show_plan(ctx, plan) if ctx.fmt == "table" else None
-        run_plan(ctx, plan, dry_run=False, yes=True, show=False)
+        run_plan(ctx, plan, dry_run=False, yes=True, show=for_people(ctx))
 
     stream = (lambda line: message(f"  | {line}")) if update else None  # the laptop's output, escaped
     result = engine.checkin(
         ctx.config, ctx.state, _connector(ctx), tag, update=update, on_output=stream, apply_plan=apply_plan
     )
-    if result.before is not None and ctx.fmt == "table":
-        message(f"before updating: {len(result.before[1])} finding(s); after: {len(result.findings)}")
-    if ctx.fmt == "table" and result.facts:
+    if result.before is not None:
+        note(ctx, f"before updating: {len(result.before[1])} finding(s); after: {len(result.findings)}")
+    if result.facts:
         f = result.facts
-        message(
+        note(
+            ctx,
             f"{result.device.tag}: {f.hostname or '?'}, {f.os_name or '?'} {f.os_version or ''}; "
-            f"next check-in due {result.device.next_due}"
+            f"next check-in due {result.device.next_due}",
         )
     exit_with(render_findings(ctx, result.findings, clean=f"{result.device.tag}: no findings"))
 
@@ -224,7 +225,7 @@ def audit(ctx: Ctx, no_probe: bool, parallel: int | None) -> None:
     if connector is not None:
         connector.key()  # a bad key or passphrase is one config error, not 100 unreachable laptops
     bar = None
-    if not no_probe and total and sys.stderr.isatty() and ctx.fmt == "table":
+    if not no_probe and total and sys.stderr.isatty() and for_people(ctx):
         bar = click.progressbar(length=total, label="probing laptops", file=sys.stderr)
         bar.__enter__()
     try:
@@ -239,17 +240,13 @@ def audit(ctx: Ctx, no_probe: bool, parallel: int | None) -> None:
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    if ctx.fmt == "json":
-        rows = [f.as_row() for f in report.findings]
-        render(ctx, [], json_obj={"findings": rows, "laptops": report.laptops, "unreachable": report.unreachable})
-        exit_with(1 if report.findings else 0)
-        return
-    if report.unreachable and ctx.fmt == "table":
-        warn(f"{len(report.unreachable)} laptop(s) could not be reached:")
+    if report.unreachable:
+        note(ctx, f"{len(report.unreachable)} laptop(s) could not be reached:", warning=True)
         for r in report.unreachable:
             who = r["assigned_to"] or "no one"
             seen = (r["last_seen"] or "never")[:10]
-            message(f"  {r['tag']}: with {who}, last seen {seen}: {r['error']}")
-    if ctx.fmt == "table":
-        message(f"{len(report.laptops)} laptop(s) audited")
-    exit_with(render_findings(ctx, report.findings, clean="no findings"))
+            note(ctx, f"  {r['tag']}: with {who}, last seen {seen}: {r['error']}")
+    note(ctx, f"{len(report.laptops)} laptop(s) audited")
+    rows = [f.as_row() for f in report.findings]
+    data = {"findings": rows, "laptops": report.laptops, "unreachable": report.unreachable}
+    exit_with(render_findings(ctx, report.findings, clean="no findings", json_obj=data))

@@ -129,8 +129,10 @@ def list_(ctx: Ctx, which: str | None) -> None:
     from aupctl.leavers.schedule import list_leavers
 
     rows = list_leavers(ctx.state, status=which)
-    columns = LIST_COLUMNS if ctx.fmt == "table" else LIST_COLUMNS + ["dn", "scheduled_at", "scheduled_by"]
-    render(ctx, rows, columns, empty="no leavers recorded" if not which else f"no {which} leavers")
+    more = LIST_COLUMNS + ["dn", "scheduled_at", "scheduled_by"]
+    render(
+        ctx, rows, LIST_COLUMNS, data_columns=more, empty="no leavers recorded" if not which else f"no {which} leavers"
+    )
 
 
 @cli.command("cancel", short_help="Cancel a scheduled withdrawal.")

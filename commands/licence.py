@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .context import Ctx, pass_ctx
-from .output import exit_with, message, render, render_findings
+from .output import exit_for_findings, exit_with, for_people, message, render, render_findings
 
 
 @click.group("licence")
@@ -30,32 +30,20 @@ def report(ctx: Ctx) -> None:
     from aupctl.laptops.licences import report as build
 
     rep = build(ctx.config, ctx.state, dt.date.today())
-    if ctx.fmt == "json":
-        render(
-            ctx,
-            [],
-            json_obj={
-                "licences": rep.rows,
-                "unlicensed": rep.unlicensed,
-                "findings": [f.as_row() for f in rep.findings],
-                "laptops_counted": rep.laptops_counted,
-                "laptops_without_facts": rep.laptops_without_facts,
-            },
-        )
-        exit_with(1 if rep.findings else 0)
-        return
-    render(
-        ctx,
-        rep.rows,
-        ["product", "seats", "used", "free", "expires", "days_left", "status"],
-        empty="no [[licences]] in the config",
-    )
-    if ctx.fmt == "csv":  # one table per output: the licences; findings are in the JSON and table forms
-        exit_with(1 if rep.findings else 0)
-        return
-    if ctx.fmt == "table":
+    data = {
+        "licences": rep.rows,
+        "unlicensed": rep.unlicensed,
+        "findings": [f.as_row() for f in rep.findings],
+        "laptops_counted": rep.laptops_counted,
+        "laptops_without_facts": rep.laptops_without_facts,
+    }
+    columns = ["product", "seats", "used", "free", "expires", "days_left", "status"]
+    # JSON: everything in one object; CSV: one table per output, the licences; the table: licences, findings
+    render(ctx, rep.rows, columns, empty="no [[licences]] in the config", json_obj=data)
+    if for_people(ctx):
         message(f"counted from {rep.laptops_counted} laptop(s)")
         if rep.laptops_without_facts:
             message(f"not counted (never probed): {', '.join(rep.laptops_without_facts)}")
         click.echo()
-    exit_with(render_findings(ctx, rep.findings, clean="licences in order"))
+        exit_with(render_findings(ctx, rep.findings, clean="licences in order"))
+    exit_for_findings(rep.findings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 
 import click
@@ -37,11 +36,12 @@ def cli(click_ctx: click.Context, since: str | None, user: str | None) -> None:
             "actor": e.actor,
             "action": e.action,
             "target": e.target,
-            "details": e.details if ctx.fmt == "json" else json.dumps(e.details, ensure_ascii=False),
+            "details": e.details,
         }
         for e in entries
     ]
-    render(ctx, rows, ["id", "at", "actor", "action", "target", "details"], empty="the audit log has no such entries")
+    columns = ["id", "at", "actor", "action", "target", "details"]
+    render(ctx, rows, columns, json_text=["details"], empty="the audit log has no such entries")
 
 
 @cli.command("verify")

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from aupctl.errors import EXIT_FINDINGS, ConfirmationRequired
+from aupctl.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, ConfirmationRequired
 from aupctl.findings import Finding, sort_findings
 from aupctl.plan import UNKNOWN, ApplyResult, Change, Plan, Reconciled, apply, reconcile
 from aupctl.text import inert, shown, unsafe
@@ -25,7 +25,7 @@ from aupctl.text import inert, shown, unsafe
 from .context import Ctx
 
 _SUSPECT = re.compile(r"[^\x20-\x7e\n]")  # only these can be unsafe: the rest is looked at in C, not in Python
-EXIT_DECLINED = 130  # the same as Ctrl-C at the prompt: nothing was changed
+EXIT_DECLINED = EXIT_INTERRUPTED  # the same as Ctrl-C at the prompt: nothing was changed
 FINDING_COLUMNS = ["severity", "subject", "system", "check", "clause", "detail"]
 
 
@@ -88,23 +88,46 @@ def to_json(payload: Any) -> str:
     return _SUSPECT.sub(lambda m: json.dumps(m[0])[1:-1] if unsafe(m[0]) else m[0], out)
 
 
+def for_people(ctx: Ctx) -> bool:
+    """--format table: a person reads the output, so progress bars, notes and views of several tables are
+    for them. json and csv are for programs: data on stdout, nothing else added."""
+    return ctx.fmt == "table"
+
+
+def wants_json(ctx: Ctx) -> bool:
+    return ctx.fmt == "json"
+
+
 def render(
     ctx: Ctx,
     rows: Sequence[dict[str, Any]],
     columns: list[str] | None = None,
     *,
+    data_columns: list[str] | None = None,
+    json_text: Sequence[str] = (),
     headers: dict[str, str] | None = None,
     empty: str = "nothing to show",
     json_obj: Any = None,
     wrap: dict[str, int] | None = None,
+    table: Callable[[], None] | None = None,
 ) -> None:
-    """Data to stdout in the chosen format. JSON is the same rows the table shows (or json_obj if given).
-    In a table, the columns named in `wrap` fold at that width; Styled cells keep their colour."""
+    """Data to stdout in the chosen format: the one place a command's output takes its format's shape.
+
+    JSON is the same rows the table shows (or json_obj if given). data_columns: the columns JSON and CSV
+    show when they differ from the table's (more detail, for programs). json_text: columns holding
+    structured values, kept as they are in JSON and written as compact JSON text in the table and CSV.
+    table: draws the table form itself (a view of several tables), instead of one table of the rows.
+    In a table, the columns named in `wrap` fold at that width; Styled cells keep their colour.
+    """
+    if ctx.fmt != "table" and data_columns is not None:
+        columns = data_columns
     columns = columns or (list(rows[0].keys()) if rows else [])
     if ctx.fmt == "json":
         payload = json_obj if json_obj is not None else [{c: _plain(r.get(c)) for c in columns} for r in rows]
         click.echo(to_json(payload))
         return
+    if json_text:
+        rows = [{**r, **{c: json.dumps(r.get(c), ensure_ascii=False) for c in json_text if c in r}} for r in rows]
     if ctx.fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -112,6 +135,9 @@ def render(
         for r in rows:
             writer.writerow([_csv_cell(r.get(c)) for c in columns])
         click.echo(buf.getvalue(), nl=False)
+        return
+    if table is not None:
+        table()
         return
     if not rows:
         message(empty)
@@ -132,17 +158,22 @@ def warn(text: str) -> None:
     click.echo(click.style("warning: ", fg="yellow") + shown(text, newlines=True), err=True)
 
 
-def render_findings(ctx: Ctx, findings: list[Finding], *, clean: str = "no findings") -> int:
-    """Findings as rows; returns the exit code (1 if any)."""
+def note(ctx: Ctx, text: str, *, warning: bool = False) -> None:
+    """A line on stderr for a person reading the table (a count, a hint); none with --format json/csv."""
+    if for_people(ctx):
+        (warn if warning else message)(text)
+
+
+def render_findings(ctx: Ctx, findings: list[Finding], *, clean: str = "no findings", json_obj: Any = None) -> int:
+    """Findings as rows; returns the exit code (1 if any). json_obj: what JSON shows instead (the findings
+    inside a larger object)."""
     rows = [f.as_row() for f in sort_findings(findings)]
     columns = FINDING_COLUMNS if any(f.system for f in findings) else [c for c in FINDING_COLUMNS if c != "system"]
-    if ctx.fmt == "json":
-        render(ctx, rows, ["subject", "system", "check", "clause", "severity", "detail"])
-    else:
-        render(ctx, rows, columns, empty=clean)
-    if ctx.fmt == "table" and findings:
-        message(f"{len(findings)} finding(s)")
-    return EXIT_FINDINGS if findings else 0
+    json_columns = ["subject", "system", "check", "clause", "severity", "detail"]
+    render(ctx, rows, columns, data_columns=json_columns if wants_json(ctx) else None, empty=clean, json_obj=json_obj)
+    if findings:
+        note(ctx, f"{len(findings)} finding(s)")
+    return EXIT_FINDINGS if findings else EXIT_OK
 
 
 def dry_run_option(f: Callable) -> Callable:
@@ -199,11 +230,14 @@ def bulk(what: str, when: Callable[[dict[str, Any]], bool] | None = None) -> Cal
     return decorate
 
 
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """A plan as --format json shows it (the one place that shape is written)."""
+    return {"plan": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}
+
+
 def show_plan(ctx: Ctx, plan: Plan) -> None:
     if ctx.fmt == "json":
-        render(
-            ctx, [], json_obj={"plan": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}
-        )
+        render(ctx, [], json_obj=plan_json(plan))
         return
     out = sys.stdout if ctx.fmt == "table" else sys.stderr
     click.echo(shown(f"Plan: {plan.title}"), file=out)
@@ -273,3 +307,8 @@ def reconcile_open(ctx: Ctx, *, keep_going: bool) -> list[Reconciled]:
 def exit_with(code: int) -> None:
     if code:
         sys.exit(code)
+
+
+def exit_for_findings(found: object) -> None:
+    """Exit 1 (EXIT_FINDINGS) if anything was found; return for a clean run (exit 0)."""
+    exit_with(EXIT_FINDINGS if found else EXIT_OK)

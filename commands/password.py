@@ -8,7 +8,7 @@ import sys
 import click
 
 from .context import Ctx, pass_ctx
-from .output import changing, exit_with, message, render, render_findings, run_plan, warn
+from .output import changing, exit_for_findings, exit_with, message, render, render_findings, run_plan, wants_json, warn
 
 
 @click.group("password")
@@ -106,13 +106,13 @@ def check(ctx: Ctx, user: str | None) -> None:
     reasons = check_candidate(ctx.config, candidate, person=person)
     del candidate
     payload = {"user": person.username if person else None, "acceptable": not reasons, "reasons": reasons}
-    if ctx.fmt == "json":
+    if wants_json(ctx):
         render(ctx, [], json_obj=payload)
     elif reasons:
         render(ctx, [{"reason": r} for r in reasons], ["reason"], headers={"reason": "why it is weak"})
     else:
         click.echo("acceptable")
-    exit_with(1 if reasons else 0)
+    exit_for_findings(reasons)
 
 
 @cli.command("reset", short_help="Set a generated passphrase; force a change at next logon.")
@@ -151,11 +151,11 @@ def reset(ctx: Ctx, user: str, credentials_out: str | None, show: bool, dry_run:
             "(redirected to a file or a pipe); nothing was changed",
             hint="use --credentials-out FILE: a new file, created mode 0600",
         )
-    result = run_plan(ctx, plan, dry_run=dry_run, yes=yes, show=dry_run or ctx.fmt != "json")
+    result = run_plan(ctx, plan, dry_run=dry_run, yes=yes, show=dry_run or not wants_json(ctx))
     if result is None:
         return
     summary = {**plan.summary, "must_change": True}
-    if ctx.fmt == "json":
+    if wants_json(ctx):
         render(ctx, [], json_obj=summary | ({"password": secret.value} if show else {}))
     elif show:
         click.echo(f"New password for {plan.summary['username']}: {secret.value}")

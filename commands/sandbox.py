@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
+
+from aupctl.errors import InputError
 
 from .context import Ctx, pass_ctx
 from .output import message, render
@@ -19,7 +22,14 @@ dir_option = click.option(
 
 @click.group("sandbox")
 def cli() -> None:
-    """A throwaway school directory (slapd or Samba AD) seeded with a fictional school."""
+    """A throwaway school directory (slapd or Samba AD) seeded with a fictional school. Linux only."""
+
+
+def _not_linux() -> InputError:
+    return InputError(
+        f"the sandbox runs on Linux only (this is {sys.platform})",
+        hint="start it on a Linux machine or WSL and point aupctl at its aupctl.toml with --config",
+    )
 
 
 @cli.command("start")
@@ -37,6 +47,8 @@ def cli() -> None:
 @pass_ctx
 def start(ctx: Ctx, flavour: str, layout: str, directory: Path | None) -> None:
     """Start a sandbox directory and write DIR/aupctl.toml for it."""
+    if not sys.platform.startswith("linux"):
+        raise _not_linux()
     from aupctl import sandbox
 
     info = sandbox.start(flavour, directory, layout=layout)
@@ -54,18 +66,20 @@ def start(ctx: Ctx, flavour: str, layout: str, directory: Path | None) -> None:
 @pass_ctx
 def status(ctx: Ctx, directory: Path | None) -> None:
     """Is the sandbox running, and where."""
+    if not sys.platform.startswith("linux"):
+        raise _not_linux()
     from aupctl import sandbox
 
     st = sandbox.status(directory or sandbox.default_dir())
-    render(ctx, [{"field": k, "value": v} for k, v in st.items()], ["field", "value"]) if ctx.fmt != "json" else render(
-        ctx, [], json_obj=st
-    )
+    render(ctx, [{"field": k, "value": v} for k, v in st.items()], ["field", "value"], json_obj=st)
 
 
 @cli.command("stop")
 @dir_option
 def stop(directory: Path | None) -> None:
     """Stop the sandbox server this directory started (nothing else)."""
+    if not sys.platform.startswith("linux"):
+        raise _not_linux()
     from aupctl import sandbox
 
     d = directory or sandbox.default_dir()

@@ -23,7 +23,8 @@ def list_(ctx: Ctx, role: str | None, include_disabled: bool) -> None:
 
     rows = list_staff(ctx.config, ctx.directory, ctx.state, role=role, include_disabled=include_disabled)
     cols = ["username", "name", "role", "email", "staff_code", "enabled"]
-    render(ctx, rows, cols if ctx.fmt != "json" else cols + ["dn"], empty="no staff accounts match")
+    data = [{c: r.get(c) for c in cols + ["dn"]} for r in rows]  # JSON only: CSV keeps the table's columns
+    render(ctx, rows, cols, json_obj=data, empty="no staff accounts match")
 
 
 @cli.command("show")
@@ -34,10 +35,7 @@ def show(ctx: Ctx, user: str) -> None:
     from aupctl.staff.people import show as show_user
 
     row = show_user(ctx.config, ctx.directory, ctx.state, user)
-    if ctx.fmt == "json":
-        render(ctx, [], json_obj=row)
-        return
-    render(ctx, [{"field": k.replace("_", " "), "value": v} for k, v in row.items()], ["field", "value"])
+    render(ctx, [{"field": k.replace("_", " "), "value": v} for k, v in row.items()], ["field", "value"], json_obj=row)
 
 
 @cli.command("set-role")

@@ -10,7 +10,7 @@ from aupctl.errors import AupctlError
 from aupctl.text import shown as escaped
 
 from .context import Ctx, pass_ctx
-from .output import bulk, changing, message, render, run_plan, warn
+from .output import bulk, changing, for_people, message, render, run_plan, warn
 
 PLAN_COLUMNS = ["line", "action", "username", "name", "role", "groups", "waiting", "granted", "changes", "note"]
 
@@ -72,7 +72,7 @@ def _run(ctx: Ctx, intake: Any, *, dry_run: bool, yes: bool) -> None:
     shown = [
         {**r, "changes": [f"{k} -> {v}" for k, v in r["updates"].items()]} for r in rows if r["action"] != "unchanged"
     ]
-    if ctx.fmt == "table":
+    if for_people(ctx):
         click.echo(escaped(f"Plan: {intake.plan.title}"))
         always = PLAN_COLUMNS[:5]
         columns = [c for c in PLAN_COLUMNS if c in always or any(r[c] for r in shown)]  # no empty columns
@@ -109,14 +109,12 @@ def _counts_line(c: dict[str, int]) -> str:
 
 
 def _result(ctx: Ctx, rows: list[dict[str, Any]], counts: dict[str, int], creds: str | None, *, applied: bool) -> None:
-    if ctx.fmt == "json":
-        render(ctx, [], json_obj={"applied": applied, "summary": counts, "credentials_file": creds, "people": rows})
-        return
-    if ctx.fmt == "csv":
-        render(ctx, rows, PLAN_COLUMNS + ["staff_code", "email", "start_date", "dn"])
-        return
-    if not applied:
-        return
+    data = {"applied": applied, "summary": counts, "credentials_file": creds, "people": rows}
+    columns = PLAN_COLUMNS + ["staff_code", "email", "start_date", "dn"]
+    render(ctx, rows, columns, json_obj=data, table=lambda: _summary(ctx, counts, creds) if applied else None)
+
+
+def _summary(ctx: Ctx, counts: dict[str, int], creds: str | None) -> None:
     done = {"create": "created", "update": "updated", "finish": "finished", "unchanged": "unchanged", "skip": "skipped"}
     summary = [{"result": done[k], "people": counts[k]} for k in done if counts[k]]
     summary.append({"result": "grants waiting for an AUP signature", "people": counts["waiting"]})

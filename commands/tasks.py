@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .context import Ctx, pass_ctx
-from .output import message, render
+from .output import for_people, message, render
 
 
 @click.group("tasks")
@@ -27,7 +27,8 @@ def list_(ctx: Ctx, open_only: bool, user: str | None) -> None:
     render(
         ctx,
         rows,
-        cols if ctx.fmt != "table" else ["id", "status", "username", "kind", "text", "opened_at", "note"],
+        ["id", "status", "username", "kind", "text", "opened_at", "note"],
+        data_columns=cols,
         empty="no open tasks" if open_only else "no tasks",
     )
 
@@ -66,5 +67,5 @@ def done(ctx: Ctx, task_id: int, note: str | None) -> None:
             "task-done", row["username"] or str(task_id), {"task": task_id, "text": row["text"], "note": note}
         )
         message(f"task {task_id} done: {row['text']}")
-    if ctx.fmt != "table":
+    if not for_people(ctx):  # the message above says it to a person; programs get the task's row
         render(ctx, [_row(row)])

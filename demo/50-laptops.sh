@@ -10,7 +10,7 @@ if "[laptops.update_commands]" not in text:  # harmless stand-ins for apt-get up
     text += '\n[laptops.update_commands]\nlinux = ["echo apt-get -y upgrade would run here", "echo freshclam would run here"]\n'
 open(path, "w").write(text)
 PY
-teacher=$(python3 -c 'from aupctl import sandbox_school as hb; print(hb.school().staff[0].username)')
+teacher=$(python3 -c 'from aupctl.sandbox import school as hb; print(hb.school().staff[0].username)')
 
 step "aupctl laptop enrol 127.0.0.1 --port $LAPTOP_PORT --asset-tag HB-LT-0042 --assign $teacher --fingerprint $LAPTOP_FP --yes"
 aupctl laptop enrol 127.0.0.1 --port "$LAPTOP_PORT" --asset-tag HB-LT-0042 --assign "$teacher" --fingerprint "$LAPTOP_FP" --yes

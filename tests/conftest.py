@@ -23,7 +23,7 @@ Other layouts of the same school (docs/sandbox.md; ``info.layout`` says which):
 - ``flat_openldap`` (module): OpenLDAP, layout "flat": everyone in ou=People (leavers in
   ou=Former,ou=People), inetOrgPerson + posixAccount, posixGroup groups with memberUid, one RFC 2307bis
   group (sims: groupOfNames + posixGroup), roles by group only (no ``ou`` in ``[roles.*]``), accounts
-  made by hand (sandbox_school.HAND_MADE). ``fresh_flat_openldap`` (function): one per test.
+  made by hand (sandbox.school.HAND_MADE). ``fresh_flat_openldap`` (function): one per test.
 - ``ad_nested`` (module): AD, layout "nested": staff in OU=<department>,OU=<site>,OU=Staff, system groups
   in OU=Applications (full DNs in the config), "All Pupils" with 2,000 members, SIMS Users > SIMS Office
   > SIMS Office (<site>) nesting. Takes the AD lock like ``ad_sandbox``: a module may use one of
@@ -38,11 +38,16 @@ Other layouts of the same school (docs/sandbox.md; ``info.layout`` says which):
   (monkeypatch) and returns ``{"AUPCTL_CONFIG": ...}`` for ``CliRunner(env=...)``.
   ``sandbox_env(info)`` is the same dict without touching the environment.
 
+Markers ``ad``, ``openldap``, ``ssh`` are applied here from the fixtures a test uses (and, for tests that
+start their own server, from ``ad_slot``/``Sshd``/``sb.start("<flavour>")`` in the test's code), so
+``pytest -m "not ad"`` runs everything but the AD tests. With CI=true (or AUPCTL_REQUIRE_SERVERS=1) a
+server test that cannot run here fails instead of skipping (``cannot_run(why)``).
+
 Helpers: ``ad_slot()`` (a context manager) takes the same AD lock, for a test that starts its own AD DC
 (e.g. detach=True); it fails at once if this process already holds it. ``ad_unavailable()`` says why
 AD cannot run here, or None.
 
-The seeded school and its planted problems: aupctl.sandbox_school (PLANTED, PASSWORDS, ...).
+The seeded school and its planted problems: aupctl.sandbox.school (PLANTED, PASSWORDS, ...).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sandbox_helpers import ad_slot, ad_unavailable, sandbox_env  # noqa: F401 - re-exported
+from sandbox_helpers import ad_slot, ad_unavailable, cannot_run, sandbox_env  # noqa: F401 - re-exported
 
 from aupctl import sandbox as sb
 
@@ -110,7 +115,7 @@ def fresh_flat_openldap(tmp_path: Path) -> Iterator[sb.SandboxInfo]:
 def _start_ad(directory: Path, layout: str) -> Iterator[sb.SandboxInfo]:
     why = ad_unavailable()
     if why:
-        pytest.skip(why)
+        cannot_run(why)
     with ad_slot():
         info = sb.start("ad", directory, detach=False, layout=layout)
         try:
@@ -177,3 +182,53 @@ def _open_env(info: sb.SandboxInfo) -> Iterator[tuple]:
 def any_env(any_sandbox: sb.SandboxInfo) -> Iterator[tuple]:
     """(sandbox, config, directory, state) for ``any_sandbox``'s layout, opened once per layout."""
     yield from _open_env(any_sandbox)
+
+
+# --------------------------------------------------------------------------------------------------
+# Markers from the servers a test uses
+
+_FIXTURE_MARKS = {
+    "openldap_sandbox": "openldap",
+    "fresh_openldap": "openldap",
+    "flat_openldap": "openldap",
+    "fresh_flat_openldap": "openldap",
+    "ad_sandbox": "ad",
+    "ad_nested": "ad",
+    "sshd": "ssh",
+}
+_PARAM_FIXTURES = ("sandbox", "any_sandbox")  # params "openldap"/"ad" or "<flavour>-<layout>"
+
+
+def _code_marks(code: Any) -> set[str]:
+    """Servers a test starts itself: ad_slot/ad_unavailable (AD), Sshd (ssh), sb.start("openldap"|"ad")."""
+    marks: set[str] = set()
+    names = set(code.co_names)
+    if names & {"ad_slot", "ad_unavailable"}:
+        marks.add("ad")
+    if "Sshd" in names:
+        marks.add("ssh")
+    if "start" in names:
+        consts = {c for c in code.co_consts if isinstance(c, str)}
+        marks |= {"openldap", "ad"} & consts
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            marks |= _code_marks(const)
+    return marks
+
+
+def _server_marks(item: pytest.Item) -> set[str]:
+    marks = {_FIXTURE_MARKS[f] for f in getattr(item, "fixturenames", ()) if f in _FIXTURE_MARKS}
+    callspec = getattr(item, "callspec", None)
+    for name in _PARAM_FIXTURES:
+        if callspec is not None and name in callspec.params:
+            marks.add(str(callspec.params[name]).split("-", 1)[0])
+    function = getattr(item, "function", None)
+    if function is not None and hasattr(function, "__code__"):
+        marks |= _code_marks(function.__code__)
+    return marks & {"ad", "openldap", "ssh"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in sorted(_server_marks(item)):
+            item.add_marker(getattr(pytest.mark, mark))

@@ -13,18 +13,35 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from aupctl import sandbox as sb
 from aupctl.config import ENV_CONFIG
 
+# CI=true (or AUPCTL_REQUIRE_SERVERS=1): a server test that cannot run FAILS instead of skipping, so CI
+# can never pass by skipping the AD or sshd tests (see require_servers, cannot_run).
+REQUIRE_SERVERS = "AUPCTL_REQUIRE_SERVERS"
 AD_LOCK = Path("/tmp/aupctl-ad-fixture.lock")
 _ad_held = False  # flock does not nest across two open()s in one process: fail fast instead of hanging
 
 
 def sandbox_env(info: sb.SandboxInfo) -> dict[str, str]:
     return {ENV_CONFIG: str(info.config_path)}
+
+
+def require_servers() -> bool:
+    """Must every server test run here (CI=true or AUPCTL_REQUIRE_SERVERS=1)?"""
+    ci = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+    return ci or os.environ.get(REQUIRE_SERVERS, "").strip() == "1"
+
+
+def cannot_run(why: str) -> NoReturn:
+    """A server test that cannot run here: skipped on a workstation, failed in CI (require_servers())."""
+    if require_servers():
+        pytest.fail(f"{why}; CI=true / {REQUIRE_SERVERS}=1 require every server test to run", pytrace=False)
+    pytest.skip(why)
 
 
 def ad_unavailable() -> str | None:

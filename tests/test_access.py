@@ -19,7 +19,7 @@ from aupctl.directory import open_directory, same_dn
 from aupctl.errors import NotFoundError, PartialError, RefusedError
 from aupctl.plan import Change, Plan, apply
 from aupctl.records import approvals, tasks
-from aupctl.sandbox_school import HEADTEACHER, PLANTED, SIMS_OFFICE
+from aupctl.sandbox.school import HEADTEACHER, PLANTED, SIMS_OFFICE
 from aupctl.state import State
 
 HEAD = HEADTEACHER

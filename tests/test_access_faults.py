@@ -15,7 +15,7 @@ from aupctl.directory import open_directory, same_dn
 from aupctl.errors import EXIT_PARTIAL, AupctlError, PartialError
 from aupctl.plan import Change, Plan, apply
 from aupctl.records import approvals
-from aupctl.sandbox_school import HEADTEACHER
+from aupctl.sandbox.school import HEADTEACHER
 from aupctl.state import State
 
 

@@ -17,8 +17,9 @@ import pytest
 from cli_helpers import run_main
 
 from aupctl import auditlog
+from aupctl.auditchain import _entry_hash
 from aupctl.config import load
-from aupctl.state import MIGRATIONS, State, _entry_hash, _split_sql
+from aupctl.state import MIGRATIONS, State, _split_sql
 
 CONFIG = """
 [school]

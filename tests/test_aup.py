@@ -17,7 +17,7 @@ from aupctl.errors import RefusedError
 from aupctl.plan import Plan, apply
 from aupctl.records import approvals
 from aupctl.records.signatures import signature
-from aupctl.sandbox_school import AUP_VERSION, HEADTEACHER, PLANTED, UNSIGNED
+from aupctl.sandbox.school import AUP_VERSION, HEADTEACHER, PLANTED, UNSIGNED
 from aupctl.state import State
 
 

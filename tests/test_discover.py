@@ -300,7 +300,7 @@ def test_doctor_rights_table_on_ad_tells_an_administrator_from_a_teacher(
     create = [r for r in rights if r["right"] == "create accounts"]
     assert create and all(r["status"] == "ok" for r in create), create
     # A teacher binding: reads fine, but may not create accounts or write system groups' members.
-    from aupctl import sandbox_school as hb
+    from aupctl.sandbox import school as hb
 
     teacher = next(p.username for p in hb.school().people if p.ou.lower().startswith("ou=teachers") and not p.disabled)
     text = info.config_path.read_text()

@@ -17,9 +17,9 @@ import pytest
 from cli_helpers import run_main
 
 from aupctl import sandbox as sb
-from aupctl import sandbox_school as hb
 from aupctl.config import load
 from aupctl.directory import normalise_dn
+from aupctl.sandbox import school as hb
 
 APPROVER = "Mrs A Patel (Headteacher)"
 

@@ -24,7 +24,6 @@ from cli_helpers import run_main
 
 from aupctl import config as config_mod
 from aupctl import sandbox as sb
-from aupctl import sandbox_school as hb
 from aupctl.access.adopt import adopt_plan
 from aupctl.access.aup import import_plan, sign_plan
 from aupctl.access.grant import grant_plan, revoke_plan
@@ -36,6 +35,7 @@ from aupctl.leavers.schedule import Request, withdraw
 from aupctl.passwords.audit import privileged_members
 from aupctl.plan import apply
 from aupctl.records import approvals
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 KINDS = ["posixGroup", "rfc2307bis", "groupOfUniqueNames"]
@@ -63,8 +63,8 @@ def _start(tmp: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> Iterator[sb
         schema = _bis_schema(tmp)
         _, schemas = sb._openldap_dirs()
         plain = sb._slapd_conf
-        monkeypatch.setattr(
-            sb, "_slapd_conf", lambda *a, **k: plain(*a, **k).replace(f"{schemas}/nis.schema", str(schema))
+        monkeypatch.setattr(  # where start() looks it up: the sandbox's openldap module
+            sb.openldap, "_slapd_conf", lambda *a, **k: plain(*a, **k).replace(f"{schemas}/nis.schema", str(schema))
         )
     info = sb.start("openldap", tmp / "sandbox", detach=False)
     try:

@@ -16,7 +16,6 @@ from cli_helpers import run_main
 from test_groups import holds, raw_group
 
 from aupctl import config as config_mod
-from aupctl import sandbox_school as hb
 from aupctl.access.adopt import adopt_plan
 from aupctl.access.aup import import_plan
 from aupctl.access.grant import grant_plan, revoke_plan
@@ -26,6 +25,7 @@ from aupctl.leavers.restore import restore
 from aupctl.leavers.schedule import Request, withdraw
 from aupctl.passwords.audit import privileged_members
 from aupctl.plan import apply
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 TODAY = dt.date.today()

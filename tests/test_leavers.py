@@ -15,7 +15,6 @@ import pytest
 from cli_helpers import user_bind
 
 from aupctl import config as config_mod
-from aupctl import sandbox_school as hb
 from aupctl.directory import is_under, open_directory, parse_filetime, same_dn
 from aupctl.errors import NotFoundError, PartialError, RefusedError
 from aupctl.leavers.restore import restore
@@ -24,6 +23,7 @@ from aupctl.leavers.withdraw import current_row, leaver_tasks
 from aupctl.plan import Plan, apply
 from aupctl.records import approvals, tasks
 from aupctl.records.leavers import DONE, SCHEDULED
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 TODAY = dt.date.today()

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from aupctl import config as config_mod
-from aupctl import sandbox_school as hb
 from aupctl.commands import cli
 from aupctl.directory import open_directory
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 TODAY = dt.date.today()

@@ -28,7 +28,7 @@ from aupctl.errors import PartialError, UnreachableError
 from aupctl.passwords.audit import audit
 from aupctl.passwords.reset import plan_reset
 from aupctl.plan import apply
-from aupctl.sandbox_school import PASSWORDS, PLANTED, PLANTED_ONLY_ON, SANDBOX_PASSWORD
+from aupctl.sandbox.school import PASSWORDS, PLANTED, PLANTED_ONLY_ON, SANDBOX_PASSWORD
 from aupctl.state import State
 
 STRONG = "Lantern-Orbit-Cactus-Meadow-42"

@@ -17,13 +17,13 @@ from pathlib import Path
 import ldap3
 import pytest
 from ldap3.core.exceptions import LDAPBindError
-from sandbox_helpers import ad_slot, ad_unavailable
+from sandbox_helpers import ad_slot, ad_unavailable, cannot_run
 
 from aupctl import config as config_mod
 from aupctl import sandbox as sb
-from aupctl import sandbox_school as hb
 from aupctl.credentials import read_secret_file
 from aupctl.errors import InputError, NotFoundError
+from aupctl.sandbox import school as hb
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = dt.datetime.now(dt.UTC)
@@ -61,7 +61,7 @@ def detached_round_trip(flavour: str, directory: Path) -> None:
 def test_ad_detached_outlives_its_parent_and_stop_ends_it(tmp_path: Path) -> None:
     why = ad_unavailable()
     if why:
-        pytest.skip(why)
+        cannot_run(why)
     with ad_slot():
         detached_round_trip("ad", tmp_path / "ad")
         # again in the same directory: a stopped sandbox starts afresh (Samba's msg.sock and friends go too)

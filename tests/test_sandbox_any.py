@@ -8,7 +8,7 @@ import ldap3
 
 from aupctl import config as config_mod
 from aupctl import sandbox as sb
-from aupctl import sandbox_school as hb
+from aupctl.sandbox import school as hb
 
 
 def usernames(conn: ldap3.Connection, base: str, flavour: str) -> set[str]:

@@ -17,9 +17,9 @@ from ldap3.core.exceptions import LDAPObjectClassViolationResult
 
 from aupctl import config as config_mod
 from aupctl import sandbox as sb
-from aupctl import sandbox_school as hb
 from aupctl.commands import cli
 from aupctl.errors import InputError
+from aupctl.sandbox import school as hb
 
 BASE = hb.OPENLDAP_BASE_DN
 PEOPLE = f"ou=People,{BASE}"

@@ -19,7 +19,7 @@ from typing import Any
 
 import ldap3
 
-from .. import checks, passphrase
+from .. import checks, credfile, passphrase
 from ..config import Config
 from ..credfile import CredentialsFile, require_new
 from ..directory import Account, Directory, as_text, first_rdn, group_name, normalise_dn, parent_dn, same_dn
@@ -30,7 +30,7 @@ from ..records import leavers as records
 from ..records.leavers import DONE, RESTORED, SCHEDULED, WITHDRAWING
 from ..state import State
 
-CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
+CREDENTIAL_COLUMNS = credfile.RESET_COLUMNS
 
 
 def check_credentials_path(path: str | None) -> Path:

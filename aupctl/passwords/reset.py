@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import credfile
 from ..credfile import CredentialsFile, require_new
 from ..directory import require_account
 from ..errors import AupctlError, InputError
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..directory import Account, Directory
 
-CREDENTIAL_COLUMNS = ["username", "name", "password", "must_change"]
+CREDENTIAL_COLUMNS = credfile.RESET_COLUMNS
 
 
 @dataclass

@@ -14,14 +14,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ssh_fixtures  # noqa: E402
 from laptop_env import Env  # noqa: E402
+from sandbox_helpers import cannot_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ssh_fixtures.Sshd]:
     if os.geteuid() != 0:
-        pytest.skip("the sshd laptop needs root (useradd, sshd)")
+        cannot_run("the sshd laptop needs root (useradd, sshd)")
     if not shutil.which("sshd") and not Path(ssh_fixtures.SSHD).exists():
-        pytest.skip("openssh-server is not installed")
+        cannot_run("openssh-server is not installed")
     ssh_fixtures.make_user()
     server = ssh_fixtures.Sshd(tmp_path_factory.mktemp("laptop-sshd")).start()
     try:

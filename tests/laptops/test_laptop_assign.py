@@ -7,9 +7,9 @@ import json
 import pytest
 from laptop_env import run_cli
 
-from aupctl import sandbox_school as hb
 from aupctl.config import load
 from aupctl.laptops import inventory
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 pytestmark = pytest.mark.openldap

@@ -17,11 +17,11 @@ import pytest
 import ssh_fixtures
 from laptop_env import Env, run_cli
 
-from aupctl import sandbox_school as hb
 from aupctl import text
 from aupctl.config import load
 from aupctl.laptops import inventory
 from aupctl.laptops.ssh import MAX_OUTPUT
+from aupctl.sandbox import school as hb
 from aupctl.state import State
 
 HOSTILE = "vm\x1b]0;PWNED\x07\x1b[2J\u202e"

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import ldap3
 
-from ... import checks, templates, usernames
+from ... import checks, credfile, templates, usernames
 from ...access.grant import grant_changes
 from ...config import EMAIL_FIELDS, Config
 from ...credfile import CredentialsFile
@@ -39,7 +39,7 @@ from ...roles import RoleInfo
 from ...state import State
 from .read import Person
 
-CREDENTIAL_COLUMNS = ["username", "password", "name", "email", "role", "staff_code", "dn", "written_at"]
+CREDENTIAL_COLUMNS = credfile.NEW_STAFF_COLUMNS
 
 
 class _Closes(Protocol):
