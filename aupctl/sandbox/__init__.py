@@ -155,7 +155,7 @@ _OWNED = {
     STATE_FILE, CONFIG_FILE, BIND_PW_FILE, "aup-signatures.csv", "intake.csv", "ca.pem", "server.pem",
     "server.key", "slapd.conf", "slapd.pid", "slapd.args", "slapd.log", "db", "etc", "private", "state",
     "cache", "run", "log", "bind-dns", "gencache.tdb", "state.db", "state.db-wal", "state.db-shm",
-    "state.db-journal", "known_hosts", RFC2307BIS_SCHEMA, "audit.key", "checkpoints.jsonl",
+    "state.db-journal", "known_hosts", RFC2307BIS_SCHEMA, "checkpoints.jsonl",
     # Samba's messaging files in its lock directory (the sandbox root): without these a stopped AD
     # sandbox could not be started again in the same directory (copytree met msg.sock).
     "msg.lock", "msg.sock", "names.tdb",

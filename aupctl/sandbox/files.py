@@ -151,8 +151,7 @@ def config_toml(flavour: str, *, url: str, ca_file: str, bind_dn: str, layout: s
         "",
         "[state]",
         'path = "state.db"',
-        "# The sandbox's own audit key and checkpoints, so a new sandbox in this folder starts a new record",
-        'audit_key_file = "audit.key"',
+        "# The sandbox's own checkpoints, so a new sandbox in this folder starts a new record",
         'checkpoints = "checkpoints.jsonl"',
         "",
     ]
