@@ -36,7 +36,8 @@ def read_date(text: str) -> dt.date:
         return dt.date(year, month, day)
     except ValueError:
         hint = " (day first: DD/MM/YYYY)" if not iso and month > 12 and day <= 12 else ""
-        raise ValueError(f"{text!r} is not a real date{hint} (expected {ACCEPTED})") from None
+        # "is not a date" as every reader said before this module: scripts and tests match those words
+        raise ValueError(f"{text!r} is not a date: there is no such day{hint} (expected {ACCEPTED})") from None
 
 
 def parse_date(text: str | dt.date, what: str, *, future: bool | None = None) -> dt.date:

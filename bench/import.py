@@ -100,8 +100,9 @@ def ldif_value(name: str, value: str) -> str:
 
 
 def build_plan(cfg_path: Path, intake_csv: Path, creds: Path | None):
-    from aupctl import config, intake
+    from aupctl import config
     from aupctl.directory import open_directory
+    from aupctl.staff import intake
     from aupctl.state import State
 
     cfg = config.load(str(cfg_path))

@@ -91,7 +91,7 @@ def main() -> None:
     from aupctl import config as config_mod
     from aupctl import sandbox as sb
     from aupctl.directory import open_directory
-    from aupctl.leavers import read_wave, withdraw
+    from aupctl.leavers.schedule import read_wave, withdraw
     from aupctl.plan import apply
     from aupctl.state import State
 

@@ -88,7 +88,7 @@ print(json.dumps({{"seconds": dt, "entries": n, "maxrss_kb": resource.getrusage(
 
 AUDIT = """
 from aupctl.directory import open_directory
-from aupctl.password_audit import audit
+from aupctl.passwords.audit import audit
 t0 = time.perf_counter()
 d = open_directory(cfg)
 r = audit(cfg, d, hash_check={hash_check}, workers={workers})
@@ -119,7 +119,7 @@ def main() -> None:
 def run(info: sandbox.SandboxInfo, tmp: Path, args: argparse.Namespace) -> None:
     from aupctl.config import load
     from aupctl.directory import OpenLDAP
-    from aupctl.passwords import personal_candidates
+    from aupctl.passwords.denylist import personal_candidates
 
     cfg = load(str(info.config_path))
     env = {"LDAPTLS_CACERT": str(info.ca_file), "AUPCTL_BIND_PASSWORD": info.bind_password}

@@ -15,7 +15,7 @@ LIST_COLUMNS = ["id", "username", "status", "leave_on", "reason", "done_at", "re
 def _date(value: str | None, what: str) -> dt.date | None:
     if value is None:
         return None
-    from aupctl.leavers import parse_date
+    from aupctl.dates import parse_date
 
     return parse_date(value, what)
 
@@ -83,8 +83,8 @@ def withdraw(
     The tasks it opens (by-hand systems, laptops, the mailbox) are in `aupctl tasks list --open`.
     """
     from aupctl.errors import InputError
-    from aupctl.leavers import Request, read_wave
-    from aupctl.leavers import withdraw as build
+    from aupctl.leavers.schedule import Request, read_wave
+    from aupctl.leavers.schedule import withdraw as build
 
     if csv_path and (users or on or reason):
         raise InputError("--from-csv takes the users, dates and reasons from the file: give no USER, --on or --reason")
@@ -114,7 +114,7 @@ def run_due(ctx: Ctx, today_text: str | None, dry_run: bool, yes: bool) -> None:
     \b
       15 6 * * *  aupctl leaver run-due --yes
     """
-    from aupctl.leavers import run_due as build
+    from aupctl.leavers.schedule import run_due as build
 
     plan = build(ctx.config, ctx.directory, ctx.state, today=_today(today_text))
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
@@ -126,7 +126,7 @@ def run_due(ctx: Ctx, today_text: str | None, dry_run: bool, yes: bool) -> None:
 @pass_ctx
 def list_(ctx: Ctx, which: str | None) -> None:
     """Leavers: scheduled, done, cancelled and restored, with their open tasks."""
-    from aupctl.leavers import list_leavers
+    from aupctl.leavers.schedule import list_leavers
 
     rows = list_leavers(ctx.state, status=which)
     more = LIST_COLUMNS + ["dn", "scheduled_at", "scheduled_by"]
@@ -140,7 +140,7 @@ def list_(ctx: Ctx, which: str | None) -> None:
 @pass_ctx
 def cancel(ctx: Ctx, user: str) -> None:
     """Cancel a scheduled withdrawal that is no longer wanted (a done one needs `restore`)."""
-    from aupctl.leavers import cancel as build
+    from aupctl.leavers.schedule import cancel as build
     from aupctl.plan import apply
 
     plan = build(ctx.state, user)
@@ -170,7 +170,7 @@ def restore(ctx: Ctx, user: str, credentials_out: str | None, today_text: str | 
     Example:
       aupctl leaver restore jsmith --credentials-out ~/jsmith-password.csv
     """
-    from aupctl.leaver_restore import restore as build
+    from aupctl.leavers.restore import restore as build
 
     plan = build(
         ctx.config,

@@ -27,7 +27,7 @@ def report(ctx: Ctx) -> None:
     """
     import datetime as dt
 
-    from aupctl.licences import report as build
+    from aupctl.laptops.licences import report as build
 
     rep = build(ctx.config, ctx.state, dt.date.today())
     data = {

@@ -7,19 +7,15 @@ import sys
 
 import click
 
-from aupctl.errors import EXIT_FINDINGS, InputError
+from aupctl.dates import parse_date as read_date
+from aupctl.errors import EXIT_FINDINGS
 
 from .context import Ctx, pass_ctx
 from .output import message, reconcile_open, render
 
 
 def parse_date(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+    return None if value is None else read_date(value, option)  # aupctl.dates: ISO 8601 or DD/MM/YYYY
 
 
 @click.group("log", invoke_without_command=True)

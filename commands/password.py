@@ -46,15 +46,12 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
     Output: one row per finding (severity, subject, check, clause, detail); --format json gives the
     same rows. Exit codes: 0 no findings, 1 findings, 2 bad input or config, 3 directory unreachable.
     """
-    from aupctl.errors import InputError
-    from aupctl.password_audit import audit as run_audit
+    from aupctl.dates import parse_date
+    from aupctl.passwords.audit import audit as run_audit
 
     since = None
     if changed_before:
-        try:
-            day = dt.date.fromisoformat(changed_before)
-        except ValueError:
-            raise InputError(f"--changed-before must be a date YYYY-MM-DD (got {changed_before!r})") from None
+        day = parse_date(changed_before, "--changed-before")
         since = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     result = run_audit(
         ctx.config,
@@ -98,7 +95,7 @@ def check(ctx: Ctx, user: str | None) -> None:
     with the usual endings), the person's own names and username when USER is given, and zxcvbn's
     strength estimate. Prints why it is weak (never the password). Exit 0 acceptable, 1 weak.
     """
-    from aupctl.passwords import check_candidate
+    from aupctl.passwords.denylist import check_candidate
 
     candidate = _read_candidate()
     person = None
@@ -141,7 +138,7 @@ def reset(ctx: Ctx, user: str, credentials_out: str | None, show: bool, dry_run:
     Exit codes: 0 done (or --dry-run), 2 bad options, unknown USER or no --yes without a terminal
     (nothing changed), 3 directory unreachable, 4 stopped part-way (run it again with a new FILE).
     """
-    from aupctl.password_reset import check_destination, plan_reset
+    from aupctl.passwords.reset import check_destination, plan_reset
 
     check_destination(credentials_out, show)  # bad options fail before the directory is touched
     plan, secret = plan_reset(ctx.config, ctx.directory, user, credentials_out=credentials_out, show=show)

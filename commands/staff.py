@@ -19,7 +19,7 @@ def cli() -> None:
 @pass_ctx
 def list_(ctx: Ctx, role: str | None, include_disabled: bool) -> None:
     """Staff accounts under the staff OU, with their role."""
-    from aupctl.staff import list_staff
+    from aupctl.staff.people import list_staff
 
     rows = list_staff(ctx.config, ctx.directory, ctx.state, role=role, include_disabled=include_disabled)
     cols = ["username", "name", "role", "email", "staff_code", "enabled"]
@@ -32,7 +32,7 @@ def list_(ctx: Ctx, role: str | None, include_disabled: bool) -> None:
 @pass_ctx
 def show(ctx: Ctx, user: str) -> None:
     """One account: details, role and why, groups, password and logon dates."""
-    from aupctl.staff import show as show_user
+    from aupctl.staff.people import show as show_user
 
     row = show_user(ctx.config, ctx.directory, ctx.state, user)
     render(ctx, [{"field": k.replace("_", " "), "value": v} for k, v in row.items()], ["field", "value"], json_obj=row)
@@ -51,7 +51,7 @@ def set_role(ctx: Ctx, user: str, role: str, dry_run: bool) -> None:
     which and why). Recorded in the state store and the audit log; the directory is not changed.
     """
     from aupctl.plan import apply
-    from aupctl.staff import set_role_plan
+    from aupctl.staff.people import set_role_plan
 
     from .output import message, show_plan
 

@@ -54,7 +54,7 @@ def import_(ctx: Ctx, file: str, credentials_out: str | None, dry_run: bool, yes
     Stopped part-way (Ctrl-C, a lost server: exit 4)? Run the same command again with a NEW
     --credentials-out file: it finishes what was left, and says which passwords are where.
     """
-    from aupctl import intake as engine
+    from aupctl.staff import intake as engine
 
     cfg = ctx.config
     people = engine.read_intake(cfg, file)

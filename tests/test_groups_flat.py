@@ -21,9 +21,9 @@ from aupctl.access.aup import import_plan
 from aupctl.access.grant import grant_plan, revoke_plan
 from aupctl.access.review import review
 from aupctl.directory import normalise_dn, open_directory, same_dn
-from aupctl.leaver_restore import restore
-from aupctl.leavers import Request, withdraw
-from aupctl.password_audit import privileged_members
+from aupctl.leavers.restore import restore
+from aupctl.leavers.schedule import Request, withdraw
+from aupctl.passwords.audit import privileged_members
 from aupctl.plan import apply
 from aupctl.sandbox import school as hb
 from aupctl.state import State

@@ -17,8 +17,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from aupctl import config, csvfile, intake, text, usernames
+from aupctl import config, csvfile, text, usernames
 from aupctl.errors import AupctlError
+from aupctl.staff import intake
 
 CFG = config.parse(
     """

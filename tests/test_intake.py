@@ -133,7 +133,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(env) -> None:
 
 
 def test_realistic_intake_then_rerun_does_nothing(env, tmp_path) -> None:
-    from aupctl.passwords import check_candidate
+    from aupctl.passwords.denylist import check_candidate
 
     info, cfg, d, st = env
     fl = d.flavour

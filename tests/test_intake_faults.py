@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from test_intake import credentials, password_works, run
 
-from aupctl import intake
+from aupctl import passphrase
 from aupctl.config import load
 from aupctl.directory import flavour_for, open_directory, pipeline, same_dn
 from aupctl.errors import PartialError
 from aupctl.plan import apply
+from aupctl.staff import intake
 from aupctl.state import State
 
 NAMES = ["Aoife", "Bartosz", "Céline", "Dagný", "Eamon", "Filip", "Gráinne", "Håkon", "Iñigo", "Jolanta", "Kári"]
@@ -205,7 +206,7 @@ def test_server_stopped_mid_run_then_rerun_finishes(fresh_openldap, tmp_path, mo
     size = intake.batch_size(flavour_for(cfg))
     codes = write_file(f, "SS", size + 20)
     first = tmp_path / "first.csv"
-    real = intake.passphrase.generate
+    real = passphrase.generate
     calls = {"n": 0}
     argv = list(info.process.args)
 
@@ -216,7 +217,7 @@ def test_server_stopped_mid_run_then_rerun_finishes(fresh_openldap, tmp_path, mo
             info.process.wait(10)
         return real(*a, **k)
 
-    monkeypatch.setattr(intake.passphrase, "generate", generate_then_stop_the_server)
+    monkeypatch.setattr(passphrase, "generate", generate_then_stop_the_server)
     d = open_directory(cfg)
     st = State(cfg.state.path)
     people = intake.read_intake(cfg, f)

@@ -12,7 +12,7 @@ import pytest
 from aupctl import config as config_mod
 from aupctl.credfile import CredentialsFile
 from aupctl.errors import InputError
-from aupctl.intake import CREDENTIAL_COLUMNS, parse_date, read_intake, split_systems
+from aupctl.staff.intake import CREDENTIAL_COLUMNS, parse_date, read_intake, split_systems
 
 DATA = Path(__file__).parent / "data" / "intake"
 
@@ -272,7 +272,7 @@ def test_variant_prefilter_never_hides_a_variant() -> None:
     import string
 
     from aupctl import usernames
-    from aupctl.intake import _may_hold_variant
+    from aupctl.staff.intake.plan import _may_hold_variant
 
     for base in ("jsmith", "j.smith", "agent007", "a", "zoe-obrien", "x" * 20, "ab12c3"):
         for max_length in (3, 8, 12, 20):

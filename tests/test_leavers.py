@@ -17,10 +17,12 @@ from cli_helpers import user_bind
 from aupctl import config as config_mod
 from aupctl.directory import is_under, open_directory, parse_filetime, same_dn
 from aupctl.errors import NotFoundError, PartialError, RefusedError
-from aupctl.leaver_restore import restore
-from aupctl.leavers import DONE, SCHEDULED, Request, current_row, leaver_tasks, run_due, withdraw
+from aupctl.leavers.restore import restore
+from aupctl.leavers.schedule import Request, run_due, withdraw
+from aupctl.leavers.withdraw import current_row, leaver_tasks
 from aupctl.plan import Plan, apply
 from aupctl.records import approvals, tasks
+from aupctl.records.leavers import DONE, SCHEDULED
 from aupctl.sandbox import school as hb
 from aupctl.state import State
 
@@ -245,7 +247,7 @@ def test_scheduled_then_run_due_on_the_day_and_not_before(cfg, directory, state,
 
 
 def test_rescheduling_and_cancel(cfg, directory, state, people) -> None:
-    from aupctl.leavers import cancel
+    from aupctl.leavers.schedule import cancel
 
     user = take(people).username
     first, later = TODAY + dt.timedelta(days=5), TODAY + dt.timedelta(days=8)
@@ -356,7 +358,7 @@ def test_restore_refuses_without_a_snapshot_or_a_credentials_file(cfg, directory
     apply(withdraw(cfg, directory, state, [Request(user, TODAY + dt.timedelta(days=3))], today=TODAY), state)
     with pytest.raises(RefusedError, match="only scheduled"):
         restore(cfg, directory, state, user, credentials_out=str(tmp_path / "c.csv"), today=TODAY)
-    from aupctl.leavers import cancel
+    from aupctl.leavers.schedule import cancel
 
     apply(cancel(state, user), state)
     withdraw_now(cfg, directory, state, user)

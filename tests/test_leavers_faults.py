@@ -15,8 +15,10 @@ import pytest
 from aupctl import config as config_mod
 from aupctl.directory import open_directory
 from aupctl.errors import PartialError, UnreachableError
-from aupctl.leavers import DONE, WITHDRAWING, Request, current_row, leaver_tasks, run_due, withdraw
+from aupctl.leavers.schedule import Request, run_due, withdraw
+from aupctl.leavers.withdraw import current_row, leaver_tasks
 from aupctl.plan import apply
+from aupctl.records.leavers import DONE, WITHDRAWING
 from aupctl.sandbox import school as hb
 from aupctl.state import State
 

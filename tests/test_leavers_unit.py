@@ -13,19 +13,12 @@ import pytest
 from aupctl import config
 from aupctl.directory import ActiveDirectory, OpenLDAP, parse_filetime
 from aupctl.errors import InputError, NotFoundError, RefusedError
-from aupctl.leaver_restore import _approval_still_good, check_credentials_path, write_credentials
-from aupctl.leavers import (
-    CANCELLED,
-    SCHEDULED,
-    cancel,
-    leaver_tasks,
-    list_leavers,
-    parse_date,
-    read_wave,
-    stamp,
-)
+from aupctl.leavers.restore import _approval_still_good, check_credentials_path, write_credentials
+from aupctl.leavers.schedule import cancel, list_leavers, parse_date, read_wave
+from aupctl.leavers.withdraw import leaver_tasks, stamp
 from aupctl.plan import apply
 from aupctl.records import tasks
+from aupctl.records.leavers import CANCELLED, SCHEDULED
 from aupctl.state import State
 
 DATA = Path(__file__).parent / "data" / "leavers"

@@ -25,8 +25,8 @@ from cli_helpers import user_bind as bind
 from aupctl.config import load
 from aupctl.directory import UAC_ENCRYPTED_TEXT_PWD_ALLOWED, UAC_NORMAL_ACCOUNT, normalise_dn, open_directory
 from aupctl.errors import PartialError, UnreachableError
-from aupctl.password_audit import audit
-from aupctl.password_reset import plan_reset
+from aupctl.passwords.audit import audit
+from aupctl.passwords.reset import plan_reset
 from aupctl.plan import apply
 from aupctl.sandbox.school import PASSWORDS, PLANTED, PLANTED_ONLY_ON, SANDBOX_PASSWORD
 from aupctl.state import State

@@ -24,16 +24,10 @@ from aupctl.directory import (
     interval_days as _interval_days,
 )
 from aupctl.passphrase import generate
-from aupctl.password_audit import (
-    HashJob,
-    _HashTester,
-    account_findings,
-    parse_user_password,
-    policy_findings,
-    weak_scheme,
-)
-from aupctl.password_reset import Secret, check_destination, new_passphrase
-from aupctl.passwords import check_candidate, common_candidates, personal_candidates
+from aupctl.passwords.audit import account_findings, policy_findings
+from aupctl.passwords.denylist import check_candidate, common_candidates, personal_candidates
+from aupctl.passwords.hashes import HashJob, _HashTester, parse_user_password, weak_scheme
+from aupctl.passwords.reset import Secret, check_destination, new_passphrase
 
 CFG = parse(
     """

@@ -17,10 +17,10 @@ from ldap3.protocol.rfc4511 import LDAPMessage, MessageID, ProtocolOp
 from ldap3.utils.asn1 import encode
 from test_intake import credentials, password_works
 
-from aupctl import intake
 from aupctl.config import load
 from aupctl.directory import open_directory, pipeline, same_dn
 from aupctl.plan import apply
+from aupctl.staff import intake
 from aupctl.state import State
 
 

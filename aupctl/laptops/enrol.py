@@ -11,6 +11,7 @@ from ..directory import require_account
 from ..eligibility import is_leaver
 from ..errors import ConfigError, HostKeyError, InputError, RefusedError, UnreachableError
 from ..plan import Change, Plan
+from ..records import leavers as leaver_records
 from ..state import State
 from . import inventory
 
@@ -67,11 +68,7 @@ def resolve_user(
 
 
 def _refuse_scheduled_leaver(state: State, username: str) -> None:
-    from ..leavers import OPEN_STATUSES
-
-    marks = ",".join("?" * len(OPEN_STATUSES))
-    rows = state.query(f"SELECT username, status, leave_on FROM leavers WHERE status IN ({marks})", OPEN_STATUSES)
-    for row in rows:
+    for row in leaver_records.open_rows(state):
         if row["username"].casefold() == username.casefold():
             raise RefusedError(
                 f"{row['username']} is a leaver ({row['status']}, leaving on {row['leave_on']}): no laptop is assigned",
@@ -134,17 +131,7 @@ def enrol_plan(
             plan.notes.append(note)
 
     existing = inventory.find(state, tag)
-    for other in inventory.devices(state):
-        if other.host.lower() == host.lower() and other.port == port and other.tag.lower() != tag.lower():
-            raise RefusedError(f"{host}:{port} is already enrolled as laptop {other.tag}; retire it first")
-    expect = fingerprint
-    if existing and existing.status == "active" and not replace_key:
-        if (existing.host.lower(), existing.port) != (host.lower(), port):
-            raise RefusedError(
-                f"asset tag {tag} is already enrolled at {existing.host}:{existing.port}",
-                hint="retire it first, or pick the right asset tag",
-            )
-        expect = existing.fingerprint  # same laptop again: its key must still be the pinned one
+    expect = _expected_key(state, existing, tag, host, port, fingerprint, replace_key)
     try:
         info = look(cfg, connector, host, port, expect, os_name)
     except HostKeyError as exc:
@@ -191,6 +178,29 @@ def enrol_plan(
     if assignee and (current or "").lower() != assignee.lower():
         plan.add(_assign_change(state, tag, assignee, current))
     return plan, info
+
+
+def _expected_key(
+    state: State,
+    existing: inventory.Device | None,
+    tag: str,
+    host: str,
+    port: int,
+    fingerprint: str | None,
+    replace_key: bool,
+) -> str | None:
+    """The host key the laptop must offer (None: any, to be checked by eye); refuses a host or tag in use."""
+    for other in inventory.devices(state):
+        if other.host.lower() == host.lower() and other.port == port and other.tag.lower() != tag.lower():
+            raise RefusedError(f"{host}:{port} is already enrolled as laptop {other.tag}; retire it first")
+    if existing and existing.status == "active" and not replace_key:
+        if (existing.host.lower(), existing.port) != (host.lower(), port):
+            raise RefusedError(
+                f"asset tag {tag} is already enrolled at {existing.host}:{existing.port}",
+                hint="retire it first, or pick the right asset tag",
+            )
+        return existing.fingerprint  # same laptop again: its key must still be the pinned one
+    return fingerprint
 
 
 def _assign_change(state: State, tag: str, username: str, current: str | None) -> Change:

@@ -16,7 +16,8 @@ from typing import Any
 from ..config import Config
 from ..errors import InputError, NotFoundError
 from ..findings import Finding
-from ..state import State, actor, now_iso, today
+from ..records import devices as records
+from ..state import State, now_iso, today
 from .probes import OSES
 from .probes.facts import Facts
 
@@ -113,24 +114,21 @@ def check_fingerprint(fp: str | None) -> str | None:
 
 # -- reading --
 def find(state: State, tag: str) -> Device | None:
-    rows = state.query("SELECT * FROM devices WHERE tag = ?", (tag,))
-    return Device.from_row(rows[0]) if rows else None
+    row = records.device(state, tag)
+    return Device.from_row(row) if row else None
 
 
 def get(state: State, tag: str) -> Device:
     device = find(state, tag)
     if device is None:
-        known = [r["tag"] for r in state.query("SELECT tag FROM devices WHERE status = 'active' ORDER BY tag LIMIT 10")]
+        known = records.active_tags(state, 10)
         listed = ", ".join(known) if known else "none enrolled"
         raise NotFoundError(f"no laptop with asset tag {tag!r} (known: {listed}; see `aupctl laptop list`)")
     return device
 
 
 def devices(state: State, *, include_retired: bool = False, user: str | None = None) -> list[Device]:
-    sql, params = "SELECT * FROM devices WHERE 1=1", []
-    if not include_retired:
-        sql += " AND status = 'active'"
-    found = [Device.from_row(r) for r in state.query(sql + " ORDER BY tag", tuple(params))]
+    found = [Device.from_row(r) for r in records.devices(state, include_retired=include_retired)]
     if user is not None:  # SQLite's NOCASE folds ASCII only: Zoë is zoë too
         want = user.strip().casefold()
         found = [d for d in found if (d.assigned_to or "").casefold() == want]
@@ -147,25 +145,18 @@ def _checkin_from_row(row: Any) -> Checkin:
 
 def latest(state: State, tag: str, *, probed: bool = False) -> Checkin | None:
     """The latest record (any kind), or with probed=True the latest one whose probe worked."""
-    sql = "SELECT * FROM checkins WHERE tag = ?" + (" AND ok = 1" if probed else "") + " ORDER BY id DESC LIMIT 1"
-    rows = state.query(sql, (tag,))
-    return _checkin_from_row(rows[0]) if rows else None
+    row = records.latest_checkin(state, tag, probed=probed)
+    return _checkin_from_row(row) if row else None
 
 
 def last_checkin_at(state: State, tag: str) -> str | None:
     """When the laptop was last brought in (a check-in, not a cron audit)."""
-    rows = state.query(
-        "SELECT at FROM checkins WHERE tag = ? AND kind IN ('checkin', 'update') ORDER BY id DESC LIMIT 1", (tag,)
-    )
-    return rows[0]["at"] if rows else None
+    return records.last_checkin_at(state, tag)
 
 
 def history(state: State, tag: str, limit: int = 20) -> list[dict[str, Any]]:
-    rows = state.query(
-        "SELECT at, event, username, details FROM device_events WHERE tag = ? ORDER BY id DESC LIMIT ?", (tag, limit)
-    )
     out = []
-    for r in rows:
+    for r in records.events(state, tag, limit):
         try:
             details = json.loads(r["details"])
         except ValueError:
@@ -183,10 +174,7 @@ def due_date(state: State, cfg: Config, device: Device) -> str:
 
 # -- writing (called from plan Changes and from check-in recording) --
 def event(state: State, tag: str, name: str, username: str | None = None, **details: Any) -> None:
-    state.execute(
-        "INSERT INTO device_events (tag, at, event, username, details) VALUES (?,?,?,?,?)",
-        (tag, now_iso(), name, username, json.dumps({"by": actor(), **details}, ensure_ascii=False, default=str)),
-    )
+    records.add_event(state, tag, name, username, details)
 
 
 def add(
@@ -203,38 +191,35 @@ def add(
     replace: bool = False,
 ) -> None:
     """Pin the key and record the laptop (due for its first check-in now); rewrite the known_hosts mirror."""
-    with state.transaction() as db:
-        if replace:
-            db.execute(
-                "UPDATE devices SET host=?, port=?, os=?, host_key_type=?, host_key=?, fingerprint=?, status='active' "
-                "WHERE tag=?",
-                (host, port, os_name, key_type, key_b64, fp, tag),
-            )
-        else:
-            db.execute(
-                "INSERT INTO devices (tag, host, port, os, host_key_type, host_key, fingerprint, enrolled_at, next_due) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                (tag, host, port, os_name, key_type, key_b64, fp, now_iso(), _due(cfg)),
-            )
+    with state.transaction():
+        records.enrol(
+            state,
+            tag=tag,
+            host=host,
+            port=port,
+            os_name=os_name,
+            key_type=key_type,
+            key_b64=key_b64,
+            fp=fp,
+            next_due=_due(cfg),
+            replace=replace,
+        )
         event(state, tag, "rekey" if replace else "enrol", host=host, port=port, os=os_name, fingerprint=fp)
     sync_known_hosts(state, cfg)
 
 
 def set_assigned(state: State, tag: str, username: str | None) -> None:
-    with state.transaction() as db:
-        before = db.execute("SELECT assigned_to FROM devices WHERE tag = ?", (tag,)).fetchone()
-        db.execute("UPDATE devices SET assigned_to = ? WHERE tag = ?", (username, tag))
+    with state.transaction():  # the change and its event together
+        previous = records.set_assigned(state, tag, username)
         if username:
-            event(state, tag, "assign", username, previous=before["assigned_to"] if before else None)
+            event(state, tag, "assign", username, previous=previous)
         else:
-            event(state, tag, "return", before["assigned_to"] if before else None)
+            event(state, tag, "return", previous)
 
 
 def retire(state: State, cfg: Config, tag: str) -> None:
-    with state.transaction() as db:
-        before = db.execute("SELECT assigned_to FROM devices WHERE tag = ?", (tag,)).fetchone()
-        db.execute("UPDATE devices SET status = 'retired', assigned_to = NULL WHERE tag = ?", (tag,))
-        event(state, tag, "retire", before["assigned_to"] if before else None)
+    with state.transaction():
+        event(state, tag, "retire", records.retire(state, tag))
     sync_known_hosts(state, cfg)
 
 
@@ -252,22 +237,18 @@ def record(
     date."""
     at = now_iso()
     body = facts.to_json() if facts else ({"_error": error} if error else {})
-    with state.transaction() as db:
-        db.execute(
-            "INSERT INTO checkins (tag, at, kind, ok, facts, findings) VALUES (?,?,?,?,?,?)",
-            (
-                device.tag,
-                at,
-                kind,
-                1 if facts else 0,
-                json.dumps(body, ensure_ascii=False),
-                json.dumps([f.as_row() for f in findings], ensure_ascii=False),
-            ),
+    with state.transaction():
+        records.add_checkin(
+            state,
+            device.tag,
+            at,
+            kind,
+            ok=bool(facts),
+            facts=json.dumps(body, ensure_ascii=False),
+            findings=json.dumps([f.as_row() for f in findings], ensure_ascii=False),
         )
         if facts is not None:
-            db.execute("UPDATE devices SET last_seen = ? WHERE tag = ?", (at, device.tag))
-        if facts is not None and kind in ("checkin", "update"):
-            db.execute("UPDATE devices SET next_due = ? WHERE tag = ?", (_due(cfg), device.tag))
+            records.seen(state, device.tag, at, next_due=_due(cfg) if kind in ("checkin", "update") else None)
         if kind != "audit":
             event(state, device.tag, kind, device.assigned_to, ok=bool(facts), findings=len(findings))
     return at

@@ -36,7 +36,7 @@ def test_paramiko_stays_unimported_for_help_and_records() -> None:
     code = (
         "import sys; from click.testing import CliRunner; from aupctl.commands import cli; "
         "CliRunner().invoke(cli, ['laptop', 'audit', '--help']); CliRunner().invoke(cli, ['licence', 'report', '--help']); "
-        "import aupctl.laptops.audit, aupctl.laptops.enrol, aupctl.licences; print('paramiko' in sys.modules)"
+        "import aupctl.laptops.audit, aupctl.laptops.enrol, aupctl.laptops.licences; print('paramiko' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -10,8 +10,8 @@ from laptop_env import run_cli
 
 from aupctl.config import load
 from aupctl.laptops import inventory
+from aupctl.laptops.licences import report
 from aupctl.laptops.probes.facts import Facts, Software
-from aupctl.licences import report
 from aupctl.state import State
 
 KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIE1ww1WyMDlwZhHrKSHlrmY9+dmnYCSjL8pW7GY0iG5G"

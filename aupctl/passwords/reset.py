@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import credfile
-from .credfile import CredentialsFile, require_new
-from .directory import require_account
-from .errors import AupctlError, InputError
-from .passphrase import generate
-from .passwords import check_candidate
-from .plan import Change, Plan
+from .. import credfile
+from ..credfile import CredentialsFile, require_new
+from ..directory import require_account
+from ..errors import AupctlError, InputError
+from ..passphrase import generate
+from ..plan import Change, Plan
+from .denylist import check_candidate
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .directory import Account, Directory
+    from ..config import Config
+    from ..directory import Account, Directory
 
 CREDENTIAL_COLUMNS = credfile.RESET_COLUMNS
 

@@ -19,8 +19,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .directory import Account
+    from ..config import Config
+    from ..directory import Account
 
 # zxcvbn scores 0-4; 3 ("safely unguessable: moderate protection from offline attack") is NCSC-like.
 MIN_SCORE = 3

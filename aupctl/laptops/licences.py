@@ -11,11 +11,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Config
-from .findings import Finding, sort_findings
-from .laptops import inventory
-from .laptops.checks import matches
-from .state import State
+from ..config import Config
+from ..findings import Finding, sort_findings
+from ..state import State
+from . import inventory
+from .checks import matches
 
 EXPIRY_WARNING_DAYS = 60
 
@@ -108,15 +108,15 @@ def report(cfg: Config, state: State, today: dt.date) -> LicenceReport:
         for name, _ in progs:
             if matches(name, cfg.laptops.needs_licence) and not matches(name, patterns):
                 names.setdefault(name, set()).add(tag)
-    for name, tags in sorted(names.items(), key=lambda kv: kv[0].lower()):
-        rep.unlicensed.append({"software": name, "laptops": sorted(tags)})
+    for name, holders in sorted(names.items(), key=lambda kv: kv[0].lower()):
+        rep.unlicensed.append({"software": name, "laptops": sorted(holders)})
         rep.findings.append(
             Finding(
                 name,
                 "software-unlicensed",
                 "6.7",
                 "high",
-                f"needs a licence but no [[licences]] entry covers it; installed on: {', '.join(sorted(tags)[:10])}",
+                f"needs a licence but no [[licences]] entry covers it; installed on: {', '.join(sorted(holders)[:10])}",
             )
         )
     rep.findings = sort_findings(rep.findings)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Config
-from .directory import Account, Directory, group_name, require_account
-from .eligibility import is_leaver
-from .plan import Change, Plan
-from .records.approvals import live
-from .records.roles import recorded_roles, set_role
-from .records.signatures import latest_signatures, signature
-from .roles import RoleInfo, role_of
-from .state import State
+from ..config import Config
+from ..directory import Account, Directory, group_name, require_account
+from ..eligibility import is_leaver
+from ..plan import Change, Plan
+from ..records.approvals import live
+from ..records.roles import recorded_roles, set_role
+from ..records.signatures import latest_signatures, signature
+from ..roles import RoleInfo, role_of
+from ..state import State
 
 
 def list_staff(

@@ -2,30 +2,24 @@
 
 One streamed, paged read of every person under the base DN (no ldap3 Entry objects, nothing kept per
 account but a few numbers), the directory's password policies, and the members of the privileged
-groups. On OpenLDAP, readable userPassword hashes are tested against the deny list (aupctl.passwords)
+groups. On OpenLDAP, readable userPassword hashes are tested against the deny list (aupctl.passwords.denylist)
 in worker processes on every core, in bounded batches. A finding says that a password is easily
 guessed or shared, never what it is; no password or hash leaves this module.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import fnmatch
 import hashlib
-import multiprocessing
-import os
-import signal
-import warnings
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ldap3.utils.conv import escape_filter_chars
 
-from .directory import (
+from ..directory import (
     UAC_DONT_EXPIRE_PASSWORD,
     UAC_ENCRYPTED_TEXT_PWD_ALLOWED,
     UAC_PASSWD_NOTREQD,
@@ -36,28 +30,16 @@ from .directory import (
     normalise_dn,
     values,
 )
-from .findings import Finding, sort_findings
-from .passwords import HASH_COMMON_TOP, common_candidates, personal_candidates
+from ..findings import Finding, sort_findings
+from .denylist import HASH_COMMON_TOP, common_candidates
+from .hashes import UNSALTED, HashJob, _HashTester, parse_user_password, weak_scheme
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .directory import Directory
+    from ..config import Config
+    from ..directory import Directory
 
 CLAUSE = "6.2"
 SHARED_DECLARATION = "I will not use anyone's account except my own"
-
-# Schemes whose hashes we can compute (and so test); salted ones need the work per account.
-UNSALTED = {"SHA": (hashlib.sha1, 20), "MD5": (hashlib.md5, 16)}
-SALTED = {
-    "SSHA": (hashlib.sha1, 20),
-    "SMD5": (hashlib.md5, 16),
-    "SSHA256": (hashlib.sha256, 32),
-    "SSHA512": (hashlib.sha512, 64),
-}
-# crypt(3) hashes cost far more than a salted SHA-1 (DES ~20x, md5crypt ~250x, sha512crypt/bcrypt
-# thousands of times): (own-name candidates, common candidates) tried for each, likeliest first.
-CRYPT_BUDGET = {"des": (400, 2000), "md5": (50, 300), "slow": (10, 40)}
-BATCH = 32  # accounts per task sent to a worker
 
 
 @dataclass
@@ -70,19 +52,6 @@ class AuditResult:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class HashJob:
-    """What a worker needs to test one account: never sent back, never logged."""
-
-    key: int
-    scheme: str  # "CLEARTEXT", "SHA", "SSHA", "CRYPT", ...
-    payload: bytes = field(repr=False)  # the digest (or cleartext, or crypt string): never in a repr
-    salt: bytes = field(repr=False)
-    given: str
-    surname: str
-    username: str
-
-
 def _finding(subject: str, check: str, severity: str, detail: str) -> Finding:
     return Finding(subject=subject, check=check, clause=CLAUSE, severity=severity, detail=detail)  # type: ignore[arg-type]
 
@@ -93,169 +62,6 @@ def _days(delta: dt.timedelta) -> int:
 
 def _date(when: dt.datetime | None) -> str:
     return when.date().isoformat() if when else "never"
-
-
-def parse_user_password(value: Any) -> tuple[str, bytes, bytes] | None:
-    """One userPassword value -> (scheme, payload, salt); scheme CLEARTEXT when no {SCHEME} prefix.
-
-    None for a scheme we cannot test ({SASL}, {PBKDF2...}, {ARGON2}...)."""
-    raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
-    if not raw.startswith(b"{") or b"}" not in raw:
-        return "CLEARTEXT", raw, b""
-    end = raw.index(b"}")
-    scheme = raw[1:end].decode("ascii", "replace").upper()
-    body = raw[end + 1 :]
-    if scheme == "CRYPT":
-        return "CRYPT", body, b""
-    algo = UNSALTED.get(scheme) or SALTED.get(scheme)
-    if algo is None:
-        return None
-    try:
-        decoded = base64.b64decode(body, validate=False)
-    except (binascii.Error, ValueError):
-        return None
-    size = algo[1]
-    if len(decoded) < size:
-        return None
-    return scheme, decoded[:size], decoded[size:]
-
-
-def weak_scheme(scheme: str, payload: bytes) -> str | None:
-    """Why a storage scheme is weak, or None."""
-    if scheme in UNSALTED:
-        return f"{{{scheme}}} is an unsalted fast hash: one lookup table cracks every such password at once"
-    if scheme == "CRYPT" and not payload.startswith(b"$") and len(payload) == 13:
-        return "{CRYPT} with DES uses only the first 8 characters and is cracked in minutes"
-    return None
-
-
-# -- the worker side: runs in other processes --
-
-_COMMON: list[bytes] = []
-_COMMON_SET: frozenset[bytes] = frozenset()
-_UNSALTED_DIGESTS: dict[str, frozenset[bytes]] = {}
-_TODAY: dt.date = dt.date.today()
-
-
-def _init_worker(common: list[bytes], today: dt.date) -> None:
-    global _COMMON, _COMMON_SET, _TODAY
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it ends the pool)
-    _COMMON, _COMMON_SET, _TODAY = common, frozenset(common), today
-    _UNSALTED_DIGESTS.clear()
-
-
-def _unsalted_digests(scheme: str) -> frozenset[bytes]:
-    if scheme not in _UNSALTED_DIGESTS:
-        fn = UNSALTED[scheme][0]
-        _UNSALTED_DIGESTS[scheme] = frozenset(fn(c).digest() for c in _COMMON)
-    return _UNSALTED_DIGESTS[scheme]
-
-
-def _crypt(word: bytes, setting: str) -> str | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # deprecated in 3.11, gone in 3.13: then {CRYPT} hashes are reported as untested
-
-        try:
-            return crypt.crypt(word.decode("utf-8", "replace"), setting)
-        except (OSError, ValueError):
-            return None
-
-
-def _test_one(job: HashJob) -> tuple[bool, int]:
-    """(guessed, hash computations) for one account."""
-    mine = personal_candidates(job.given, job.surname, job.username, _TODAY)
-    if job.scheme == "CLEARTEXT":
-        return job.payload in _COMMON_SET or job.payload in set(mine), 0
-    if job.scheme in UNSALTED:
-        fn = UNSALTED[job.scheme][0]
-        if job.payload in _unsalted_digests(job.scheme):
-            return True, 0
-        for n, c in enumerate(mine, 1):
-            if fn(c).digest() == job.payload:
-                return True, n
-        return False, len(mine)
-    if job.scheme in SALTED:
-        fn, salt, target = SALTED[job.scheme][0], job.salt, job.payload
-        count = 0
-        for pool in (mine, _COMMON):
-            for c in pool:
-                count += 1
-                if fn(c + salt).digest() == target:
-                    return True, count
-        return False, count
-    if job.scheme == "CRYPT":
-        setting = job.payload.decode("ascii", "replace")
-        kind = "md5" if setting.startswith("$1$") else "slow" if setting.startswith("$") else "des"
-        own, common = CRYPT_BUDGET[kind]
-        pool = mine[:own] + _COMMON[:common]
-        for n, c in enumerate(pool, 1):
-            if _crypt(c, setting) == setting:
-                return True, n
-        return False, len(pool)
-    return False, 0
-
-
-def _test_batch(jobs: list[HashJob]) -> list[tuple[int, bool, int]]:
-    out = []
-    for job in jobs:
-        guessed, count = _test_one(job)
-        out.append((job.key, guessed, count))
-    return out
-
-
-class _HashTester:
-    """Batches of jobs to a process pool, at most a few in flight (bounded memory), results by key."""
-
-    def __init__(self, common: list[bytes], today: dt.date, workers: int | None) -> None:
-        self.common, self.today = common, today
-        if workers is None:  # every core this process may use
-            workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self.workers = max(1, workers)
-        self.pool: Any = None
-        self.batch: list[HashJob] = []
-        self.pending: deque[Any] = deque()
-        self.guessed: set[int] = set()
-        self.computations = 0
-        self.tested = 0
-
-    def add(self, job: HashJob) -> None:
-        self.batch.append(job)
-        if len(self.batch) >= BATCH:
-            self._send()
-
-    def _send(self) -> None:
-        if not self.batch:
-            return
-        if self.pool is None:
-            ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
-            self.pool = (ctx or multiprocessing).Pool(
-                processes=self.workers, initializer=_init_worker, initargs=(self.common, self.today)
-            )
-        self.pending.append(self.pool.apply_async(_test_batch, (self.batch,)))
-        self.tested += len(self.batch)
-        self.batch = []
-        while len(self.pending) > self.workers * 4:
-            self._collect(self.pending.popleft())
-
-    def _collect(self, result: Any) -> None:
-        for key, guessed, count in result.get():
-            self.computations += count
-            if guessed:
-                self.guessed.add(key)
-
-    def finish(self) -> set[int]:
-        self._send()
-        while self.pending:
-            self._collect(self.pending.popleft())
-        self.close()
-        return self.guessed
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
 
 
 # -- the audit --
@@ -281,6 +87,17 @@ def privileged_members(cfg: Config, directory: Directory) -> dict[str, list[str]
     return out
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """What the per-account checks are given besides the account."""
+
+    cfg: Config
+    now: dt.datetime
+    changed_before: dt.datetime | None
+    logon_lag_days: int
+    privileged: list[str]
+
+
 def account_findings(
     cfg: Config,
     acct: Account,
@@ -291,120 +108,159 @@ def account_findings(
     privileged: list[str],
 ) -> list[Finding]:
     """The per-account checks that need nothing but the account (pure: unit-tested without a server)."""
-    p = cfg.passwords
+    seen = _Seen(cfg, now, changed_before, logon_lag_days, privileged)
     out: list[Finding] = []
-    who = acct.username or acct.dn
-    changed = acct.password_changed
+    for check in ACCOUNT_CHECKS:
+        out.extend(check(seen, acct))
+    return out
 
-    for pattern in p.shared_account_patterns:
+
+def _shared_account(seen: _Seen, acct: Account) -> list[Finding]:
+    for pattern in seen.cfg.passwords.shared_account_patterns:
         if fnmatch.fnmatchcase(acct.username.lower(), pattern.lower()):
-            out.append(
+            return [
                 _finding(
-                    who,
+                    acct.username or acct.dn,
                     "shared-account",
                     "medium",
                     f"the account name matches the shared-account pattern {pattern!r}: a shared login breaks the "
                     f'declaration "{SHARED_DECLARATION}" and nobody can tell who did what. Fix: give each person '
                     "their own account (supply staff too) and disable this one",
                 )
-            )
-            break
+            ]
+    return []
 
-    if changed_before is not None and (changed is None or changed < changed_before):
-        when = f"last changed {_date(changed)}" if changed else "no change is recorded"
+
+def _not_changed_since(seen: _Seen, acct: Account) -> list[Finding]:
+    changed, before = acct.password_changed, seen.changed_before
+    if before is None or (changed is not None and changed >= before):
+        return []
+    when = f"last changed {_date(changed)}" if changed else "no change is recorded"
+    return [
+        _finding(
+            acct.username or acct.dn,
+            "not-changed-since",
+            "high",
+            f"the password was not changed since {before.date().isoformat()} ({when}). Fix: reset it "
+            f"(`aupctl password reset {acct.username}`) so the person must choose a new one",
+        )
+    ]
+
+
+def _initial_unchanged(seen: _Seen, acct: Account) -> list[Finding]:
+    grace = seen.cfg.passwords.initial_grace_days
+    since = acct.password_changed or acct.created
+    if not acct.must_change or since is None or _days(seen.now - since) <= grace:
+        return []
+    return [
+        _finding(
+            acct.username or acct.dn,
+            "initial-password-unchanged",
+            "medium",
+            f"the first password set on {_date(since)} has not been changed in {_days(seen.now - since)} days "
+            f"(more than {grace}): the account was handed out and never used. Fix: check the "
+            "person still needs it; if so reset it and hand the new one over in person, if not disable it",
+        )
+    ]
+
+
+def _stale_account(seen: _Seen, acct: Account) -> list[Finding]:
+    after = seen.cfg.passwords.stale_after_days
+    stale = None if acct.disabled else _stale(acct, seen.now, after, seen.logon_lag_days)
+    if not stale:
+        return []
+    return [
+        _finding(
+            acct.username or acct.dn,
+            "stale-account",
+            "medium",
+            f"{stale} (more than {after} days): an unused account is a password nobody is "
+            "watching. Fix: ask whether the person still needs it; disable it if not (`aupctl leaver`)",
+        )
+    ]
+
+
+def _too_old(seen: _Seen, acct: Account) -> list[Finding]:
+    max_age, changed = seen.cfg.passwords.max_age_days, acct.password_changed
+    if not max_age or changed is None or _days(seen.now - changed) <= max_age:
+        return []
+    return [
+        _finding(
+            acct.username or acct.dn,
+            "password-too-old",
+            "low",
+            f"the password was last changed {_date(changed)}, {_days(seen.now - changed)} days ago (the school's "
+            f"maximum is {max_age}). Fix: ask the person to change it, or reset it",
+        )
+    ]
+
+
+def _privileged_staff(seen: _Seen, acct: Account) -> list[Finding]:
+    cfg = seen.cfg
+    if not seen.privileged or not is_under(acct.dn, cfg.dn(cfg.directory.staff_ou)):
+        return []
+    return [
+        _finding(
+            acct.username or acct.dn,
+            "privileged-staff-account",
+            "high",
+            f"this everyday staff account is in {', '.join(seen.privileged)}: a guessed or phished password gives "
+            "away the whole network. Fix: remove it from those groups and give the person a separate admin "
+            "account used only for admin work",
+        )
+    ]
+
+
+def _ad_flags(seen: _Seen, acct: Account) -> list[Finding]:
+    """userAccountControl bits that weaken the password (AD)."""
+    if acct.uac is None:
+        return []
+    who, max_age = acct.username or acct.dn, seen.cfg.passwords.max_age_days
+    out = []
+    if acct.uac & UAC_PASSWD_NOTREQD:
         out.append(
             _finding(
                 who,
-                "not-changed-since",
+                "password-not-required",
                 "high",
-                f"the password was not changed since {changed_before.date().isoformat()} ({when}). Fix: reset it "
-                f"(`aupctl password reset {acct.username}`) so the person must choose a new one",
+                "the account is flagged PASSWD_NOTREQD, so it may have an empty password. Fix: set a password "
+                "(`aupctl password reset`) and clear the flag (userAccountControl bit 0x20)",
             )
         )
-
-    if acct.must_change:
-        since = changed or acct.created
-        if since is not None and _days(now - since) > p.initial_grace_days:
-            out.append(
-                _finding(
-                    who,
-                    "initial-password-unchanged",
-                    "medium",
-                    f"the first password set on {_date(since)} has not been changed in {_days(now - since)} days "
-                    f"(more than {p.initial_grace_days}): the account was handed out and never used. Fix: check the "
-                    "person still needs it; if so reset it and hand the new one over in person, if not disable it",
-                )
-            )
-
-    if not acct.disabled:
-        stale = _stale(acct, now, p.stale_after_days, logon_lag_days)
-        if stale:
-            out.append(
-                _finding(
-                    who,
-                    "stale-account",
-                    "medium",
-                    f"{stale} (more than {p.stale_after_days} days): an unused account is a password nobody is "
-                    "watching. Fix: ask whether the person still needs it; disable it if not (`aupctl leaver`)",
-                )
-            )
-
-    if p.max_age_days and changed is not None and _days(now - changed) > p.max_age_days:
+    if acct.uac & UAC_ENCRYPTED_TEXT_PWD_ALLOWED:
         out.append(
             _finding(
                 who,
-                "password-too-old",
+                "reversible-encryption",
+                "high",
+                "the account stores its password with reversible encryption (readable by any domain admin "
+                "or backup). Fix: clear 'Store password using reversible encryption', then reset the password",
+            )
+        )
+    if max_age and acct.uac & UAC_DONT_EXPIRE_PASSWORD:
+        out.append(
+            _finding(
+                who,
+                "password-never-expires",
                 "low",
-                f"the password was last changed {_date(changed)}, {_days(now - changed)} days ago (the school's "
-                f"maximum is {p.max_age_days}). Fix: ask the person to change it, or reset it",
+                f"the account is set never to expire its password, but the school sets a maximum age of "
+                f"{max_age} days. Fix: clear 'Password never expires' (or exempt it in the config "
+                "by setting max_age_days = 0, as NCSC advises)",
             )
         )
-
-    if privileged and is_under(acct.dn, cfg.dn(cfg.directory.staff_ou)):
-        out.append(
-            _finding(
-                who,
-                "privileged-staff-account",
-                "high",
-                f"this everyday staff account is in {', '.join(privileged)}: a guessed or phished password gives "
-                "away the whole network. Fix: remove it from those groups and give the person a separate admin "
-                "account used only for admin work",
-            )
-        )
-
-    if acct.uac is not None:
-        if acct.uac & UAC_PASSWD_NOTREQD:
-            out.append(
-                _finding(
-                    who,
-                    "password-not-required",
-                    "high",
-                    "the account is flagged PASSWD_NOTREQD, so it may have an empty password. Fix: set a password "
-                    "(`aupctl password reset`) and clear the flag (userAccountControl bit 0x20)",
-                )
-            )
-        if acct.uac & UAC_ENCRYPTED_TEXT_PWD_ALLOWED:
-            out.append(
-                _finding(
-                    who,
-                    "reversible-encryption",
-                    "high",
-                    "the account stores its password with reversible encryption (readable by any domain admin "
-                    "or backup). Fix: clear 'Store password using reversible encryption', then reset the password",
-                )
-            )
-        if p.max_age_days and acct.uac & UAC_DONT_EXPIRE_PASSWORD:
-            out.append(
-                _finding(
-                    who,
-                    "password-never-expires",
-                    "low",
-                    f"the account is set never to expire its password, but the school sets a maximum age of "
-                    f"{p.max_age_days} days. Fix: clear 'Password never expires' (or exempt it in the config "
-                    "by setting max_age_days = 0, as NCSC advises)",
-                )
-            )
     return out
+
+
+# In the order the findings were always reported.
+ACCOUNT_CHECKS: list[Callable[[_Seen, Account], list[Finding]]] = [
+    _shared_account,
+    _not_changed_since,
+    _initial_unchanged,
+    _stale_account,
+    _too_old,
+    _privileged_staff,
+    _ad_flags,
+]
 
 
 def _stale(acct: Account, now: dt.datetime, after_days: int, lag_days: int) -> str | None:
@@ -556,35 +412,13 @@ def audit(
                 (never_logged_on if f.check == "stale-account" and acct.last_logon is None else findings).append(f)
             _password_values(acct, attrs, findings, shared_hashes, tester, usernames, result.accounts)
         if tester is not None:
-            for key in sorted(tester.finish()):
-                findings.append(
-                    _finding(
-                        usernames[key],
-                        "easily-guessed-password",
-                        "high",
-                        "the password is easily guessed: it is on the deny list (common passwords, the school's "
-                        "name, the person's own names, with the usual endings). Fix: reset it "
-                        f"(`aupctl password reset {usernames[key]}`) and help the person choose three random words",
-                    )
-                )
+            findings.extend(_guessed(usernames[key]) for key in sorted(tester.finish()))
             result.hashes_tested = tester.tested
             result.hash_computations = tester.computations
     finally:
         if tester is not None:
             tester.close()
-    for names in shared_hashes.values():
-        if len(names) > 1:
-            for name in names:
-                others = ", ".join(n for n in names if n != name)
-                findings.append(
-                    _finding(
-                        name,
-                        "shared-password",
-                        "high",
-                        f"the password is the same as that of {others} (the same unsalted hash): one leak opens them "
-                        "all, and it was probably handed out as a default. Fix: reset each of them",
-                    )
-                )
+    findings.extend(_shared_passwords(shared_hashes))
     if logons_recorded:
         findings.extend(never_logged_on)
     elif result.accounts:
@@ -602,6 +436,36 @@ def audit(
     findings.extend(policy_findings(cfg, policies, used, flavour.name))
     result.findings = sort_findings(findings)
     return result
+
+
+def _guessed(username: str) -> Finding:
+    return _finding(
+        username,
+        "easily-guessed-password",
+        "high",
+        "the password is easily guessed: it is on the deny list (common passwords, the school's "
+        "name, the person's own names, with the usual endings). Fix: reset it "
+        f"(`aupctl password reset {username}`) and help the person choose three random words",
+    )
+
+
+def _shared_passwords(shared_hashes: dict[bytes, list[str]]) -> list[Finding]:
+    """Everyone whose unsalted hash (or cleartext) is someone else's too."""
+    out = []
+    for names in shared_hashes.values():
+        if len(names) > 1:
+            for name in names:
+                others = ", ".join(n for n in names if n != name)
+                out.append(
+                    _finding(
+                        name,
+                        "shared-password",
+                        "high",
+                        f"the password is the same as that of {others} (the same unsalted hash): one leak opens them "
+                        "all, and it was probably handed out as a default. Fix: reset each of them",
+                    )
+                )
+    return out
 
 
 def _password_values(
