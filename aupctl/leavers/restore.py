@@ -30,8 +30,6 @@ from ..records import leavers as records
 from ..records.leavers import DONE, RESTORED, SCHEDULED, WITHDRAWING
 from ..state import State
 
-CREDENTIAL_COLUMNS = credfile.RESET_COLUMNS
-
 
 def check_credentials_path(path: str | None) -> Path:
     """The file the new password goes to: required, and never an existing file (it is not overwritten)."""
@@ -43,7 +41,7 @@ def check_credentials_path(path: str | None) -> Path:
 
 
 def write_credentials(path: Path, rows: list[dict[str, str]]) -> None:
-    creds = CredentialsFile(path, CREDENTIAL_COLUMNS)
+    creds = CredentialsFile(path, credfile.RESET_COLUMNS)
     try:
         creds.write([[r["username"], r["name"], r["password"], "yes"] for r in rows])
     finally:

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..directory import Account, Directory
 
-CREDENTIAL_COLUMNS = credfile.RESET_COLUMNS
 
 
 @dataclass
@@ -73,7 +72,7 @@ def check_destination(credentials_out: str | None, show: bool) -> Path | None:
 
 def _create_credentials(path: Path, acct: Account, secret: Secret) -> None:
     """Written and fsynced before the password is set; removed again if writing fails."""
-    creds = CredentialsFile(path, CREDENTIAL_COLUMNS)
+    creds = CredentialsFile(path, credfile.RESET_COLUMNS)
     try:
         creds.write([[acct.username, acct.name, secret.value, "yes"]])
     except BaseException:
