@@ -49,6 +49,7 @@ class LazyGroup(click.Group):
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
+        ctx.meta["aupctl.command"] = args[0] if args else ""  # as typed, if it is no command
         name, cmd, rest = super().resolve_command(ctx, args)
         # the command's name for the JSON envelope: "access review", "log", "staff list"
         path = [name or ""]
