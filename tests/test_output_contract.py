@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_main
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
-
-from cli_helpers import run_main
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema"
 
