@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from aupctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AupctlError
+from aupctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AupctlError
 
 from .context import Ctx
 
@@ -43,14 +43,60 @@ class LazyGroup(click.Group):
         module, attr, _ = SUBCOMMANDS[name]
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, global_first(args))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        ctx.meta["aupctl.command"] = args[0] if args else ""  # as typed, if it is no command
+        name, cmd, rest = super().resolve_command(ctx, args)
+        # the command's name for the JSON envelope: "access review", "log", "staff list"
+        path = [name or ""]
+        if isinstance(cmd, click.Group):
+            sub = next((a for a in rest if not a.startswith("-")), None)
+            if sub is not None and sub in cmd.list_commands(ctx):
+                path.append(sub)
+        ctx.meta["aupctl.command"] = " ".join(path)
+        ctx.meta["aupctl.help"] = any(a in ("--help", "-h") for a in rest)
+        return name, cmd, rest
+
     def invoke(self, ctx: click.Context) -> Any:
-        # The one place an AupctlError becomes a message on stderr and its exit code (also under CliRunner).
+        # The one place an AupctlError becomes a message on stderr and its exit code (also under CliRunner),
+        # and, with --format json, where the command's one envelope is printed, whatever its end.
+        code: int = EXIT_OK
+        error: dict[str, Any] | None = None
         try:
-            return super().invoke(ctx)
-        except (AupctlError, sqlite3.Error) as exc:
-            if ctx.obj is not None and getattr(ctx.obj, "debug", False):
-                raise  # main() shows the traceback, then reports it the same way
-            ctx.exit(report(exc, ctx.obj))
+            try:
+                return super().invoke(ctx)
+            except (AupctlError, sqlite3.Error) as exc:
+                err = exc if isinstance(exc, AupctlError) else _store_error(exc, ctx.obj)
+                code, error = err.exit_code, {"message": err.message, "hint": err.hint}
+                if ctx.obj is not None and getattr(ctx.obj, "debug", False):
+                    raise  # main() shows the traceback, then reports it the same way
+                ctx.exit(report(exc, ctx.obj))
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+            raise
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+            raise
+        except click.ClickException as exc:
+            code, error = exc.exit_code or EXIT_USAGE, {"message": exc.format_message(), "hint": None}
+            raise
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            code, error = EXIT_INTERRUPTED, {"message": "interrupted: nothing more was changed", "hint": None}
+            raise
+        except Exception as exc:
+            code = EXIT_INTERNAL
+            error = {"message": f"internal error: {type(exc).__name__}", "hint": "run with --debug; please report it"}
+            raise
+        finally:
+            if ctx.params.get("fmt") == "json" and not ctx.meta.get("aupctl.help"):
+                from .output import emit_json
+
+                parts = ctx.obj.json_parts if ctx.obj is not None else {}
+                emit_json(ctx.meta.get("aupctl.command", ""), code, parts, error)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]
@@ -74,17 +120,44 @@ class LazyGroup(click.Group):
     show_default=True,
     help="Output format for data on stdout.",
 )
+@click.option("--wide", is_flag=True, help="Tables on one line per row, however wide (else they fit 120 columns).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="aupctl", prog_name="aupctl")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, fmt: str, debug: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, fmt: str, wide: bool, debug: bool) -> None:
     """aupctl: enforce the staff Acceptable Use Policy on the school's directory, laptops and passwords.
 
     Exit codes: 0 clean, 1 findings, 2 bad usage/config/input, 3 directory or host unreachable or
     authentication failed, 4 a change failed part-way (re-run to resume).
     """
-    ctx.obj = Ctx(config_path=config_path, fmt=fmt, debug=debug)
+    ctx.obj = Ctx(config_path=config_path, fmt=fmt, debug=debug, wide=wide)
     ctx.call_on_close(ctx.obj.close)
+
+
+GLOBAL_VALUED = ("--format",)
+GLOBAL_FLAGS = ("--wide",)
+
+
+def global_first(args: list[str]) -> list[str]:
+    """--format and --wide where they are given, after the subcommand too (`aupctl access review --format
+    json`): moved to the front, where the root group reads them. Nothing after `--` is touched."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest += args[i:]
+            break
+        if a in GLOBAL_FLAGS or any(a.startswith(f"{o}=") for o in GLOBAL_VALUED):
+            front.append(a)
+        elif a in GLOBAL_VALUED and i + 1 < len(args):
+            front += args[i : i + 2]
+            i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
 
 
 def report(exc: AupctlError | sqlite3.Error, obj: Any) -> int:

@@ -17,6 +17,7 @@ from .output import (
     render,
     render_findings,
     run_plan,
+    set_json,
     wants_json,
     warn,
 )
@@ -162,8 +163,9 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
     if fix:
         plan = fix_plan(ctx.config, ctx.directory, ctx.state, result)
         refusal = None if force else first_contact_refusal(ctx.config, ctx.state, result, plan)
-    if plan is not None and wants_json(ctx):  # the findings and the plan in one JSON object
-        render(ctx, [], json_obj={"findings": [f.as_row() for f in findings], "plan": plan_json(plan)})
+    if plan is not None and wants_json(ctx):  # the findings and the plan in one JSON envelope
+        render_findings(ctx, findings)
+        set_json(ctx, plan=plan_json(plan))
         if refusal and not dry_run:
             raise RefusedError(refusal)
         if refusal:

@@ -7,7 +7,7 @@ import click
 from aupctl.errors import InputError
 
 from .context import Ctx, pass_ctx
-from .output import message, warn
+from .output import message, set_json, wants_json, warn
 from .output import message as _message
 
 
@@ -97,6 +97,8 @@ def discover_cmd(
     if out:
         path = write(found, out)
         message(f"written to {path}: next, `aupctl --config {path} config check` and `aupctl --config {path} doctor`")
+    elif wants_json(ctx):  # the config file's text, as one value of the envelope
+        set_json(ctx, data={"config": found.text})
     else:
         click.echo(found.text, nl=False)
 

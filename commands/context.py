@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,9 @@ class Ctx:
     config_path: str | None
     fmt: str = "table"
     debug: bool = False
+    wide: bool = False  # --wide: tables on one line per row, however wide
+    # --format json: the parts of the one envelope the command prints at its end (output.emit_json)
+    json_parts: dict[str, Any] = field(default_factory=dict, repr=False)
     _config: Config | None = field(default=None, repr=False)
     _state: State | None = field(default=None, repr=False)
     _directory: Directory | None = field(default=None, repr=False)

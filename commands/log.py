@@ -11,7 +11,7 @@ from aupctl.dates import parse_date as read_date
 from aupctl.errors import EXIT_FINDINGS
 
 from .context import Ctx, pass_ctx
-from .output import message, reconcile_open, render
+from .output import message, reconcile_open, render, set_json, wants_json
 
 
 def parse_date(value: str | None, option: str) -> dt.date | None:
@@ -90,6 +90,9 @@ def checkpoint(ctx: Ctx) -> None:
         sys.exit(EXIT_FINDINGS)
     cp = result.checkpoint
     where = f"{path}" + (" and syslog" if result.syslog else " (no syslog here)")
+    if wants_json(ctx):
+        set_json(ctx, data={"seq": cp.seq, "entries": cp.entries, "head": cp.head, "at": cp.at, "written_to": where})
+        return
     click.echo(f"checkpoint {cp.seq}: {cp.entries} entries, head {cp.head[:16]}, at {cp.at}, written to {where}")
 
 

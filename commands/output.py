@@ -8,6 +8,7 @@ import functools
 import io
 import json
 import re
+import shutil
 import sqlite3
 import sys
 import textwrap
@@ -27,6 +28,10 @@ from .context import Ctx
 _SUSPECT = re.compile(r"[^\x20-\x7e\n]")  # only these can be unsafe: the rest is looked at in C, not in Python
 EXIT_DECLINED = EXIT_INTERRUPTED  # the same as Ctrl-C at the prompt: nothing was changed
 FINDING_COLUMNS = ["severity", "subject", "system", "check", "clause", "detail"]
+JSON_VERSION = 1  # the envelope's version: bumped only if a key is renamed or removed (docs/output.md)
+TABLE_WIDTH = 120  # tables fit this many columns, or the terminal's width when it is wider (--wide: no limit)
+_GAP = 2  # tabulate's "simple" format puts two spaces between columns
+_MIN_COLUMN = 8  # a column folded to fit is never narrower than this (or its header)
 
 
 @dataclass(frozen=True)
@@ -41,14 +46,70 @@ class Styled:
         return self.text
 
 
+def _table_text(value: Any) -> str:
+    """A cell's text for a table, each of its own lines escaped."""
+    text = value.text if isinstance(value, Styled) else _cell(value)
+    return "\n".join(shown(part) for part in text.split("\n"))
+
+
 def _table_cell(value: Any, width: int | None) -> str:
-    if isinstance(value, Styled):
-        return click.style(shown(value.text), fg=value.fg) if value.fg else shown(value.text)
-    if width is None:
-        return shown(_cell(value))
-    # a long cell wraps inside its column: each of its own lines escaped, then folded to the width
-    lines = [shown(part) for part in _cell(value).split("\n")]
-    return "\n".join(w for line in lines for w in (textwrap.wrap(line, width, break_on_hyphens=False) or [""]))
+    text = _table_text(value)
+    if width is not None:  # a long cell wraps inside its column
+        text = "\n".join(
+            w for line in text.split("\n") for w in (textwrap.wrap(line, width, break_on_hyphens=False) or [""])
+        )
+    if isinstance(value, Styled) and value.fg:
+        return "\n".join(click.style(line, fg=value.fg) for line in text.split("\n"))
+    return text
+
+
+def table_width(ctx: Ctx) -> int | None:
+    """The width tables fit: 120 columns, or the terminal's when wider ($COLUMNS first); None with --wide."""
+    if ctx.wide:
+        return None
+    return max(TABLE_WIDTH, shutil.get_terminal_size((TABLE_WIDTH, 24)).columns)
+
+
+def fit_widths(heads: Sequence[str], texts: Sequence[Sequence[str]], limit: int | None) -> list[int | None]:
+    """The width each column folds at so the table is at most `limit` wide (None: not folded). The widest
+    columns give way first, down to a common cap; a column never folds below its header or _MIN_COLUMN."""
+    # tabulate makes a column at least its header and two spaces wide
+    natural = [
+        max([len(h) + 2, *(len(line) for row in texts for line in row[i].split("\n"))]) for i, h in enumerate(heads)
+    ]
+    if limit is None:
+        return [None] * len(heads)
+    room = limit - _GAP * (len(heads) - 1)
+    if sum(natural) <= room:
+        return [None] * len(heads)
+    least = [min(n, max(len(h) + 2, _MIN_COLUMN)) for n, h in zip(natural, heads, strict=True)]
+
+    def widths(cap: int) -> list[int]:
+        return [max(m, min(n, cap)) for m, n in zip(least, natural, strict=True)]
+
+    lo, hi = 0, max(natural)  # the largest cap that fits (or the least widths, if nothing does)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(widths(mid)) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return [w if w < n else None for w, n in zip(widths(lo), natural, strict=True)]
+
+
+def words(value: Any) -> str:
+    """Structured details as readable words for a table cell, never raw JSON: `key: value; key: value`."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_words_in(v)}" for k, v in value.items())
+    return _words_in(value)
+
+
+def _words_in(value: Any) -> str:
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k}: {_words_in(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, list | tuple):
+        return ", ".join(_words_in(v) for v in value)
+    return _cell(value)
 
 
 def _plain(value: Any) -> Any:
@@ -113,21 +174,23 @@ def render(
 ) -> None:
     """Data to stdout in the chosen format: the one place a command's output takes its format's shape.
 
-    JSON is the same rows the table shows (or json_obj if given). data_columns: the columns JSON and CSV
-    show when they differ from the table's (more detail, for programs). json_text: columns holding
-    structured values, kept as they are in JSON and written as compact JSON text in the table and CSV.
-    table: draws the table form itself (a view of several tables), instead of one table of the rows.
-    In a table, the columns named in `wrap` fold at that width; Styled cells keep their colour.
+    JSON is the same rows the table shows (or json_obj if given), as the envelope's "data". data_columns:
+    the columns JSON and CSV show when they differ from the table's (more detail, for programs).
+    json_text: columns holding structured values, kept as they are in JSON, compact JSON text in CSV and
+    readable words (`key: value; ...`) in the table. table: draws the table form itself (a view of several
+    tables), instead of one table of the rows. A table fits table_width(): its widest columns fold; the
+    columns named in `wrap` fold at that width at most; Styled cells keep their colour.
     """
     if ctx.fmt != "table" and data_columns is not None:
         columns = data_columns
     columns = columns or (list(rows[0].keys()) if rows else [])
     if ctx.fmt == "json":
         payload = json_obj if json_obj is not None else [{c: _plain(r.get(c)) for c in columns} for r in rows]
-        click.echo(to_json(payload))
+        set_json(ctx, data=payload)
         return
     if json_text:
-        rows = [{**r, **{c: json.dumps(r.get(c), ensure_ascii=False) for c in json_text if c in r}} for r in rows]
+        text = (lambda v: json.dumps(v, ensure_ascii=False)) if ctx.fmt == "csv" else words
+        rows = [{**r, **{c: text(r.get(c)) for c in json_text if c in r}} for r in rows]
     if ctx.fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -145,8 +208,33 @@ def render(
     from tabulate import tabulate
 
     heads = [(headers or {}).get(c, c.replace("_", " ")) for c in columns]
-    cells = [[_table_cell(r.get(c), (wrap or {}).get(c)) for c in columns] for r in rows]
-    click.echo(tabulate(cells, headers=heads, tablefmt="simple"))
+    texts = [[_table_text(r.get(c)) for c in columns] for r in rows]
+    folds = fit_widths(heads, texts, table_width(ctx))
+    if not ctx.wide:  # a command's own fold for a column, where it is narrower
+        folds = [min(f or w, w) if (w := (wrap or {}).get(c)) else f for f, c in zip(folds, columns, strict=True)]
+    cells = [[_table_cell(r.get(c), f) for c, f in zip(columns, folds, strict=True)] for r in rows]
+    click.echo(tabulate(cells, headers=heads, tablefmt="simple", disable_numparse=True))
+
+
+def set_json(ctx: Ctx, **parts: Any) -> None:
+    """Parts of the one JSON envelope the command prints when it ends: data, findings, plan."""
+    for key, value in parts.items():
+        ctx.json_parts[key] = _plain(value)
+
+
+def envelope(command: str, exit_code: int, parts: dict[str, Any], error: dict[str, Any] | None) -> dict[str, Any]:
+    """The one shape of every command's --format json (docs/output.md, docs/schema/envelope.json). ok: the
+    command ran to its end (exit 0, or 1 for findings); otherwise `error` says why."""
+    ok = error is None and exit_code in (EXIT_OK, EXIT_FINDINGS)
+    env: dict[str, Any] = {"version": JSON_VERSION, "command": command, "ok": ok, "exit_code": exit_code}
+    env.update(parts)
+    if not ok:
+        env["error"] = error or {"message": f"stopped with exit code {exit_code} (see stderr)", "hint": None}
+    return env
+
+
+def emit_json(command: str, exit_code: int, parts: dict[str, Any], error: dict[str, Any] | None) -> None:
+    click.echo(to_json(envelope(command, exit_code, parts, error)))
 
 
 def message(text: str) -> None:
@@ -168,6 +256,13 @@ def render_findings(ctx: Ctx, findings: list[Finding], *, clean: str = "no findi
     """Findings as rows; returns the exit code (1 if any). json_obj: what JSON shows instead (the findings
     inside a larger object)."""
     rows = [f.as_row() for f in sort_findings(findings)]
+    if wants_json(ctx):  # the envelope's "findings"; what else json_obj holds is its "data"
+        json_columns = ["subject", "system", "check", "clause", "severity", "detail"]
+        extra = {k: v for k, v in json_obj.items() if k != "findings"} if isinstance(json_obj, dict) else None
+        set_json(
+            ctx, findings=[{c: r.get(c) for c in json_columns} for r in rows], **({"data": extra} if extra else {})
+        )
+        return EXIT_FINDINGS if findings else EXIT_OK
     columns = FINDING_COLUMNS if any(f.system for f in findings) else [c for c in FINDING_COLUMNS if c != "system"]
     json_columns = ["subject", "system", "check", "clause", "severity", "detail"]
     render(ctx, rows, columns, data_columns=json_columns if wants_json(ctx) else None, empty=clean, json_obj=json_obj)
@@ -231,14 +326,21 @@ def bulk(what: str, when: Callable[[dict[str, Any]], bool] | None = None) -> Cal
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
-    """A plan as --format json shows it (the one place that shape is written)."""
-    return {"plan": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}
+    """A plan as --format json shows it, the envelope's "plan" (the one place that shape is written)."""
+    return {"title": plan.title, "changes": plan.rows(), "notes": plan.notes, "summary": plan.summary}
 
 
 def show_plan(ctx: Ctx, plan: Plan) -> None:
     if ctx.fmt == "json":
-        render(ctx, [], json_obj=plan_json(plan))
+        set_json(ctx, plan=plan_json(plan))
         return
+    if ctx.fmt == "csv":
+        from aupctl.errors import InputError
+
+        raise InputError(
+            f"--format csv has no rows for a plan ({plan.title}); nothing was changed",
+            hint="use --format json (the plan as one object) or the default table",
+        )
     out = sys.stdout if ctx.fmt == "table" else sys.stderr
     click.echo(shown(f"Plan: {plan.title}"), file=out)
     for i, change in enumerate(plan.changes, 1):

@@ -82,3 +82,20 @@ def run_tty(*args: str, config=None, timeout: float = 120) -> tuple[int, str, st
             proc.kill()
             proc.wait()
     return code, out.decode().replace("\r\n", "\n"), err
+
+
+def payload(text: str):
+    """The JSON a command printed (its --format json envelope, docs/output.md), as the test reads it: the
+    envelope's data, findings or plan; findings with data or a plan as one object holding both."""
+    import json
+
+    doc = json.loads(text)
+    if not (isinstance(doc, dict) and "version" in doc and "exit_code" in doc):
+        return doc
+    parts = {k: doc[k] for k in ("data", "findings", "plan") if k in doc}
+    if "findings" in parts and len(parts) > 1:
+        data = parts.pop("data", None)
+        return {**(data or {}), **parts}
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    return parts or None

@@ -4,10 +4,10 @@ and the fault paths (Ctrl-C in a change, a dropped connection, an unreachable di
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
+from cli_helpers import payload
 from cli_helpers import run_main as run
 
 from aupctl.access.adopt import adopt_plan
@@ -232,7 +232,7 @@ def test_by_hand_system_grant_opens_a_task_until_done(env) -> None:
     assert task["kind"] == "grant" and "SAP" in task["text"] and "county ICT service desk" in task["text"]
     assert approvals.live(st, username=user, system="sap")[0]["status"] == "active"
     code, out, err = run("--format", "json", "tasks", "list", "--open", "--user", user, config=sandbox.config_path)
-    assert code == 0 and json.loads(out)[0]["id"] == task["id"]
+    assert code == 0 and payload(out)[0]["id"] == task["id"]
     code, out, err = run("tasks", "done", str(task["id"]), "--note", "SD-1234", config=sandbox.config_path)
     assert code == 0 and not tasks.list_tasks(st, open_only=True, username=user)
     # revoke: the approval ends and a removal task opens (re-running does not open a second one)
@@ -324,7 +324,7 @@ def test_cli_systems_list_grant_revoke(env) -> None:
     sandbox, cfg, d, st = env
     cfgp = sandbox.config_path
     code, out, err = run("--format", "json", "access", "systems", config=cfgp)
-    rows = {r["system"]: r for r in json.loads(out)}
+    rows = {r["system"]: r for r in payload(out)}
     assert code == 0 and rows["sap"]["group"] == "by hand" and rows["sims"]["members"] > 10
     assert "teacher" in rows["sims"]["roles"] and "ta" not in rows["sims"]["roles"]
 
@@ -340,7 +340,7 @@ def test_cli_systems_list_grant_revoke(env) -> None:
     )
     assert code == 0 and is_member(cfg, d, "raise", user)
     code, out, err = run("--format", "json", "access", "list", "raise", config=cfgp)
-    mine = [r for r in json.loads(out) if r["username"] == user]
+    mine = [r for r in payload(out) if r["username"] == user]
     assert mine and mine[0]["approver"] == HEAD and mine[0]["reason"] == "RAISE lead"
     code, out, err = run(
         "access", "grant", user, "raise", "--approved-by", HEAD, "--until", "2001-01-01", "--yes", config=cfgp
@@ -358,7 +358,7 @@ def test_cli_review_json_and_fix(env) -> None:
     sandbox, cfg, d, st = env
     cfgp = sandbox.config_path
     code, out, err = run("--format", "json", "access", "review", "sims", config=cfgp)
-    rows = json.loads(out)
+    rows = payload(out)
     assert code == 1 and rows
     assert set(rows[0]) == {"subject", "system", "check", "clause", "severity", "detail"}
     ta = PLANTED["not_eligible_member"]
@@ -378,7 +378,7 @@ def test_cli_review_json_and_fix(env) -> None:
     assert is_member(cfg, d, "sims", unsigned)
     assert approvals.live(st, username=unsigned, system="sims")[0]["status"] == "active"
     code, out, err = run("--format", "json", "access", "review", "sims", config=cfgp)
-    left = {(r["subject"], r["check"]) for r in json.loads(out)}
+    left = {(r["subject"], r["check"]) for r in payload(out)}
     assert (ta, "role-not-eligible") not in left and (unsigned, "aup-unsigned") not in left
 
 
@@ -404,7 +404,7 @@ def test_cli_adopt_and_set_role(env) -> None:
     code, out, err = run("staff", "set-role", user, "ta", config=cfgp)
     assert code == 0
     code, out, err = run("--format", "json", "staff", "show", user, config=cfgp)
-    shown = json.loads(out)
+    shown = payload(out)
     assert shown["role"] == "ta" and shown["role_reason"] == "set by hand"
     assert any(a.startswith("raise: active") for a in shown["approvals"]) and shown["aup_signed"] is False
     result = review(cfg, d, st, "raise")
@@ -474,7 +474,7 @@ def test_review_fix_json_dry_run_is_one_object_and_changes_nothing(env) -> None:
     code, out, err = run(
         "--format", "json", "access", "review", "raise", "--fix", "--dry-run", config=sandbox.config_path
     )
-    doc = json.loads(out)
+    doc = payload(out)
     assert code == 1 and set(doc) == {"findings", "plan"}
     assert any(f["subject"] == outsider and f["check"] == "no-approval" for f in doc["findings"])
     assert any(c["action"] == "remove-member" and c["target"] == outsider for c in doc["plan"]["changes"])

@@ -4,9 +4,9 @@ status, bad files that change nothing, and grants waiting for a signature applie
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
+from cli_helpers import payload
 from test_access import make_person, run
 
 from aupctl.access.aup import import_plan, sign
@@ -119,7 +119,7 @@ def test_a_waiting_grant_is_applied_by_aup_sign(env) -> None:
         st, username=user, system="raise", approver=HEADTEACHER, reason="intake", status="waiting", source="import"
     )
     code, out, err = run("--format", "json", "access", "list", "raise", config=sandbox.config_path)
-    assert [r["status"] for r in json.loads(out) if r["username"] == user] == ["waiting"]
+    assert [r["status"] for r in payload(out) if r["username"] == user] == ["waiting"]
     acct = d.flavour.find_user(d, user)
     group = cfg.group_dn(cfg.systems["raise"].group)
     assert not any(same_dn(m, acct.dn) for m in d.flavour.group_members(d, group))
@@ -146,7 +146,7 @@ def test_engine_sign_returns_the_waiting_grants(env) -> None:
 def test_status(env) -> None:
     sandbox, cfg, d, st = env
     code, out, err = run("--format", "json", "aup", "status", "--unsigned", config=sandbox.config_path)
-    rows = json.loads(out)
+    rows = payload(out)
     names = {r["username"] for r in rows}
     assert code == 0 and PLANTED["unsigned_with_access"] in names and PLANTED["old_aup_version"] in names
     assert "zclarke" not in names and all(not r["signed"] for r in rows)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import payload
 from click.testing import CliRunner
 
 from aupctl.commands import SUBCOMMANDS, cli
@@ -51,7 +51,7 @@ def test_every_command_has_help(group: str) -> None:
 
 def test_doctor_all_green(sandbox) -> None:
     result = run("--format", "json", "doctor", config=sandbox.config_path)
-    rows = json.loads(result.stdout)
+    rows = payload(result.stdout)
     assert result.exit_code == 0, rows
     assert {r["check"] for r in rows} >= {"config", "reach", "tls", "bind", "read access", "state store"}
     assert all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
@@ -96,23 +96,21 @@ def test_no_config_at_all(tmp_path) -> None:
 def test_staff_list_and_show(sandbox) -> None:
     result = run("--format", "json", "staff", "list", config=sandbox.config_path)
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    rows = payload(result.stdout)
     assert len(rows) > 80
     assert {"username", "name", "role", "email", "staff_code", "enabled", "dn"} <= set(rows[0])
     assert all(r["enabled"] for r in rows)
-    everyone = json.loads(
+    everyone = payload(
         run("--format", "json", "staff", "list", "--include-disabled", config=sandbox.config_path).stdout
     )
     assert len(everyone) > len(rows)  # the sandbox has disabled accounts
 
-    teachers = json.loads(
-        run("--format", "json", "staff", "list", "--role", "teacher", config=sandbox.config_path).stdout
-    )
+    teachers = payload(run("--format", "json", "staff", "list", "--role", "teacher", config=sandbox.config_path).stdout)
     assert teachers and all(r["role"] == "teacher" for r in teachers)
 
     user = teachers[0]["username"]
     shown = run("--format", "json", "staff", "show", user, config=sandbox.config_path)
-    info = json.loads(shown.stdout)
+    info = payload(shown.stdout)
     assert info["username"] == user and info["role"] == "teacher" and "Teachers" in info["role_reason"]
     assert info["groups"]
 
@@ -138,7 +136,7 @@ def test_log_and_verify(sandbox, tmp_path) -> None:
     st.audit("test-entry", "someone", {"why": "log test"})
     st.close()
     result = run("--format", "json", "log", "--user", "someone", config=sandbox.config_path)
-    entries = json.loads(result.stdout)
+    entries = payload(result.stdout)
     assert entries and entries[-1]["action"] == "test-entry" and entries[-1]["details"]["why"] == "log test"
     assert run("log", "--since", "2026-13-01", config=sandbox.config_path).exit_code == 2
     ok = run("log", "verify", config=sandbox.config_path)

@@ -3,12 +3,12 @@ missing OU, the rights table, and a config without role OUs through every read-o
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import payload
 from click.testing import CliRunner
 
 from aupctl import sandbox as sb
@@ -46,7 +46,7 @@ def discover(info: sb.SandboxInfo, out: Path, *extra: str, password: str | None 
 
 def doctor_rows(config: Path, password: str, home: Path) -> tuple[int, list[dict]]:
     result = run("--format", "json", "doctor", config=config, password=password, home=home)
-    return result.exit_code, json.loads(result.stdout)
+    return result.exit_code, payload(result.stdout)
 
 
 def check_discovered_sandbox(info: sb.SandboxInfo, tmp_path: Path) -> dict:
@@ -209,7 +209,7 @@ def test_discover_a_flat_posix_school_then_every_read_only_command(
     assert {r["check"]: r["status"] for r in rows}["read access"] == "ok"
     staff = run("--format", "json", "staff", "list", config=out, password=info.bind_password, home=tmp_path)
     assert staff.exit_code == 0, staff.output
-    listed = {r["username"]: r["role"] for r in json.loads(staff.stdout)}
+    listed = {r["username"]: r["role"] for r in payload(staff.stdout)}
     assert set(listed) == {p[0] for p in PEOPLE}
     review = run("--format", "json", "access", "review", config=out, password=info.bind_password, home=tmp_path)
     assert review.exit_code in (0, 1), review.output
@@ -272,13 +272,13 @@ def test_a_config_without_role_ous_works_for_every_read_only_command(sandbox: sb
     assert "role ous" not in {r["check"] for r in rows}
     staff = run("--format", "json", "staff", "list", config=cfg)
     assert staff.exit_code == 0, staff.output
-    by_user = {r["username"]: r["role"] for r in json.loads(staff.stdout)}
+    by_user = {r["username"]: r["role"] for r in payload(staff.stdout)}
     # Roles now come from the groups: a teacher is in Teaching Staff; a governor in Governors.
     assert by_user["wgreen"] == "ta"
     assert any(role == "governor" for role in by_user.values())
     review = run("--format", "json", "access", "review", config=cfg)
     assert review.exit_code == 1, review.output  # the planted findings, not a crash
-    assert any(f["subject"] == "wgreen" for f in json.loads(review.stdout))
+    assert any(f["subject"] == "wgreen" for f in payload(review.stdout))
 
 
 # -- the bind account's rights, per job --
@@ -345,7 +345,7 @@ def test_staff_import_puts_a_role_without_ou_in_staff_ou(fresh_openldap: sb.Sand
     assert f"uid=nadebayoquinn,ou=Staff,{info.base_dn}" in conn.entries[0].member.values
     conn.unbind()
     show = run("--format", "json", "staff", "show", "nadebayoquinn", config=cfg, home=tmp_path)
-    assert json.loads(show.stdout)["role"] == "teacher"
+    assert payload(show.stdout)["role"] == "teacher"
 
 
 def test_a_garbage_ca_file_is_named_not_reported_as_unreachable(
@@ -414,7 +414,7 @@ def test_discover_staff_nested_per_site_gets_roles_from_groups(nested_openldap: 
     code, rows = doctor_rows(out, info.bind_password, tmp_path)
     assert code == 0 and not [r for r in rows if r["status"] in ("warn", "fail")], rows
     staff = run("--format", "json", "staff", "list", config=out, password=info.bind_password, home=tmp_path)
-    roles = {r["username"]: r["role"] for r in json.loads(staff.stdout)}
+    roles = {r["username"]: r["role"] for r in payload(staff.stdout)}
     assert roles["ateach"] == "teaching_staff" and roles["goffice"] == "office_staff"
 
 

@@ -3,10 +3,10 @@ flat OpenLDAP with posixGroup and roles by group, standard AD, nested AD with st
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 
+from cli_helpers import payload
 from click.testing import CliRunner
 
 from aupctl import sandbox as sb
@@ -36,7 +36,7 @@ def test_discover_then_check_then_doctor_green(any_sandbox: sb.SandboxInfo, tmp_
     check = run("--config", str(out), "config", "check")
     assert check.exit_code == 0, check.output
     doctor = run("--config", str(out), "--format", "json", "doctor", password=info.bind_password, home=tmp_path)
-    rows = json.loads(doctor.stdout)
+    rows = payload(doctor.stdout)
     assert doctor.exit_code == 0, rows
     assert not [r for r in rows if r["status"] in ("warn", "fail")], rows
     read = next(r for r in rows if r["check"] == "read access")
@@ -61,7 +61,7 @@ def test_discover_then_check_then_doctor_green(any_sandbox: sb.SandboxInfo, tmp_
         assert staff.exit_code == 0, staff.output
         # Every account listed, the hand-made ones too (cn=Brown\2C Michael is mbrown). Their roles come from
         # posixGroup memberUid, which the group-schema work reads (issue 10 item 2), so they are not asserted here.
-        listed = {r["username"] for r in json.loads(staff.stdout)}
+        listed = {r["username"] for r in payload(staff.stdout)}
         assert {"wgreen", "mbrown", "p.obrien", "zoe", "ksmith-jones"} <= listed
     elif layout == "nested":
         assert d["staff_ou"] == "OU=Staff" and d["leavers_ou"] == "OU=Former Staff" and d["groups_ou"] == "OU=Groups"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import run_main
+from cli_helpers import payload, run_main
 
 from aupctl import sandbox as sb
 from aupctl.config import load
@@ -99,7 +99,7 @@ def in_any_group(info: sb.SandboxInfo, username: str) -> list[str]:
 def staff(info: sb.SandboxInfo) -> dict[str, dict[str, Any]]:
     code, out = cli(info, "--format", "json", "staff", "list")
     assert code == 0, out
-    data = json.loads(out)
+    data = payload(out)
     rows = data["data"] if isinstance(data, dict) and "data" in data else data
     return {r["username"].lower(): r for r in rows}
 
@@ -146,7 +146,7 @@ def test_adopt_then_review_finds_the_planted_problems(story: sb.SandboxInfo) -> 
     assert code == 0, out
     code, out = cli(story, "--format", "json", "access", "review")
     assert code == 1, out
-    data = json.loads(out)
+    data = payload(out)
     findings = data["findings"] if isinstance(data, dict) else data
     seen = {(f.get("target") or f.get("username"), f.get("kind") or f.get("code")) for f in findings}
     flat = json.dumps(findings)
@@ -161,7 +161,9 @@ def test_adopt_then_review_finds_the_planted_problems(story: sb.SandboxInfo) -> 
 def test_grant_and_revoke_write_the_groups_native_attribute(story: sb.SandboxInfo) -> None:
     raise_dn = group_dn(story, "raise")
     assert not holds(story, raise_dn, "zclarke")
-    code, out = cli(story, "access", "grant", "zclarke", "raise", "--approved-by", APPROVER, "--reason", "lead", "--yes")
+    code, out = cli(
+        story, "access", "grant", "zclarke", "raise", "--approved-by", APPROVER, "--reason", "lead", "--yes"
+    )
     assert code == 0, out
     assert holds(story, raise_dn, "zclarke")
     code, out = cli(story, "access", "revoke", "zclarke", "raise", "--reason", "test", "--yes")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import ldap3
 import pytest
-from cli_helpers import run_main
+from cli_helpers import payload, run_main
 
 from aupctl import config as config_mod
 from aupctl import sandbox as sb
@@ -284,7 +284,7 @@ def test_password_audit_privileged_and_staff_show(school) -> None:
     user = members[it][-1]
     code, out, err = run_main("--format", "json", "staff", "show", user, config=info.config_path)
     assert code == 0, err
-    shown = json.loads(out)
+    shown = payload(out)
     groups = shown[0]["groups"] if isinstance(shown, list) else shown["groups"]
     assert hb.IT_ADMINS in groups
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 from collections.abc import Iterator
 
 import pytest
-from cli_helpers import run_main
+from cli_helpers import payload, run_main
 
 from aupctl import config as config_mod
 from aupctl.access.adopt import adopt_plan
@@ -117,7 +116,7 @@ def test_big_group_privileged_and_staff_show(nested) -> None:
     assert any("IT Admins" in g for g in found.get(normalise_dn(dhart.dn), [])), found.get(normalise_dn(dhart.dn))
     code, out, err = run_main("--format", "json", "staff", "show", "mbrown", config=info.config_path)
     assert code == 0, err
-    shown = json.loads(out)
+    shown = payload(out)
     shown = shown[0] if isinstance(shown, list) else shown
     assert shown["groups"], shown
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 from collections.abc import Iterator
 
 import pytest
-from cli_helpers import run_main
+from cli_helpers import payload, run_main
 from test_groups import holds, raw_group
 
 from aupctl import config as config_mod
@@ -166,6 +165,6 @@ def test_password_audit_privileged_and_staff_show_of_a_hand_made_account(flat) -
     assert "itadmins" in found.get(normalise_dn(dhart.dn), [])
     code, out, err = run_main("--format", "json", "staff", "show", "mbrown", config=info.config_path)
     assert code == 0, err
-    shown = json.loads(out)
+    shown = payload(out)
     shown = shown[0] if isinstance(shown, list) else shown
     assert "site" in shown["groups"], shown

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import ssl
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import ldap3
 import pytest
+from cli_helpers import payload
 from cli_helpers import run_main as run
 
 from aupctl import csvfile, text
@@ -95,7 +95,7 @@ def test_hostile_names_from_the_directory_are_inert_and_escaped(fresh_openldap) 
     code, out, err = run("--format", "json", "staff", "list", config=info.config_path)
     assert code == 0, err
     no_raw_unsafe(out)
-    names = {r["username"]: r["name"] for r in json.loads(out)}
+    names = {r["username"]: r["name"] for r in payload(out)}
     assert names["evilterm"] == f"{TITLE} {BIDI}\u200b\u0085" and names["evilformula"] == FORMULA
 
     # an error message that quotes the input escapes it too
@@ -224,7 +224,7 @@ def test_tasks_done_with_an_id_beyond_any_integer(openldap_sandbox) -> None:
     code, out, err = run("tasks", "done", str(tid), "--note", "SD-1\u202e", config=cfgp)
     assert code == 2 and "--note holds a bidirectional-text control" in err, err
     code, out, err = run("--format", "json", "tasks", "list", "--open", config=cfgp)
-    assert tid in [r["id"] for r in json.loads(out)]  # not closed
+    assert tid in [r["id"] for r in payload(out)]  # not closed
 
 
 # -- bounded CSV input --

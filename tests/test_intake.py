@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 import ldap3
+from cli_helpers import payload
 from click.testing import CliRunner
 
 from aupctl.directory import same_dn
@@ -107,7 +108,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(env) -> None:
         "--format", "json", "staff", "import", str(DATA / "realistic.csv"), "--dry-run", config=info.config_path
     )
     assert code == 0, err
-    doc = json.loads(out)
+    doc = payload(out)
     assert doc["applied"] is False and doc["credentials_file"] is None
     assert doc["summary"]["create"] == 58 and doc["summary"]["update"] == 1 and doc["summary"]["unchanged"] == 1
     rows = {r["line"]: r for r in doc["people"]}
@@ -303,7 +304,7 @@ def test_existing_people_systems_granted_when_signed_else_waiting(env, tmp_path)
     assert code == 0, err
     code, out, err = run("--format", "json", "staff", "import", str(f), "--yes", config=info.config_path)
     assert code == 0, err
-    rows = {r["username"]: r for r in json.loads(out)["people"]}
+    rows = {r["username"]: r for r in payload(out)["people"]}
     assert rows["gsmithjones"]["granted"] == ["raise"] and rows["gsmithjones"]["waiting"] == []
     assert rows["oshaw"]["waiting"] == ["raise"] and rows["oshaw"]["granted"] == []
     raise_group = cfg.group_dn("RAISE Online Users")

@@ -7,7 +7,6 @@ directory and records it exactly once."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import sqlite3
 import subprocess
@@ -17,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_main
+from cli_helpers import payload, run_main
 
 from aupctl import config as config_mod
 from aupctl.directory import Connection, open_directory
@@ -176,7 +175,7 @@ def check_stop_and_repair(
     if repair_with == "log repair":
         code, out, err = run_main("--format", "json", "log", "repair", config=cfg_path)
         assert code == 0, (out, err)
-        rows = json.loads(out)
+        rows = payload(out)
         assert [r["outcome"] for r in rows] == ["done"]
         assert rows[0]["action"] == "remove-member"
         code, out, err = run_main("log", "repair", config=cfg_path)
@@ -221,8 +220,10 @@ def _review_case(info, cfg_path: Path, fault, monkeypatch, repair_with: str) -> 
         monkeypatch.undo()
         code, out, err = run_main(*command, config=cfg_path)
         assert code in (0, 1), (out, err)
-        code, out, err = run_main("--format", "json", "access", "review", "--fix", "--force", "--dry-run", config=cfg_path)
-        left = [c for c in json.loads(out)["plan"]["changes"] if c["action"] == "remove-member"]
+        code, out, err = run_main(
+            "--format", "json", "access", "review", "--fix", "--force", "--dry-run", config=cfg_path
+        )
+        left = [c for c in payload(out)["plan"]["changes"] if c["action"] == "remove-member"]
         assert left == [], left  # every removal the review wanted is done (and recorded)
 
     check_stop_and_repair(cfg_path, fault, fired, command, repair_with=repair_with, after=after)
@@ -301,7 +302,17 @@ def test_a_run_killed_after_a_change_is_reconciled_once_it_is_dead(fresh_openlda
     marker = tmp_path / "changed"
     env = dict(os.environ, AUPCTL_CONFIG=str(cfg_path))
     proc = subprocess.Popen(
-        [sys.executable, "-c", HANGS_AFTER_FIRST_MEMBER_CHANGE, str(marker), "access", "review", "--fix", "--force", "--yes"],
+        [
+            sys.executable,
+            "-c",
+            HANGS_AFTER_FIRST_MEMBER_CHANGE,
+            str(marker),
+            "access",
+            "review",
+            "--fix",
+            "--force",
+            "--yes",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -322,7 +333,7 @@ def test_a_run_killed_after_a_change_is_reconciled_once_it_is_dead(fresh_openlda
         proc.wait(10)
         code, out, err = run_main("--format", "json", "log", "repair", config=cfg_path)
         assert code == 0, err
-        rows = json.loads(out)
+        rows = payload(out)
         assert [(r["action"], r["outcome"]) for r in rows] == [("remove-member", "done")]
         assert [e["group"].lower() for e in reconciled(cfg_path)] == [group.lower()]
         assert open_intents(cfg_path) == 0

@@ -4,10 +4,10 @@ changed), the July wave from a CSV, run-due from cron, cancel, restore and its c
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import payload
 from click.testing import CliRunner
 
 from aupctl import config as config_mod
@@ -83,7 +83,7 @@ def test_withdraw_one_now_then_list_and_restore(cfg, env, people, tmp_path) -> N
     user = next(people).username
     dry = run("--format", "json", "leaver", "withdraw", user, "--reason", "resigned", "--dry-run", env=env)
     assert dry.exit_code == 0, dry.output
-    plan = json.loads(dry.stdout)
+    plan = payload(dry.stdout)
     assert plan["changes"][0]["action"] == "leaver-snapshot" and plan["summary"] == {"withdrawn": 1, "scheduled": 0}
     assert not account(cfg, user).disabled  # a dry run changes nothing
 
@@ -92,7 +92,7 @@ def test_withdraw_one_now_then_list_and_restore(cfg, env, people, tmp_path) -> N
     assert account(cfg, user).disabled
 
     listed = run("--format", "json", "leaver", "list", "--done", env=env)
-    rows = {r["username"]: r for r in json.loads(listed.stdout)}
+    rows = {r["username"]: r for r in payload(listed.stdout)}
     assert rows[user]["status"] == "done" and rows[user]["open_tasks"] == 1 and rows[user]["reason"] == "resigned"
     assert set(rows[user]) == {
         "id", "username", "status", "leave_on", "reason", "done_at", "restored_at", "open_tasks",
@@ -180,7 +180,7 @@ def test_the_july_wave_from_csv_then_run_due_and_cancel(cfg, env, people, tmp_pa
     assert account(cfg, now.username).disabled and account(cfg, now.username).description.endswith("café")
     assert not account(cfg, later.username).disabled
 
-    scheduled = json.loads(run("--format", "json", "leaver", "list", "--scheduled", env=env).stdout)
+    scheduled = payload(run("--format", "json", "leaver", "list", "--scheduled", env=env).stdout)
     assert {r["username"] for r in scheduled} >= {later.username, cancelled.username}
     assert run("leaver", "cancel", cancelled.username, env=env).exit_code == 0
     assert run("leaver", "cancel", cancelled.username, env=env).exit_code == 2

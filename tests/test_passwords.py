@@ -10,7 +10,6 @@ import csv
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import os
 import stat
 import uuid
@@ -18,6 +17,7 @@ import warnings
 
 import ldap3
 import pytest
+from cli_helpers import payload as envelope_data
 from cli_helpers import run_main as run
 from cli_helpers import run_tty
 from cli_helpers import user_bind as bind
@@ -370,7 +370,7 @@ def test_audit_output_never_contains_a_password_or_hash(env) -> None:
             assert secret not in out and secret not in err, (fmt, "a secret leaked")
             assert secret.lower() not in out.lower()
         outputs[fmt] = out
-    rows = json.loads(outputs["json"])
+    rows = envelope_data(outputs["json"])
     assert rows and set(rows[0]) == {"subject", "system", "check", "clause", "severity", "detail"}
     if info.flavour == "openldap":
         assert any(r["check"] == "easily-guessed-password" for r in rows)  # the hash test ran
@@ -403,7 +403,7 @@ def test_check_command(env) -> None:
     person = d.flavour.find_user(d, victim)
     own = f"{person.given_name}{person.surname}1985!"
     code, out, err = run("--format", "json", "password", "check", victim, config=info.config_path, input=own + "\n")
-    payload = json.loads(out)
+    payload = envelope_data(out)
     assert code == 1 and payload["user"] == victim and payload["acceptable"] is False
     assert any("own name" in r for r in payload["reasons"]) and own not in out + err
     code, out, err = run("password", "check", "nosuchperson", config=info.config_path, input=STRONG + "\n")
@@ -462,7 +462,7 @@ def test_reset_show_and_json(env) -> None:
     code, out, err = run_tty("--format", "json", "password", "reset", username, "--show", "--yes",
                              config=info.config_path)  # fmt: skip
     assert code == 0, err
-    payload = json.loads(out)
+    payload = envelope_data(out)
     assert payload["username"] == username and payload["must_change"] is True and payload["password_to"] == "terminal"
     assert not can_bind(cfg, payload["dn"], STRONG)
     _assert_must_change(info, cfg, d, payload["dn"], payload["password"])

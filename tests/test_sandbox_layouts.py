@@ -4,7 +4,6 @@ nested AD (OUs per site, system groups in their own OU tree, 2,000 members, thre
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections import Counter
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import ldap3
 import pytest
+from cli_helpers import payload
 from click.testing import CliRunner
 from ldap3.core.exceptions import LDAPObjectClassViolationResult
 
@@ -171,7 +171,7 @@ def test_flat_cli_start_status_stop(tmp_path: Path) -> None:
         assert "openldap sandbox, layout flat running" in res.output
         st = runner.invoke(cli, ["--format", "json", "sandbox", "status", "--dir", str(d)], catch_exceptions=False)
         assert st.exit_code == 0, st.output
-        data = json.loads(st.stdout)
+        data = payload(st.stdout)
         assert data["layout"] == "flat" and data["flavour"] == "openldap" and data["running"] is True
         table = runner.invoke(cli, ["sandbox", "status", "--dir", str(d)], catch_exceptions=False)
         assert "layout" in table.stdout and "flat" in table.stdout

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_main
+from cli_helpers import payload, run_main
 
 from aupctl.errors import StoreError
 from aupctl.plan import Change, Check, Plan, apply, reconcile
@@ -295,7 +295,7 @@ def test_log_repair_lists_what_cannot_be_checked_and_exits_1(tmp_path: Path) -> 
     _open_intent(st, run_owner().split(":")[0] + ":999999999:", None, local=1)
     st.close()
     code, out, err = run_main("--format", "json", "log", "repair", config=config(tmp_path, store))
-    rows = json.loads(out)
+    rows = payload(out)
     # the other host's intent might still be running there: it is left for that host (or a later run)
     assert [(r["outcome"], r["action"]) for r in rows] == [("not done", "set-password")]
     assert code == 0, err
@@ -304,7 +304,7 @@ def test_log_repair_lists_what_cannot_be_checked_and_exits_1(tmp_path: Path) -> 
     st.close()
     code, out, err = run_main("--format", "json", "log", "repair", config=config(tmp_path, store))
     assert code == 1 and "check them in the directory by hand" in err, err
-    assert [r["outcome"] for r in json.loads(out)] == ["unknown"]
+    assert [r["outcome"] for r in payload(out)] == ["unknown"]
 
 
 # -- who did it --

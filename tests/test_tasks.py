@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from cli_helpers import payload
 from test_access import run
 
 from aupctl.config import load
@@ -21,12 +20,12 @@ def test_list_and_done(openldap_sandbox) -> None:
     code, out, err = run("tasks", "list", config=cfgp)
     assert code == 0 and "Zoë O'Brien" in out and "Remove x" in out
     code, out, err = run("--format", "json", "tasks", "list", "--user", "ZOBRIEN", config=cfgp)
-    rows = json.loads(out)
+    rows = payload(out)
     assert [r["id"] for r in rows] == [a] and rows[0]["status"] == "open"
     code, out, err = run("tasks", "done", str(a), "--note", "SD-4411", config=cfgp)
     assert code == 0 and "done" in err
     code, out, err = run("--format", "json", "tasks", "list", "--open", config=cfgp)
-    assert [r["id"] for r in json.loads(out)] == [b]
+    assert [r["id"] for r in payload(out)] == [b]
     done = [r for r in tasks.list_tasks(st, username="zobrien")][0]
     assert done["note"] == "SD-4411" and done["closed_by"]
     assert st.query("SELECT COUNT(*) AS n FROM audit WHERE action='task-done'")[0]["n"] == 1

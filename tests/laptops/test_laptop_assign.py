@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from cli_helpers import payload
 from laptop_env import run_cli
 
 from aupctl.config import load
@@ -39,19 +38,19 @@ def test_assign_checks_the_directory(openldap_sandbox) -> None:
     res = run_cli(info.config_path, "laptop", "assign", "DIR-1", person.username.upper(), "--yes")
     assert res.exit_code == 0, res.output
     assert "was not checked" not in res.output
-    rows = json.loads(run_cli(info.config_path, "--format", "json", "laptop", "list", "--user", person.username).output)
+    rows = payload(run_cli(info.config_path, "--format", "json", "laptop", "list", "--user", person.username).output)
     assert [(r["tag"], r["assigned_to"]) for r in rows] == [("DIR-1", person.username)]  # the directory's spelling
 
-    before = json.loads(run_cli(info.config_path, "--format", "json", "laptop", "show", "DIR-1").output)["history"]
+    before = payload(run_cli(info.config_path, "--format", "json", "laptop", "show", "DIR-1").output)["history"]
     for user in ("no-such-person", "*", "a,b", "o'brien("):
         res = run_cli(info.config_path, "laptop", "assign", "DIR-1", user, "--yes")
         assert res.exit_code == 2 and f"no account {user!r}" in res.output, res.output
-    after = json.loads(run_cli(info.config_path, "--format", "json", "laptop", "show", "DIR-1").output)
+    after = payload(run_cli(info.config_path, "--format", "json", "laptop", "show", "DIR-1").output)
     assert after["history"] == before and after["laptop"]["assigned_to"] == person.username  # nothing changed
 
     # the leavers job's view: laptops a person holds
     res = run_cli(info.config_path, "--format", "json", "laptop", "list", "--user", person.username.title())
-    assert [r["tag"] for r in json.loads(res.output)] == ["DIR-1"]
+    assert [r["tag"] for r in payload(res.output)] == ["DIR-1"]
     # --dry-run shows the plan, changes nothing
     other = hb.school().staff[1]
     res = run_cli(info.config_path, "laptop", "assign", "DIR-1", other.username, "--dry-run")

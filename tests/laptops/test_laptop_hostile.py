@@ -4,7 +4,6 @@ it; and a laptop is never assigned to a leaver."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import ssh_fixtures
+from cli_helpers import payload
 from laptop_env import Env, run_cli
 
 from aupctl import text
@@ -73,7 +73,7 @@ def test_hostile_hostname_is_shown_escaped(env: Env, hostile_sshd: ssh_fixtures.
     # JSON keeps the exact value for programs, in escapes a terminal does not obey
     res = env.run("--format", "json", "laptop", "show", "ESC-1")
     no_raw_unsafe(res.output)
-    assert json.loads(res.output)["facts"]["hostname"] == HOSTILE
+    assert payload(res.output)["facts"]["hostname"] == HOSTILE
     res = env.run("--format", "csv", "laptop", "show", "ESC-1")
     no_raw_unsafe(res.output.replace("\r", ""))
 
@@ -102,7 +102,7 @@ def test_flooding_laptop_is_a_failed_probe_in_bounded_memory(env: Env, flooding_
     out, err = proc.communicate(timeout=300)
     took = time.monotonic() - started
     assert proc.returncode == 1, err.decode()
-    report = json.loads(out)
+    report = payload(out)
     assert [(r["tag"], r["status"]) for r in report["laptops"]] == [("FLOOD-1", "probe-failed")]
     found = {f["check"]: f for f in report["findings"] if f["subject"] == "FLOOD-1"}
     assert found["probe-failed"]["severity"] == "high", found

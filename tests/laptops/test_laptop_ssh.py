@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 import ssh_fixtures
+from cli_helpers import payload
 from laptop_env import Env
 
 pytestmark = pytest.mark.ssh
@@ -52,7 +52,7 @@ def test_enrol_checkin_audit_show_list(env: Env) -> None:
     assert known.startswith(f"[127.0.0.1]:{env.sshd.port} ssh-ed25519 ")
 
     res = env.run("--format", "json", "laptop", "list")
-    rows = json.loads(res.output)
+    rows = payload(res.output)
     assert [(r["tag"], r["os"], r["fingerprint"], r["overdue"]) for r in rows] == [("HB-0042", "linux", fp, False)]
     assert rows[0]["last_seen"] is None
 
@@ -62,7 +62,7 @@ def test_enrol_checkin_audit_show_list(env: Env) -> None:
     assert "antivirus-missing" in res.output and "6.7" in res.output
 
     res = env.run("--format", "json", "laptop", "show", "HB-0042")
-    data = json.loads(res.output)
+    data = payload(res.output)
     assert data["facts"]["hostname"] == __import__("socket").gethostname()
     assert data["facts"]["os"].startswith(open("/etc/os-release").read().split('NAME="')[1].split('"')[0])
     assert data["facts"]["software"] > 10
@@ -75,16 +75,27 @@ def test_enrol_checkin_audit_show_list(env: Env) -> None:
 
     res = env.run("--format", "json", "laptop", "audit")
     assert res.exit_code == 1, res.output
-    report = json.loads(res.output)
+    report = payload(res.output)
     assert [(r["tag"], r["status"]) for r in report["laptops"]] == [("HB-0042", "ok")]
     assert report["unreachable"] == []
 
     res = env.run("laptop", "show", "HB-0042")  # the table form
     assert res.exit_code == 0 and "HB-0042" in res.output and "next due" in res.output
 
+    # every table form fits 120 columns (issue 13: `laptop show` was 367 wide); stdout alone measured
+    from click.testing import CliRunner
+
+    from aupctl.commands import cli
+
+    for args in (("laptop", "show", "HB-0042"), ("laptop", "list"), ("laptop", "audit", "--no-probe")):
+        shown = CliRunner().invoke(cli, list(args), env={"AUPCTL_CONFIG": str(env.config), "COLUMNS": "120"})
+        assert shown.exit_code in (0, 1) and shown.stdout.strip(), shown.output
+        widest = max(len(line) for line in shown.stdout.splitlines())
+        assert widest <= 120, f"{' '.join(args)}: {widest} columns:\n{shown.stdout}"
+
     # --no-probe reports from the records alone: same findings as the live audit
     res = env.run("--format", "json", "laptop", "audit", "--no-probe")
-    assert {f["check"] for f in json.loads(res.output)["findings"]} == {f["check"] for f in report["findings"]}
+    assert {f["check"] for f in payload(res.output)["findings"]} == {f["check"] for f in report["findings"]}
 
     # the audit log has the enrolment and the check-in
     actions = [r["action"] for r in env.state().query("SELECT action FROM audit ORDER BY id")]
@@ -109,7 +120,7 @@ def test_pinned_key_changed_is_refused(env: Env, tmp_path_factory: pytest.TempPa
         assert "Traceback" not in res.output
         assert env.state().query("SELECT count(*) AS n FROM checkins")[0]["n"] == 0  # nothing recorded
         res = env.run("--format", "json", "laptop", "audit")
-        found = json.loads(res.output)["findings"]
+        found = payload(res.output)["findings"]
         assert any(f["check"] == "host-key-refused" and new in f["detail"] for f in found)
         # re-enrolling without --replace-key is refused too, naming both keys
         res = env.run("laptop", "enrol", "127.0.0.1", "--port", str(other.port), "--asset-tag", "PIN-1", "--yes")
@@ -170,7 +181,7 @@ def test_audit_survives_silent_refusing_and_garbage_laptops(env: Env) -> None:
     finally:
         silent.close()
     assert res.exit_code == 1, res.output
-    report = json.loads(res.output)
+    report = payload(res.output)
     status = {r["tag"]: r["status"] for r in report["laptops"]}
     assert status == {"GOOD-1": "ok", "JUNK-1": "probe-failed", "REFUSES-1": "unreachable", "SILENT-1": "unreachable"}
     # in parallel, within the 2 s connect timeout (plus the real probe of this machine)
@@ -257,17 +268,15 @@ def test_assign_return_retire_without_a_reachable_directory(env: Env) -> None:
     assert res.exit_code == 0, res.output
     assert "was not checked" in res.output
     res = env.run("--format", "json", "laptop", "list", "--user", "ZOË.SMITH-JONES")
-    assert [r["assigned_to"] for r in json.loads(res.output)] == ["zoë.smith-jones"]
+    assert [r["assigned_to"] for r in payload(res.output)] == ["zoë.smith-jones"]
     assert env.run("laptop", "return", "AS-1", "--yes").exit_code == 0
     res = env.run("--format", "json", "laptop", "list", "--user", "zoë.smith-jones")
-    assert json.loads(res.output) == []
+    assert payload(res.output) == []
     res = env.run("laptop", "retire", "AS-1", "--yes")
     assert res.exit_code == 0
     assert "127.0.0.1" not in (env.root / "known_hosts").read_text()  # unpinned
-    assert json.loads(env.run("--format", "json", "laptop", "list").output) == []
-    assert [r["status"] for r in json.loads(env.run("--format", "json", "laptop", "list", "--all").output)] == [
-        "retired"
-    ]
+    assert payload(env.run("--format", "json", "laptop", "list").output) == []
+    assert [r["status"] for r in payload(env.run("--format", "json", "laptop", "list", "--all").output)] == ["retired"]
     res = env.run("laptop", "checkin", "AS-1")
     assert res.exit_code == 2 and "retired" in res.output
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
+from cli_helpers import payload
 from laptop_env import run_cli
 
 from aupctl.config import load
@@ -126,7 +126,7 @@ def test_cli(tmp_path: Path) -> None:
     res = run_cli(path, "licence", "report")
     assert res.exit_code == 1 and "SMART Notebook" in res.output and "licence-expiring" in res.output
     res = run_cli(path, "--format", "json", "licence", "report")
-    data = json.loads(res.output)
+    data = payload(res.output)
     assert set(data) == {"licences", "unlicensed", "findings", "laptops_counted", "laptops_without_facts"}
     assert [r["product"] for r in data["licences"]] == ["Microsoft Office 2021", "SMART Notebook", "Old CAD"]
     # no licences configured, nothing installed: clean, exit 0
