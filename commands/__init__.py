@@ -44,6 +44,23 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
 
     def invoke(self, ctx: click.Context) -> Any:
+        code: Any = 70  # anything but a clean exit shows what --quiet held back
+        try:
+            rv = self._invoke(ctx)
+            code = 0
+            return rv
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+            raise
+        except SystemExit as exc:
+            code = exc.code
+            raise
+        finally:
+            hush = getattr(ctx.obj, "hush", None)
+            if hush is not None:
+                hush.finish(code, ctx.obj.acted)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         # The one place an AupctlError becomes a message on stderr and its exit code (also under CliRunner).
         try:
             return super().invoke(ctx)
@@ -75,16 +92,27 @@ class LazyGroup(click.Group):
     help="Output format for data on stdout.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="For cron: print nothing when there is nothing to report or do (exit code unchanged; findings, "
+    "changes, warnings and errors still shown).",
+)
 @click.version_option(package_name="aupctl", prog_name="aupctl")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, fmt: str, debug: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, fmt: str, debug: bool, quiet: bool) -> None:
     """aupctl: enforce the staff Acceptable Use Policy on the school's directory, laptops and passwords.
 
     Exit codes: 0 clean, 1 findings, 2 bad usage/config/input, 3 directory or host unreachable or
     authentication failed, 4 a change failed part-way (re-run to resume).
     """
-    ctx.obj = Ctx(config_path=config_path, fmt=fmt, debug=debug)
+    ctx.obj = Ctx(config_path=config_path, fmt=fmt, debug=debug, quiet=quiet)
     ctx.call_on_close(ctx.obj.close)
+    if quiet and ctx.invoked_subcommand is not None:
+        from .quiet import Hush
+
+        ctx.obj.hush = Hush()
 
 
 def report(exc: AupctlError | sqlite3.Error, obj: Any) -> int:
