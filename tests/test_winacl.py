@@ -210,3 +210,15 @@ def test_posix_branch_unchanged(tmp_path) -> None:
         assert credentials.read_secret_file(str(pw), "bind password") == "s3cret"
     finally:
         winacl._backend, winacl._resolved = saved
+
+
+def test_audit_key_file_created_owner_only(tmp_path, fake: FakeBackend) -> None:
+    """The audit log's key is a secret too: on Windows it is made with the same owner-only ACL."""
+    from aupctl.auditchain import KeySource
+
+    path = tmp_path / "keys" / "audit.key"
+    key = KeySource("file", path).load_or_create()
+    assert fake.created == {str(path): winacl.owner_only_sddl(ME)}
+    assert path.read_text().strip() == key.secret.hex()
+    path.chmod(0o600)  # the load's mode check is POSIX's (skipped on Windows); the fake made it 0644
+    assert KeySource("file", path).load_or_create().secret == key.secret  # made once, then read
