@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -99,3 +101,35 @@ def test_errors_still_reach_stderr(env) -> None:
 def test_quiet_is_in_the_help() -> None:
     out = CliRunner().invoke(cli, ["--help"]).output
     assert "-q, --quiet" in out and "cron" in out
+
+
+CRON_DOC = Path(__file__).parent.parent / "docs" / "cron.md"
+
+
+def _cron_file() -> str:
+    return CRON_DOC.read_text().split("```cron\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_cron_file_runs(env) -> None:
+    """docs/cron.md's /etc/cron.d file: its settings, and each job run as written (the venv's aupctl
+    replaced by this one, AUPCTL_CONFIG by the sandbox's): every option exists, every job exits 0 or 1."""
+    import shlex
+
+    cron = _cron_file()
+    settings = dict(line.split("=", 1) for line in cron.splitlines() if re.match(r"^[A-Z_]+=", line))
+    assert settings.keys() >= {"MAILTO", "AUPCTL_CONFIG", "PATH"}
+    jobs = [line for line in cron.splitlines() if line and line[0].isdigit()]
+    commands = []
+    for line in jobs:
+        fields = line.split()
+        assert len(fields[:5]) == 5 and fields[5] == "aupctl", line  # five time fields, then the user
+        assert fields[6] == "/opt/aupctl/venv/bin/aupctl", line  # the full path: cron's PATH has no venv
+        args = shlex.split(" ".join(fields[7:]))
+        assert args[0] == "--quiet", line
+        commands.append(" ".join(a for a in args[1:] if a != "--yes"))
+        result = run(*args, env=env)
+        assert result.exit_code in (0, 1), (line, result.output)
+    assert commands == ["leaver run-due", "access review", "password audit", "laptop audit", "log checkpoint"]
+    # the Windows tasks schedule the same jobs
+    tasks = re.findall(r'/TR "%PS% ([^"]+)"', CRON_DOC.read_text())
+    assert [t.replace(" --yes", "") for t in tasks] == commands
