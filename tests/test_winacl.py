@@ -222,3 +222,45 @@ def test_audit_key_file_created_owner_only(tmp_path, fake: FakeBackend) -> None:
     assert path.read_text().strip() == key.secret.hex()
     path.chmod(0o600)  # the load's mode check is POSIX's (skipped on Windows); the fake made it 0644
     assert KeySource("file", path).load_or_create().secret == key.secret  # made once, then read
+
+
+POSIX_ONLY = {"fcntl", "pwd", "grp", "termios", "pty", "tty", "resource", "crypt", "spwd", "syslog"}
+
+
+def test_no_posix_only_module_imported_by_aupctl() -> None:
+    """Importing every command module Windows runs (all but `sandbox`) and every engine module outside
+    aupctl/sandbox executes no `import` of a POSIX-only module from aupctl's own code (what the
+    standard library and dependencies import, they guard themselves). mypy --platform win32 covers
+    the calls inside functions."""
+    import subprocess
+    import sys
+
+    probe = f"""
+import builtins, importlib, sys
+POSIX_ONLY = {sorted(POSIX_ONLY)!r}
+seen = []
+real = builtins.__import__
+def spy(name, globals=None, locals=None, fromlist=(), level=0):
+    who = (globals or {{}}).get("__name__", "")
+    if name.split(".")[0] in POSIX_ONLY and who.startswith(("aupctl", "commands")):
+        seen.append(f"{{who}} imports {{name}}")
+    return real(name, globals, locals, fromlist, level)
+builtins.__import__ = spy
+from aupctl.commands import SUBCOMMANDS
+for noun, (module, _, _) in SUBCOMMANDS.items():
+    if noun != "sandbox":
+        importlib.import_module("aupctl.commands." + module)
+import aupctl, pathlib
+root = pathlib.Path(aupctl.__file__).parent
+count = 0
+for f in sorted(root.rglob("*.py")):  # not pkgutil.walk_packages: it would import aupctl.sandbox to walk it
+    parts = f.relative_to(root.parent).with_suffix("").parts
+    if parts[1] in ("sandbox", "commands"):
+        continue
+    importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    count += 1
+print(count, seen)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    count, _, seen = out.stdout.strip().partition(" ")
+    assert int(count) > 50 and seen == "[]", out.stdout + out.stderr
