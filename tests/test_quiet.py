@@ -133,3 +133,32 @@ def test_the_documented_cron_file_runs(env) -> None:
     # the Windows tasks schedule the same jobs
     tasks = re.findall(r'/TR "%PS% ([^"]+)"', CRON_DOC.read_text())
     assert [t.replace(" --yes", "") for t in tasks] == commands
+
+
+def test_a_question_on_a_terminal_is_never_hidden(env, openldap_sandbox) -> None:
+    """Without --yes, on a terminal, the plan and the question appear (--quiet holds nothing back once a
+    person is asked), and answering no changes nothing."""
+    import pexpect
+
+    who = next(
+        p.username
+        for p in reversed(hb.school().staff)
+        if not p.leaver and not p.disabled and p.username not in set(hb.PLANTED.values()) and p.role == "ta"
+    )
+    on = (TODAY + dt.timedelta(days=40)).isoformat()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "aupctl.commands", "--quiet", "leaver", "withdraw", who, "--on", on],
+        env={**os.environ, **env},
+        encoding="utf-8",
+        timeout=60,
+    )
+    try:
+        child.expect(r"Apply these \d+ change\(s\)\? \[y/N\]")
+        assert who in child.before  # the plan was shown before the question
+        child.sendline("n")
+        child.expect("not applied: nothing was changed")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 130
