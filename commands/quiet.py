@@ -37,7 +37,9 @@ class _Held(io.TextIOBase):
             self.real.flush()
 
     def isatty(self) -> bool:
-        return False  # no progress bars drawn into what may be thrown away
+        # stdout answers truly (`password reset --show` writes only to a terminal); stderr says no, so no
+        # progress bar is drawn into what may be thrown away
+        return self.index == 0 and self.real.isatty()
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -63,8 +65,8 @@ class Hush:
         plain = _ANSI.sub("", text)
         if index == 1 and (plain.startswith("warning: ") or "\nwarning: " in plain):
             self.warned = True
-        if index == 1 and text and not text.endswith("\n") and _stdin_is_terminal():
-            self.release()  # a question for the person at the terminal (click.confirm(err=True))
+        if text and not text.endswith("\n") and _stdin_is_terminal():
+            self.release()  # a question for the person at the terminal (click.confirm, click.prompt)
         return len(text)
 
     def release(self) -> None:

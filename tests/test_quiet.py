@@ -162,3 +162,20 @@ def test_a_question_on_a_terminal_is_never_hidden(env, openldap_sandbox) -> None
     finally:
         child.close()
     assert child.exitstatus == 130
+
+
+def test_show_on_a_terminal_still_works(env, openldap_sandbox) -> None:
+    """`password reset --show` writes only to a terminal: --quiet keeps stdout's answer to "is it one?"
+    true, so the password appears (a reset is a change, so nothing is held back); piped, still refused."""
+    from cli_helpers import run_tty
+
+    who = next(
+        p.username
+        for p in hb.school().staff
+        if not p.leaver and not p.disabled and p.username not in set(hb.PLANTED.values()) and p.role == "office"
+    )
+    code, out, err = run_tty("--quiet", "password", "reset", who, "--show", "--yes", config=openldap_sandbox.config_path)
+    assert code == 0, err
+    assert f"New password for {who}: " in out and "must change it" in err
+    piped = run("--quiet", "password", "reset", who, "--show", "--yes", env=env)
+    assert piped.exit_code == 2 and "only on a terminal" in piped.stderr
