@@ -68,6 +68,7 @@ RIGHTS = {  # SDDL right codes -> mask (the file and generic ones; the rest coun
     "CC": 0x1, "DC": 0x2, "LC": 0x4,  # directory-service names of the same bits as the file ones
 }  # fmt: skip
 INHERIT_ONLY = "IO"  # an ACE for children only: it grants nothing on the file itself
+ALLOW_KINDS = {"A", "OA", "XA", "ZA"}  # allow, object allow, callback allow, callback object allow
 
 
 class AclError(OSError):
@@ -165,7 +166,7 @@ def problems(desc: Descriptor, me: str) -> list[str]:
         found.append("it has no access list at all, so everyone can read it")
         return found
     for ace in desc.aces:
-        if ace.kind != "A" or INHERIT_ONLY in ace.flags or not ace.mask & TOO_MUCH:
+        if ace.kind not in ALLOW_KINDS or INHERIT_ONLY in ace.flags or not ace.mask & TOO_MUCH:
             continue
         group = broad_group(ace.sid)
         if group:

@@ -93,7 +93,7 @@ def test_judging() -> None:
     assert winacl.problems(winacl.parse_sddl(f"O:{ME}D:NO_ACCESS_CONTROL"), ME) == [
         "it has no access list at all, so everyone can read it"
     ]
-    broad = f"O:{ME}D:(A;;FR;;;WD)(A;;GR;;;S-1-1-0)(A;;FR;;;{DOMAIN_USERS})(A;;0x1;;;S-1-5-32-546)"
+    broad = f"O:{ME}D:(A;;FR;;;WD)(XA;;GR;;;S-1-1-0)(A;;FR;;;{DOMAIN_USERS})(A;;0x1;;;S-1-5-32-546)"
     assert winacl.problems(winacl.parse_sddl(broad), ME) == [
         "Everyone may access it",
         "Everyone may access it",
