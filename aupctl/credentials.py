@@ -57,6 +57,12 @@ def read_secret_file(path: str, what: str) -> str:
     return value
 
 
+def _owner_only_how() -> str:
+    if winacl.active() is not None:
+        return "on Windows: owned by you, no access for Everyone or Users; docs/windows.md"
+    return "chmod 600"
+
+
 def _keyring_get(account: str) -> tuple[str | None, str | None]:
     """(secret, problem): problem says why the keyring could not be asked."""
     try:
@@ -86,7 +92,7 @@ def bind_password(bind_dn: str, password_file: str | None) -> str:
     raise ConfigError(
         f"no bind password: {why}",
         hint=f"run `aupctl config set-password`, set {ENV_BIND}, or set directory.bind_password_file "
-        "to a file readable only by you (chmod 600)",
+        f"to a file readable only by you ({_owner_only_how()})",
     )
 
 
@@ -107,7 +113,8 @@ def store_bind_password(bind_dn: str, secret: str) -> None:
     except NoKeyringError:
         raise ConfigError(
             "this machine has no keyring backend",
-            hint=f"set directory.bind_password_file to a chmod-600 file, or {ENV_BIND} for scripts",
+            hint=f"set directory.bind_password_file to a file readable only by you ({_owner_only_how()}), "
+            f"or {ENV_BIND} for scripts",
         ) from None
     except (KeyringError, Exception) as exc:  # noqa: BLE001
         raise ConfigError(f"the keyring refused the password: {exc}") from None

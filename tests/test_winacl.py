@@ -264,3 +264,15 @@ print(count, seen)
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     count, _, seen = out.stdout.strip().partition(" ")
     assert int(count) > 50 and seen == "[]", out.stdout + out.stderr
+
+
+def test_no_password_hint_speaks_windows(fake: FakeBackend, monkeypatch) -> None:
+    monkeypatch.delenv(credentials.ENV_BIND, raising=False)
+    monkeypatch.setattr(credentials, "_keyring_get", lambda account: (None, "this machine has no keyring backend"))
+    with pytest.raises(ConfigError) as exc:
+        credentials.bind_password("cn=svc", None)
+    assert "docs/windows.md" in (exc.value.hint or "") and "chmod" not in (exc.value.hint or "")
+    winacl.install(None)
+    with pytest.raises(ConfigError) as exc:
+        credentials.bind_password("cn=svc", None)
+    assert "chmod 600" in (exc.value.hint or "")
