@@ -135,6 +135,9 @@ def _store_error(exc: sqlite3.Error, obj: Any) -> AupctlError:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    from .streams import utf8_when_redirected
+
+    utf8_when_redirected()  # Windows: a redirected stdout would otherwise refuse names outside cp1252
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         return cli.main(args=argv, prog_name="aupctl", standalone_mode=False)

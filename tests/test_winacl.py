@@ -276,3 +276,28 @@ def test_no_password_hint_speaks_windows(fake: FakeBackend, monkeypatch) -> None
     with pytest.raises(ConfigError) as exc:
         credentials.bind_password("cn=svc", None)
     assert "chmod 600" in (exc.value.hint or "")
+
+
+def test_redirected_output_carries_any_name(monkeypatch) -> None:
+    """A stdout redirected on Windows is cp1252: made UTF-8, so a name outside it cannot end the run."""
+    import io
+
+    from aupctl.commands.streams import utf8_when_redirected
+
+    monkeypatch.delenv("PYTHONIOENCODING", raising=False)
+    raw = io.BytesIO()
+    pipe = io.TextIOWrapper(raw, encoding="cp1252")
+    with pytest.raises(UnicodeEncodeError):
+        pipe.write("Łukasz Nguyễn\n")
+        pipe.flush()
+    raw = io.BytesIO()
+    pipe = io.TextIOWrapper(raw, encoding="cp1252")
+    utf8_when_redirected(pipe)
+    pipe.write("Łukasz Nguyễn\n")
+    pipe.flush()
+    assert raw.getvalue().decode("utf-8") == "Łukasz Nguyễn\n"
+    # an encoding the person asked for is kept
+    monkeypatch.setenv("PYTHONIOENCODING", "cp1252")
+    kept = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    utf8_when_redirected(kept)
+    assert kept.encoding == "cp1252"
