@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import winacl
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -150,7 +151,11 @@ class KeySource:
         secret = secrets.token_bytes(32)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            acl = winacl.active()  # Windows: an ACL for this user alone (mode bits mean nothing there)
+            if acl is not None:
+                fd = winacl.create_owner_only(str(self.path), acl)
+            else:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process made it first: use theirs
             key = self._load_file()
             assert key is not None

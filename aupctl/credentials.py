@@ -1,7 +1,7 @@
 """Secrets: the directory bind password and the SSH key passphrase.
 
 Order: an environment variable (for scripts), then a file that only its owner can read (for cron
-on a headless server), then the OS keyring (for a technician's own machine). Secrets never go
+on a headless server: mode 0600 on POSIX, an access list for its owner alone on Windows), then the OS keyring (for a technician's own machine). Secrets never go
 through argv, logs or the audit log.
 """
 
@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+from . import winacl
 from .errors import ConfigError
 
 SERVICE = "aupctl"
@@ -26,7 +27,18 @@ def read_secret_file(path: str, what: str) -> str:
         raise ConfigError(f"{what} file {p} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what} file {p}: {exc}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    acl = winacl.active()
+    if acl is not None:  # Windows reports every file as 0666: its access list decides
+        try:
+            found = winacl.check_owner_only(str(p), acl)
+        except OSError as exc:
+            raise ConfigError(f"cannot read the access list of {what} file {p}: {exc.strerror or exc}") from None
+        if found:
+            raise ConfigError(
+                f"{what} file {p} is not yours alone: {'; '.join(found)}",
+                hint=f'icacls "{p}" /setowner "%USERNAME%" && icacls "{p}" /inheritance:r /grant:r "%USERNAME%:F"',
+            )
+    elif st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"{what} file {p} can be read by others (mode {stat.S_IMODE(st.st_mode):04o})",
             hint=f"chmod 600 {p}",
@@ -43,6 +55,12 @@ def read_secret_file(path: str, what: str) -> str:
     if not value:
         raise ConfigError(f"{what} file {p} is empty")
     return value
+
+
+def _owner_only_how() -> str:
+    if winacl.active() is not None:
+        return "on Windows: owned by you, no access for Everyone or Users; docs/windows.md"
+    return "chmod 600"
 
 
 def _keyring_get(account: str) -> tuple[str | None, str | None]:
@@ -74,7 +92,7 @@ def bind_password(bind_dn: str, password_file: str | None) -> str:
     raise ConfigError(
         f"no bind password: {why}",
         hint=f"run `aupctl config set-password`, set {ENV_BIND}, or set directory.bind_password_file "
-        "to a file readable only by you (chmod 600)",
+        f"to a file readable only by you ({_owner_only_how()})",
     )
 
 
@@ -95,7 +113,8 @@ def store_bind_password(bind_dn: str, secret: str) -> None:
     except NoKeyringError:
         raise ConfigError(
             "this machine has no keyring backend",
-            hint=f"set directory.bind_password_file to a chmod-600 file, or {ENV_BIND} for scripts",
+            hint=f"set directory.bind_password_file to a file readable only by you ({_owner_only_how()}), "
+            f"or {ENV_BIND} for scripts",
         ) from None
     except (KeyringError, Exception) as exc:  # noqa: BLE001
         raise ConfigError(f"the keyring refused the password: {exc}") from None

@@ -1,4 +1,7 @@
-"""The one way generated passwords leave aupctl: a new CSV file, mode 0600, never overwritten.
+"""The one way generated passwords leave aupctl: a new CSV file, owner-only, never overwritten.
+
+Owner-only is mode 0600 on POSIX and, on Windows, an access list granting the current user alone
+(winacl: a protected DACL, nothing inherited from the folder). Never through a link on either.
 
 Used by the intake, password reset and leaver restore. Each write is fsynced before the caller sets
 the password it holds, so a run killed in between still has the password on disk.
@@ -14,6 +17,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from . import winacl
 from .errors import InputError
 from .text import inert  # the one neutralisation, shared with --format csv
 
@@ -40,7 +44,8 @@ def require_new(path: str | Path) -> Path:
 
 
 class CredentialsFile:
-    """Created on first write with O_EXCL|O_NOFOLLOW and 0600 whatever the umask; the header first."""
+    """Created on first write with O_EXCL|O_NOFOLLOW and 0600 whatever the umask (on Windows CREATE_NEW,
+    no reparse point followed, an owner-only ACL); the header first."""
 
     def __init__(self, path: str | Path, columns: list[str]) -> None:
         self.path = str(Path(path).expanduser().absolute())
@@ -54,18 +59,21 @@ class CredentialsFile:
     def open(self) -> None:
         if self.fd is not None:
             return
+        acl = winacl.active()
         try:
-            # O_CLOEXEC / O_NOFOLLOW are POSIX only (0 on Windows, where os has neither)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-            self.fd = os.open(self.path, flags, 0o600)
+            if acl is not None:  # Windows: mode bits mean nothing there, the ACL is set at creation
+                self.fd = winacl.create_owner_only(self.path, acl)
+            else:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+                self.fd = os.open(self.path, flags, 0o600)
         except FileExistsError:
             raise InputError(
                 f"--credentials-out {self.path}: the file already exists and is never overwritten; name a new file"
             ) from None
         except OSError as exc:
             raise InputError(f"--credentials-out {self.path}: cannot create it: {exc.strerror}") from None
-        if sys.platform != "win32":  # Windows has no fchmod: the file's ACL comes from its folder
-            os.fchmod(self.fd, 0o600)
+        if acl is None and sys.platform != "win32":
+            os.fchmod(self.fd, 0o600)  # whatever the umask
         self._write([self.columns])
         with contextlib.suppress(OSError):  # the new name itself must survive a crash
             dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)

@@ -434,6 +434,7 @@ class State:
         self.busy_timeout = busy_timeout
         self.lease_ttl = lease_ttl
         self._leases: dict[str, float] = {}  # lease name -> when this process last renewed it
+        self.audited = 0  # audit entries this process added (--quiet: did this run change anything?)
         check_existing(self.path)
         try:
             if not self.path.exists():
@@ -553,7 +554,8 @@ class State:
                 " VALUES (?,?,?,?,?,?,?,?,?)",
                 (entry_id, at, who, action, target, body, prev, digest, key.fingerprint),
             )
-            return entry_id
+        self.audited += 1
+        return entry_id
 
     def audit_entries(self, since: str | None = None, target: str | None = None) -> Iterator[AuditEntry]:
         sql, params = "SELECT * FROM audit WHERE 1=1", []

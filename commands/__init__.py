@@ -97,6 +97,9 @@ class LazyGroup(click.Group):
 
                 parts = ctx.obj.json_parts if ctx.obj is not None else {}
                 emit_json(ctx.meta.get("aupctl.command", ""), code, parts, error)
+            hush = getattr(ctx.obj, "hush", None)
+            if hush is not None:  # --quiet: what was held back is shown unless the run was clean and idle
+                hush.finish(code, ctx.obj.acted)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]
@@ -122,20 +125,31 @@ class LazyGroup(click.Group):
 )
 @click.option("--wide", is_flag=True, help="Tables on one line per row, however wide (else they fit 120 columns).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="For cron: print nothing when there is nothing to report or do (exit code unchanged; findings, "
+    "changes, warnings and errors still shown).",
+)
 @click.version_option(package_name="aupctl", prog_name="aupctl")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, fmt: str, wide: bool, debug: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, fmt: str, wide: bool, debug: bool, quiet: bool) -> None:
     """aupctl: enforce the staff Acceptable Use Policy on the school's directory, laptops and passwords.
 
     Exit codes: 0 clean, 1 findings, 2 bad usage/config/input, 3 directory or host unreachable or
     authentication failed, 4 a change failed part-way (re-run to resume).
     """
-    ctx.obj = Ctx(config_path=config_path, fmt=fmt, debug=debug, wide=wide)
+    ctx.obj = Ctx(config_path=config_path, fmt=fmt, debug=debug, wide=wide, quiet=quiet)
     ctx.call_on_close(ctx.obj.close)
+    if quiet and ctx.invoked_subcommand is not None:
+        from .quiet import Hush
+
+        ctx.obj.hush = Hush()
 
 
 GLOBAL_VALUED = ("--format",)
-GLOBAL_FLAGS = ("--wide",)
+GLOBAL_FLAGS = ("--wide", "--quiet", "-q")
 
 
 def global_first(args: list[str]) -> list[str]:
@@ -180,6 +194,9 @@ def _store_error(exc: sqlite3.Error, obj: Any) -> AupctlError:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    from .streams import utf8_when_redirected
+
+    utf8_when_redirected()  # Windows: a redirected stdout would otherwise refuse names outside cp1252
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         return cli.main(args=argv, prog_name="aupctl", standalone_mode=False)

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from aupctl.directory import Directory
     from aupctl.state import State
 
+    from .quiet import Hush
+
 
 @dataclass
 class Ctx:
@@ -21,6 +23,8 @@ class Ctx:
     wide: bool = False  # --wide: tables on one line per row, however wide
     # --format json: the parts of the one envelope the command prints at its end (output.emit_json)
     json_parts: dict[str, Any] = field(default_factory=dict, repr=False)
+    quiet: bool = False
+    hush: Hush | None = field(default=None, repr=False)  # --quiet: output held back until the end
     _config: Config | None = field(default=None, repr=False)
     _state: State | None = field(default=None, repr=False)
     _directory: Directory | None = field(default=None, repr=False)
@@ -51,6 +55,11 @@ class Ctx:
 
             self._directory = open_directory(self.config)
         return self._directory
+
+    @property
+    def acted(self) -> bool:
+        """Did this run record a change in the audit log?"""
+        return self._state is not None and self._state.audited > 0
 
     def close(self) -> None:
         if self._directory is not None:

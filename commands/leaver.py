@@ -112,7 +112,9 @@ def run_due(ctx: Ctx, today_text: str | None, dry_run: bool, yes: bool) -> None:
     anything twice, so it is safe to run every day:
 
     \b
-      15 6 * * *  aupctl leaver run-due --yes
+      15 6 * * *  /opt/aupctl/venv/bin/aupctl --quiet leaver run-due --yes
+
+    (--quiet: nothing printed on a day with nothing due; the whole cron file: docs/cron.md)
     """
     from aupctl.leavers.schedule import run_due as build
 

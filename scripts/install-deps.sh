@@ -12,6 +12,7 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-serve
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+command -v groff >/dev/null 2>&1 || need+=(groff-base)  # tests/test_reference.py renders docs/aupctl.1
 command -v sudo >/dev/null 2>&1 || need+=(sudo)  # tests/test_store_guard.py: the actor under sudo
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
