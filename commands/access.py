@@ -79,6 +79,7 @@ def grant(
     """
     from aupctl.access.grant import grant_plan
 
+    system = ctx.config.system_key(system)  # case-insensitive; an unknown key names the closest
     plan = grant_plan(ctx.config, ctx.directory, ctx.state, user, system, approver, reason, until)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
@@ -93,6 +94,7 @@ def revoke(ctx: Ctx, user: str, system: str, reason: str, dry_run: bool, yes: bo
     """Take SYSTEM away from USER: out of the group, approval ended; a task for by-hand systems."""
     from aupctl.access.grant import revoke_plan
 
+    system = ctx.config.system_key(system)
     plan = revoke_plan(ctx.config, ctx.directory, ctx.state, user, system, reason)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
@@ -105,6 +107,7 @@ def list_(ctx: Ctx, system: str | None) -> None:
     and when. Membership itself is checked by `access review`."""
     from aupctl.access.listing import list_rows
 
+    system = ctx.config.system_key(system) if system else None
     rows = list_rows(ctx.config, ctx.state, system)
     cols = ["username", "system", "status", "approver", "granted_at", "until", "reason", "source"]
     render(
@@ -154,6 +157,7 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
     from aupctl.access.review import review as run_review
     from aupctl.errors import RefusedError
 
+    system = ctx.config.system_key(system) if system else None
     result = run_review(ctx.config, ctx.directory, ctx.state, system)
     findings = result.findings
     for key, dn in result.missing_groups.items():
@@ -191,7 +195,7 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
     "approver",
     required=True,
     metavar="NAME",
-    help="Who stands behind the access held today (e.g. the headteacher).",
+    help="Who stands behind the access held today: one of each adopted system's approvers, as for grant.",
 )
 @click.option(
     "--reason",

@@ -8,7 +8,18 @@ from typing import Any
 import click
 
 from .context import Ctx, pass_ctx
-from .output import changing, exit_with, for_people, message, note, render, render_findings, run_plan, show_plan
+from .output import (
+    changing,
+    confirm,
+    exit_with,
+    for_people,
+    message,
+    note,
+    render,
+    render_findings,
+    run_plan,
+    show_plan,
+)
 
 OS_CHOICE = click.Choice(["windows", "linux", "macos"])
 LIST_COLUMNS = ["tag", "host", "os", "assigned_to", "last_seen", "next_due", "overdue", "findings", "status"]
@@ -167,12 +178,14 @@ def _show_tables(ctx: Ctx, data: dict[str, Any]) -> None:
 @click.argument("tag")
 @click.option("--update", is_flag=True, help="Also run [laptops.update_commands] for its OS, then probe again.")
 @click.option("--dry-run", is_flag=True, help="With --update: show the update commands and run nothing.")
+@click.option("--yes", "-y", is_flag=True, help="With --update: run the update commands without asking.")
 @pass_ctx
-def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool) -> None:
+def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool, yes: bool) -> None:
     """The laptop is here: probe it, record the facts, set its next due date.
 
-    With --update, the configured update commands run one by one with their output streamed to stderr;
-    then it is probed again and both results are recorded. Exit 1 when findings remain, 3 when it
+    With --update, the configured update commands are shown and run only when confirmed (or with
+    --yes; with no terminal and no --yes, exit 2 before connecting), one by one with
+    their output streamed to stderr; then it is probed again and both results are recorded. Exit 1 when findings remain, 3 when it
     cannot be reached or its host key is not the pinned one, 4 when an update command fails.
     """
     from aupctl.laptops import checkin as engine
@@ -186,8 +199,14 @@ def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool) -> None:
         message("dry run: nothing was run")
         return
 
+    if update and not yes and not sys.stdin.isatty():  # no one to ask: refused (exit 2) before connecting
+        device = get(ctx.state, check_tag(tag))
+        if device.status == "active":  # the engine's own refusals (retired, no commands) say more
+            engine.update_commands(ctx.config, device)
+            confirm(f"Run the update commands on {device.tag}?", yes)
+
     def apply_plan(plan: Any) -> None:
-        run_plan(ctx, plan, dry_run=False, yes=True, show=for_people(ctx))
+        run_plan(ctx, plan, dry_run=False, yes=yes, show=for_people(ctx) or not yes)
 
     stream = (lambda line: message(f"  | {line}")) if update else None  # the laptop's output, escaped
     result = engine.checkin(

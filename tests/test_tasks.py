@@ -24,13 +24,18 @@ def test_list_and_done(openldap_sandbox) -> None:
     rows = json.loads(out)
     assert [r["id"] for r in rows] == [a] and rows[0]["status"] == "open"
     code, out, err = run("tasks", "done", str(a), "--note", "SD-4411", config=cfgp)
+    assert code == 2 and "--yes" in err  # a change: no terminal to ask and no --yes
+    code, out, err = run("tasks", "done", str(a), "--note", "SD-4411", "--dry-run", config=cfgp)
+    assert code == 0 and "SD-4411" in out and "nothing was changed" in err
+    assert [r["id"] for r in tasks.list_tasks(st, open_only=True)] == [a, b]
+    code, out, err = run("tasks", "done", str(a), "--note", "SD-4411", "--yes", config=cfgp)
     assert code == 0 and "done" in err
     code, out, err = run("--format", "json", "tasks", "list", "--open", config=cfgp)
     assert [r["id"] for r in json.loads(out)] == [b]
     done = [r for r in tasks.list_tasks(st, username="zobrien")][0]
     assert done["note"] == "SD-4411" and done["closed_by"]
     assert st.query("SELECT COUNT(*) AS n FROM audit WHERE action='task-done'")[0]["n"] == 1
-    code, out, err = run("tasks", "done", str(a), config=cfgp)
+    code, out, err = run("tasks", "done", str(a), "--yes", config=cfgp)
     assert code == 0 and "already done" in err
     assert st.query("SELECT COUNT(*) AS n FROM audit WHERE action='task-done'")[0]["n"] == 1
     st.close()
