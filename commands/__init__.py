@@ -4,6 +4,7 @@ a message on stderr and an exit code. Subcommands load lazily so `aupctl --help`
 from __future__ import annotations
 
 import importlib
+import os
 import sqlite3
 import sys
 import traceback
@@ -19,6 +20,7 @@ from .context import Ctx
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "access": ("access", "cli", "Access to restricted systems: grant, revoke, list, review (policy 1.3)."),
     "aup": ("aup", "cli", "AUP declarations: record, import and report signatures (policy 8.1, 9.1)."),
+    "completion": ("completion", "cli", "Print the shell completion script: bash, zsh, fish or powershell."),
     "config": ("config", "cli", "Check the config file, discover a first one, store the bind password."),
     "doctor": ("doctor", "cli", "Check config, directory, TLS, bind, state store and keyring."),
     "laptop": ("laptop", "cli", "School laptops: enrol, check in over SSH, audit (policy 1.4, 6.7, 6.8)."),
@@ -108,6 +110,8 @@ def _store_error(exc: sqlite3.Error, obj: Any) -> AupctlError:
 
 def main(argv: list[str] | None = None) -> Any:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    if "_AUPCTL_COMPLETE" in os.environ:  # a shell asking for completions: PowerShell's is registered there
+        importlib.import_module(f"{__name__}.completion")
     try:
         return cli.main(args=argv, prog_name="aupctl", standalone_mode=False)
     except click.exceptions.Abort:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .completion import complete_system, complete_user
 from .context import Ctx, pass_ctx
 from .output import (
     bulk,
@@ -48,8 +49,8 @@ def systems(ctx: Ctx) -> None:
 
 
 @cli.command("grant", short_help="Give USER access to SYSTEM, recording who approved it.")
-@click.argument("user")
-@click.argument("system")
+@click.argument("user", shell_complete=complete_user)
+@click.argument("system", shell_complete=complete_system)
 @click.option(
     "--approved-by",
     "approver",
@@ -85,8 +86,8 @@ def grant(
 
 
 @cli.command("revoke", short_help="Take SYSTEM away from USER (approval ended; a task if by hand).")
-@click.argument("user")
-@click.argument("system")
+@click.argument("user", shell_complete=complete_user)
+@click.argument("system", shell_complete=complete_system)
 @click.option("--reason", required=True, metavar="TEXT", help="Why access is withdrawn (kept in the record).")
 @changing
 @pass_ctx
@@ -100,7 +101,7 @@ def revoke(ctx: Ctx, user: str, system: str, reason: str, dry_run: bool, yes: bo
 
 
 @cli.command("list", short_help="Approvals on record: who has what, approved by whom and when.")
-@click.argument("system", required=False)
+@click.argument("system", required=False, shell_complete=complete_system)
 @pass_ctx
 def list_(ctx: Ctx, system: str | None) -> None:
     """Who has what on record: approvals (active, and waiting for an AUP signature), who approved them
@@ -120,7 +121,7 @@ def list_(ctx: Ctx, system: str | None) -> None:
 
 
 @cli.command("review", short_help="Members against approvals: findings (exit 1); --fix removes.")
-@click.argument("system", required=False)
+@click.argument("system", required=False, shell_complete=complete_system)
 @click.option(
     "--fix",
     is_flag=True,
@@ -189,7 +190,7 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
 
 
 @cli.command("adopt", short_help="Record today's group members as approved (once, when starting).")
-@click.argument("system", required=False)
+@click.argument("system", required=False, shell_complete=complete_system)
 @click.option(
     "--approved-by",
     "approver",

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from .completion import complete_tag, complete_user
 from .context import Ctx, pass_ctx
 from .output import (
     changing,
@@ -100,8 +101,8 @@ def enrol(
 
 
 @cli.command("assign", short_help="Record who has a laptop.")
-@click.argument("tag")
-@click.argument("user")
+@click.argument("tag", shell_complete=complete_tag)
+@click.argument("user", shell_complete=complete_user)
 @changing
 @pass_ctx
 def assign(ctx: Ctx, tag: str, user: str, dry_run: bool, yes: bool) -> None:
@@ -112,7 +113,7 @@ def assign(ctx: Ctx, tag: str, user: str, dry_run: bool, yes: bool) -> None:
 
 
 @cli.command("return", short_help="Record a laptop as handed back.")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tag)
 @changing
 @pass_ctx
 def return_(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
@@ -123,7 +124,7 @@ def return_(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
 
 
 @cli.command("retire", short_help="Take a laptop out of use; unpin its key.")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tag)
 @changing
 @pass_ctx
 def retire(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
@@ -135,7 +136,7 @@ def retire(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
 
 @cli.command("list", short_help="Laptops, who has them, when each is due.")
 @click.option("--overdue", is_flag=True, help="Only laptops whose check-in is overdue (policy 1.4).")
-@click.option("--user", metavar="USER", help="Only laptops assigned to this username.")
+@click.option("--user", metavar="USER", shell_complete=complete_user, help="Only laptops assigned to this username.")
 @click.option("--all", "include_retired", is_flag=True, help="Include retired laptops.")
 @pass_ctx
 def list_(ctx: Ctx, overdue: bool, user: str | None, include_retired: bool) -> None:
@@ -147,7 +148,7 @@ def list_(ctx: Ctx, overdue: bool, user: str | None, include_retired: bool) -> N
 
 
 @cli.command("show", short_help="One laptop: facts, findings, software, history.")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tag)
 @pass_ctx
 def show(ctx: Ctx, tag: str) -> None:
     """Laptop TAG: its record, the facts of its last check-in, findings, software and history."""
@@ -175,7 +176,7 @@ def _show_tables(ctx: Ctx, data: dict[str, Any]) -> None:
 
 
 @cli.command("checkin", short_help="Probe a laptop at the desk; --update brings it up to date.")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tag)
 @click.option("--update", is_flag=True, help="Also run [laptops.update_commands] for its OS, then probe again.")
 @click.option("--dry-run", is_flag=True, help="With --update: show the update commands and run nothing.")
 @click.option("--yes", "-y", is_flag=True, help="With --update: run the update commands without asking.")

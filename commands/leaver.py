@@ -6,6 +6,7 @@ import datetime as dt
 
 import click
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
 from .output import bulk, changing, message, render, run_plan
 
@@ -136,7 +137,7 @@ def list_(ctx: Ctx, which: str | None) -> None:
 
 
 @cli.command("cancel", short_help="Cancel a scheduled withdrawal.")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @changing
 @pass_ctx
 def cancel(ctx: Ctx, user: str, dry_run: bool, yes: bool) -> None:
@@ -149,7 +150,7 @@ def cancel(ctx: Ctx, user: str, dry_run: bool, yes: bool) -> None:
 
 
 @cli.command("restore")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @click.option(
     "--credentials-out",
     metavar="FILE",

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
 from .output import changing, exit_for_findings, exit_with, message, render, render_findings, run_plan, wants_json, warn
 
@@ -85,7 +86,7 @@ def _read_candidate() -> str:
 
 
 @cli.command("check", short_help="Is a password acceptable? Read from a hidden prompt or stdin.")
-@click.argument("user", required=False)
+@click.argument("user", required=False, shell_complete=complete_user)
 @pass_ctx
 def check(ctx: Ctx, user: str | None) -> None:
     """Is a password acceptable? Reads it from a hidden prompt (or the first line of standard input).
@@ -116,7 +117,7 @@ def check(ctx: Ctx, user: str | None) -> None:
 
 
 @cli.command("reset", short_help="Set a generated passphrase; force a change at next logon.")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @click.option(
     "--credentials-out",
     metavar="FILE",

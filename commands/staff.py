@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
 from .output import changing, render
 
@@ -28,7 +29,7 @@ def list_(ctx: Ctx, role: str | None, include_disabled: bool) -> None:
 
 
 @cli.command("show")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @pass_ctx
 def show(ctx: Ctx, user: str) -> None:
     """One account: details, role and why, groups, password and logon dates."""
@@ -39,7 +40,7 @@ def show(ctx: Ctx, user: str) -> None:
 
 
 @cli.command("set-role")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @click.argument("role")
 @changing
 @pass_ctx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
 from .output import changing, for_people, message, render, run_plan
 
@@ -16,7 +17,7 @@ def cli() -> None:
 
 @cli.command("list", short_help="Tasks, oldest first (--open: only those not done).")
 @click.option("--open", "open_only", is_flag=True, help="Only tasks not yet done.")
-@click.option("--user", metavar="USER", help="Only tasks about this account.")
+@click.option("--user", metavar="USER", shell_complete=complete_user, help="Only tasks about this account.")
 @pass_ctx
 def list_(ctx: Ctx, open_only: bool, user: str | None) -> None:
     """Tasks, oldest first: what to do, for whom, and whether it is done."""
