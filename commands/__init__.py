@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from aupctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AupctlError
+from aupctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AupctlError, NoSuchAccount
 
 from .context import Ctx
 
@@ -50,9 +50,22 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (AupctlError, sqlite3.Error) as exc:
+            if isinstance(exc, NoSuchAccount) and exc.hint is None:
+                from .completion import did_you_mean_user
+
+                exc.hint = did_you_mean_user(ctx.obj, exc.username)
             if ctx.obj is not None and getattr(ctx.obj, "debug", False):
                 raise  # main() shows the traceback, then reports it the same way
             ctx.exit(report(exc, ctx.obj))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:  # click suggests only from self.commands: these load lazily
+            name = args[0] if args else ""
+            raise click.exceptions.NoSuchCommand(name, possibilities=list(SUBCOMMANDS), ctx=ctx) from exc
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]

@@ -133,3 +133,19 @@ def cli(shell: str) -> None:
     cls = get_completion_class(shell.lower())
     assert cls is not None  # every name in SHELLS is registered
     click.echo(cls(root, {}, "aupctl", COMPLETE_VAR).source())
+
+
+def did_you_mean_user(obj: Any, username: str) -> str | None:
+    """A hint naming the usernames on record closest to a misspelt one (None when there are none).
+
+    Cheap: the state store (already open for most commands), never another directory search."""
+    from aupctl.records import known
+
+    state = getattr(obj, "_state", None)
+    if state is None:
+        return None
+    try:
+        close = known.close_usernames(state, username)
+    except Exception:  # noqa: BLE001 - a hint must never replace the real message
+        return None
+    return f"did you mean {' or '.join(close)}?" if close else None

@@ -110,3 +110,17 @@ def test_the_bash_script_completes_in_bash(school, tmp_path) -> None:
     done = subprocess.run(["bash", "--norc", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["sims"]
+
+
+def test_did_you_mean_for_commands_usernames_and_systems(school) -> None:
+    code, out, err = run_main("complet", "bash")
+    assert code == 2 and "Did you mean 'completion'?" in err
+    code, out, err = run_main("access", "grnt")
+    assert code == 2 and "Did you mean 'grant'?" in err
+    # a misspelt username: the close ones the state store knows (the directory is not searched again)
+    code, out, err = run_main("staff", "show", "zobriem", config=school)
+    assert code == 2 and "no account 'zobriem'" in err and "did you mean zobrien?" in err, err
+    code, out, err = run_main("staff", "set-role", "qqqqqq", "ta", "--yes", config=school)
+    assert code == 2 and "no account 'qqqqqq'" in err and "did you mean" not in err
+    code, out, err = run_main("access", "list", "schoolcoms", config=school)
+    assert code == 2 and "did you mean schoolcomms?" in err
