@@ -15,6 +15,7 @@ from .output import (
     exit_with,
     note,
     plan_json,
+    progress,
     render,
     render_findings,
     run_plan,
@@ -159,7 +160,10 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
     from aupctl.errors import RefusedError
 
     system = ctx.config.system_key(system) if system else None
-    result = run_review(ctx.config, ctx.directory, ctx.state, system)
+    from aupctl.access.review import REVIEW_STEPS
+
+    with progress(ctx, "reading the directory", REVIEW_STEPS) as step:
+        result = run_review(ctx.config, ctx.directory, ctx.state, system, progress=step)
     findings = result.findings
     for key, dn in result.missing_groups.items():
         warn(f"{key}: its group {dn} (systems.{key}.group) does not exist, so it was not reviewed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -11,7 +12,7 @@ import re
 import sqlite3
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -302,6 +303,22 @@ def reconcile_open(ctx: Ctx, *, keep_going: bool) -> list[Reconciled]:
     if keep_going and ctx.state.open_intents():
         warn("some changes of an earlier run could not be checked yet: run `aupctl log repair`")
     return done
+
+
+def _no_length() -> Iterator[int]:
+    yield from ()
+
+
+@contextlib.contextmanager
+def progress(ctx: Ctx, label: str, length: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr, only when a person watches it (a terminal, --format table). Yields a
+    function taking how many are done so far; length None: a count with no end known (a stream)."""
+    if not (sys.stderr.isatty() and for_people(ctx)):
+        yield lambda done: None
+        return
+    items = None if length is not None else _no_length()  # click then shows a count, no percentage
+    with click.progressbar(items, length=length, label=label, show_pos=True, file=sys.stderr) as bar:
+        yield lambda done: bar.update(max(0, done - bar.pos))
 
 
 def exit_with(code: int) -> None:

@@ -9,7 +9,18 @@ import click
 
 from .completion import complete_user
 from .context import Ctx, pass_ctx
-from .output import changing, exit_for_findings, exit_with, message, render, render_findings, run_plan, wants_json, warn
+from .output import (
+    changing,
+    exit_for_findings,
+    exit_with,
+    message,
+    progress,
+    render,
+    render_findings,
+    run_plan,
+    wants_json,
+    warn,
+)
 
 
 @click.group("password")
@@ -54,13 +65,16 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
     if changed_before:
         day = parse_date(changed_before, "--changed-before")
         since = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    result = run_audit(
-        ctx.config,
-        ctx.directory,
-        changed_before=since,
-        include_disabled=include_disabled,
-        hash_check=not no_hash_check,
-    )
+    label = "accounts checked" + ("" if no_hash_check else " (password hashes against the deny list)")
+    with progress(ctx, label) as step:
+        result = run_audit(
+            ctx.config,
+            ctx.directory,
+            changed_before=since,
+            include_disabled=include_disabled,
+            hash_check=not no_hash_check,
+            progress=step,
+        )
     for note in result.notes:
         warn(note)
     tested = ""
