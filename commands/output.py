@@ -263,8 +263,12 @@ def confirm(question: str, yes: bool) -> None:
         sys.exit(EXIT_DECLINED)
 
 
-def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = True) -> ApplyResult | None:
-    """Show the plan; stop for --dry-run; confirm unless --yes; apply with a progress bar on stderr."""
+def run_plan(
+    ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = True, done: str | None = None
+) -> ApplyResult | None:
+    """Show the plan; stop for --dry-run; confirm unless --yes; apply with a progress bar on stderr.
+    done: what the summary line counts (people and things, e.g. "40 account(s) created") when a change is
+    a batch of them, instead of the changes."""
     if show:
         show_plan(ctx, plan)
     if dry_run:
@@ -284,7 +288,7 @@ def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = Tru
             result = apply(plan, ctx.state, progress)
     else:
         result = apply(plan, ctx.state)
-    message(f"done: {len(result.done)} change(s) applied and recorded in the audit log")
+    message(f"done: {done or f'{len(result.done)} change(s) applied'} and recorded in the audit log")
     return result
 
 
