@@ -124,3 +124,5 @@ def test_did_you_mean_for_commands_usernames_and_systems(school) -> None:
     assert code == 2 and "no account 'qqqqqq'" in err and "did you mean" not in err
     code, out, err = run_main("access", "list", "schoolcoms", config=school)
     assert code == 2 and "did you mean schoolcomms?" in err
+    code, out, err = run_main("laptop", "show", "HB-LT-042", config=school)
+    assert code == 2 and "no laptop with asset tag 'HB-LT-042'" in err and "did you mean HB-LT-0042" in err, err
