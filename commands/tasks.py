@@ -65,7 +65,8 @@ def done(ctx: Ctx, task_id: int, note: str | None, dry_run: bool, yes: bool) -> 
     if plan.empty:  # already done: said to a person on stderr, nothing to confirm
         for text in plan.notes:
             message(text)
-    result = run_plan(ctx, plan, dry_run=dry_run, yes=yes, show=not plan.empty)
+    # a program gets one JSON document: the plan for --dry-run, else the task's row (below)
+    result = run_plan(ctx, plan, dry_run=dry_run, yes=yes, show=not plan.empty and (for_people(ctx) or dry_run))
     if result is None:
         return
     row = get_task(ctx.state, task_id)

@@ -55,3 +55,16 @@ def test_help() -> None:
     for args in (("tasks", "--help"), ("tasks", "list", "--help"), ("tasks", "done", "--help")):
         code, out, err = run(*args)
         assert code == 0 and "Usage:" in out
+
+
+def test_done_in_json_is_one_document(openldap_sandbox) -> None:
+    cfgp = openldap_sandbox.config_path
+    st = State(load(str(cfgp)).state.path)
+    tid = tasks.open_task(st, kind="grant", text="json task", username="jtask", system="sap")
+    st.close()
+    code, out, err = run("--format", "json", "tasks", "done", str(tid), "--dry-run", config=cfgp)
+    assert code == 0 and json.loads(out)["changes"][0]["action"] == "task-done"
+    code, out, err = run("--format", "json", "tasks", "done", str(tid), "--yes", config=cfgp)
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["id"] == tid and row["status"] == "done"
