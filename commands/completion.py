@@ -27,7 +27,11 @@ Register-ArgumentCompleter -Native -CommandName %(prog_name)s, %(prog_name)s.exe
     param($wordToComplete, $commandAst, $cursorPosition)
     $words = @($commandAst.CommandElements |
         Where-Object { $_.Extent.StartOffset -lt $cursorPosition } |
-        ForEach-Object { "'" + ($_.ToString() -replace "'", "'\\''") + "'" })
+        ForEach-Object {
+            # a quoted word counts by its value; each goes to aupctl single-quoted, as a POSIX shell would
+            $text = if ($_ -is [System.Management.Automation.Language.StringConstantExpressionAst]) { $_.Value } else { $_.ToString() }
+            "'" + ($text -replace "'", "'\\''") + "'"
+        })
     $cword = $words.Count
     if ($wordToComplete -ne '') { $cword = $cword - 1 }
     $env:%(complete_var)s = 'powershell_complete'

@@ -41,6 +41,7 @@ def school(openldap_sandbox):
     st = State(load(str(cfgp)).state.path)
     approvals.record(st, username="zobrien", system="sap", approver="Mr D Okafor (School Business Manager)")
     tasks.open_task(st, kind="grant", text="by hand", username="zoe.adams", system="sap")
+    tasks.open_task(st, kind="grant", text="hand-made account", username="o'neill", system="sap")
     fp = "SHA256:" + "A" * 43
     for tag in ("HB-LT-0042", "HB-LT-0043", "OTHER-1"):
         devices.enrol(
@@ -85,6 +86,9 @@ def test_commands_systems_users_and_tags_complete(school) -> None:
     assert complete(school, "zsh", "staff", "show", "zoe")[:2] == ["plain", "zoe.adams"]
     assert complete(school, "powershell", "laptop", "checkin", "hb-") == ["HB-LT-0042", "HB-LT-0043"]
     assert complete(school, "powershell", "tasks", "list", "--user", "zob") == ["zobrien"]
+    # the words as PowerShell's script sends them: each single-quoted, a quote inside as '\''
+    assert complete(school, "powershell", "'laptop'", "'checkin'", "'hb-'") == ["HB-LT-0042", "HB-LT-0043"]
+    assert complete(school, "powershell", "'access'", "'grant'", "'o'\\''n'") == ["o'neill"]
     # a LIKE wildcard in what is typed is a character, not a pattern
     assert complete(school, "powershell", "laptop", "show", "%") == []
 
