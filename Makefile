@@ -27,6 +27,7 @@ lint:
 
 docs:
 	$(PYTHON) scripts/gen_reference.py
+	$(PYTHON) scripts/gen_manpage.py
 
 clean:
 	-aupctl sandbox stop --dir "$(DEMO_DIR)" 2>/dev/null

@@ -191,14 +191,24 @@ class Config:
             return self.dn(role.ou), f"roles.{name}.ou"
         return self.dn(self.directory.staff_ou), "directory.staff_ou"
 
-    def system(self, key: str) -> System:
+    def system_key(self, key: str) -> str:
+        """KEY as the config spells it: case-insensitive; an unknown key is refused with the closest ones."""
+        if key in self.systems:
+            return key
+        folded = {k.casefold(): k for k in self.systems}
+        if key.casefold() in folded:
+            return folded[key.casefold()]
+        import difflib
+
         from .errors import NotFoundError
 
-        try:
-            return self.systems[key]
-        except KeyError:
-            known = ", ".join(self.systems) or "none configured"
-            raise NotFoundError(f"unknown system {key!r} (known: {known})") from None
+        close = difflib.get_close_matches(key.casefold(), list(folded), n=3, cutoff=0.6)
+        known = ", ".join(self.systems) or "none configured"
+        hint = f"did you mean {' or '.join(folded[c] for c in close)}?" if close else None
+        raise NotFoundError(f"unknown system {key!r} (known: {known})", hint=hint)
+
+    def system(self, key: str) -> System:
+        return self.systems[self.system_key(key)]
 
     def role(self, name: str) -> Role:
         from .errors import NotFoundError

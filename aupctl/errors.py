@@ -42,6 +42,14 @@ class NotFoundError(AupctlError):
     """A named account, system, laptop or task does not exist."""
 
 
+class NoSuchAccount(NotFoundError):
+    """No account with this username: the CLI adds the close ones the state store knows ("did you mean")."""
+
+    def __init__(self, message: str, *, username: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.username = username
+
+
 class ConfirmationRequired(AupctlError):
     """A changing command with no terminal to ask and no --yes."""
 

@@ -29,6 +29,7 @@ STORE_ONLY = frozenset(
         "restore-approval",
         "open-task",
         "close-task",
+        "task-done",
         "set-role",
         "aup-sign",
         "leaver-snapshot",

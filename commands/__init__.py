@@ -4,6 +4,7 @@ a message on stderr and an exit code. Subcommands load lazily so `aupctl --help`
 from __future__ import annotations
 
 import importlib
+import os
 import sqlite3
 import sys
 import traceback
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from aupctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AupctlError
+from aupctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AupctlError, NoSuchAccount
 
 from .context import Ctx
 
@@ -19,6 +20,7 @@ from .context import Ctx
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "access": ("access", "cli", "Access to restricted systems: grant, revoke, list, review (policy 1.3)."),
     "aup": ("aup", "cli", "AUP declarations: record, import and report signatures (policy 8.1, 9.1)."),
+    "completion": ("completion", "cli", "Print the shell completion script: bash, zsh, fish or powershell."),
     "config": ("config", "cli", "Check the config file, discover a first one, store the bind password."),
     "doctor": ("doctor", "cli", "Check config, directory, TLS, bind, state store and keyring."),
     "laptop": ("laptop", "cli", "School laptops: enrol, check in over SSH, audit (policy 1.4, 6.7, 6.8)."),
@@ -50,7 +52,11 @@ class LazyGroup(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         ctx.meta["aupctl.command"] = args[0] if args else ""  # as typed, if it is no command
-        name, cmd, rest = super().resolve_command(ctx, args)
+        try:
+            name, cmd, rest = super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:  # click suggests only from self.commands: these load lazily
+            typed = args[0] if args else ""
+            raise click.exceptions.NoSuchCommand(typed, possibilities=list(SUBCOMMANDS), ctx=ctx) from exc
         # the command's name for the JSON envelope: "access review", "log", "staff list"
         path = [name or ""]
         if isinstance(cmd, click.Group):
@@ -70,6 +76,10 @@ class LazyGroup(click.Group):
             try:
                 return super().invoke(ctx)
             except (AupctlError, sqlite3.Error) as exc:
+                if isinstance(exc, NoSuchAccount) and exc.hint is None:
+                    from .completion import did_you_mean_user
+
+                    exc.hint = did_you_mean_user(ctx.obj, exc.username)
                 err = exc if isinstance(exc, AupctlError) else _store_error(exc, ctx.obj)
                 code, error = err.exit_code, {"message": err.message, "hint": err.hint}
                 if ctx.obj is not None and getattr(ctx.obj, "debug", False):
@@ -198,6 +208,8 @@ def main(argv: list[str] | None = None) -> Any:
 
     utf8_when_redirected()  # Windows: a redirected stdout would otherwise refuse names outside cp1252
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    if "_AUPCTL_COMPLETE" in os.environ:  # a shell asking for completions: PowerShell's is registered there
+        importlib.import_module(f"{__name__}.completion")
     try:
         return cli.main(args=argv, prog_name="aupctl", standalone_mode=False)
     except click.exceptions.Abort:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .completion import complete_system, complete_user
 from .context import Ctx, pass_ctx
 from .output import (
     bulk,
@@ -14,6 +15,7 @@ from .output import (
     exit_with,
     note,
     plan_json,
+    progress,
     render,
     render_findings,
     run_plan,
@@ -49,8 +51,8 @@ def systems(ctx: Ctx) -> None:
 
 
 @cli.command("grant", short_help="Give USER access to SYSTEM, recording who approved it.")
-@click.argument("user")
-@click.argument("system")
+@click.argument("user", shell_complete=complete_user)
+@click.argument("system", shell_complete=complete_system)
 @click.option(
     "--approved-by",
     "approver",
@@ -80,13 +82,14 @@ def grant(
     """
     from aupctl.access.grant import grant_plan
 
+    system = ctx.config.system_key(system)  # case-insensitive; an unknown key names the closest
     plan = grant_plan(ctx.config, ctx.directory, ctx.state, user, system, approver, reason, until)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
 @cli.command("revoke", short_help="Take SYSTEM away from USER (approval ended; a task if by hand).")
-@click.argument("user")
-@click.argument("system")
+@click.argument("user", shell_complete=complete_user)
+@click.argument("system", shell_complete=complete_system)
 @click.option("--reason", required=True, metavar="TEXT", help="Why access is withdrawn (kept in the record).")
 @changing
 @pass_ctx
@@ -94,18 +97,20 @@ def revoke(ctx: Ctx, user: str, system: str, reason: str, dry_run: bool, yes: bo
     """Take SYSTEM away from USER: out of the group, approval ended; a task for by-hand systems."""
     from aupctl.access.grant import revoke_plan
 
+    system = ctx.config.system_key(system)
     plan = revoke_plan(ctx.config, ctx.directory, ctx.state, user, system, reason)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
 @cli.command("list", short_help="Approvals on record: who has what, approved by whom and when.")
-@click.argument("system", required=False)
+@click.argument("system", required=False, shell_complete=complete_system)
 @pass_ctx
 def list_(ctx: Ctx, system: str | None) -> None:
     """Who has what on record: approvals (active, and waiting for an AUP signature), who approved them
     and when. Membership itself is checked by `access review`."""
     from aupctl.access.listing import list_rows
 
+    system = ctx.config.system_key(system) if system else None
     rows = list_rows(ctx.config, ctx.state, system)
     cols = ["username", "system", "status", "approver", "granted_at", "until", "reason", "source"]
     render(
@@ -118,7 +123,7 @@ def list_(ctx: Ctx, system: str | None) -> None:
 
 
 @cli.command("review", short_help="Members against approvals: findings (exit 1); --fix removes.")
-@click.argument("system", required=False)
+@click.argument("system", required=False, shell_complete=complete_system)
 @click.option(
     "--fix",
     is_flag=True,
@@ -155,7 +160,11 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
     from aupctl.access.review import review as run_review
     from aupctl.errors import RefusedError
 
-    result = run_review(ctx.config, ctx.directory, ctx.state, system)
+    system = ctx.config.system_key(system) if system else None
+    from aupctl.access.review import REVIEW_STEPS
+
+    with progress(ctx, "reading the directory", REVIEW_STEPS) as step:
+        result = run_review(ctx.config, ctx.directory, ctx.state, system, progress=step)
     findings = result.findings
     for key, dn in result.missing_groups.items():
         warn(f"{key}: its group {dn} (systems.{key}.group) does not exist, so it was not reviewed")
@@ -187,13 +196,13 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
 
 
 @cli.command("adopt", short_help="Record today's group members as approved (once, when starting).")
-@click.argument("system", required=False)
+@click.argument("system", required=False, shell_complete=complete_system)
 @click.option(
     "--approved-by",
     "approver",
     required=True,
     metavar="NAME",
-    help="Who stands behind the access held today (e.g. the headteacher).",
+    help="Who stands behind the access held today: one of each adopted system's approvers, as for grant.",
 )
 @click.option(
     "--reason",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
 from .output import bulk, changing, render, run_plan
 
@@ -19,7 +20,7 @@ def cli() -> None:
 
 
 @cli.command("sign", short_help="Record USER's signed declaration; apply grants waiting for it.")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @click.option("--version", "version", metavar="V", help="AUP version signed (default: [school] aup_version).")
 @click.option(
     "--on", "on", metavar="DATE", help="The day the declaration was signed, YYYY-MM-DD or DD/MM/YYYY (default: today)."

@@ -7,8 +7,20 @@ from typing import Any
 
 import click
 
+from .completion import complete_tag, complete_user
 from .context import Ctx, pass_ctx
-from .output import changing, exit_with, for_people, message, note, render, render_findings, run_plan, show_plan
+from .output import (
+    changing,
+    confirm,
+    exit_with,
+    for_people,
+    message,
+    note,
+    render,
+    render_findings,
+    run_plan,
+    show_plan,
+)
 
 OS_CHOICE = click.Choice(["windows", "linux", "macos"])
 LIST_COLUMNS = ["tag", "host", "os", "assigned_to", "last_seen", "next_due", "overdue", "findings", "status"]
@@ -89,8 +101,8 @@ def enrol(
 
 
 @cli.command("assign", short_help="Record who has a laptop.")
-@click.argument("tag")
-@click.argument("user")
+@click.argument("tag", shell_complete=complete_tag)
+@click.argument("user", shell_complete=complete_user)
 @changing
 @pass_ctx
 def assign(ctx: Ctx, tag: str, user: str, dry_run: bool, yes: bool) -> None:
@@ -101,7 +113,7 @@ def assign(ctx: Ctx, tag: str, user: str, dry_run: bool, yes: bool) -> None:
 
 
 @cli.command("return", short_help="Record a laptop as handed back.")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tag)
 @changing
 @pass_ctx
 def return_(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
@@ -112,7 +124,7 @@ def return_(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
 
 
 @cli.command("retire", short_help="Take a laptop out of use; unpin its key.")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tag)
 @changing
 @pass_ctx
 def retire(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
@@ -124,7 +136,7 @@ def retire(ctx: Ctx, tag: str, dry_run: bool, yes: bool) -> None:
 
 @cli.command("list", short_help="Laptops, who has them, when each is due.")
 @click.option("--overdue", is_flag=True, help="Only laptops whose check-in is overdue (policy 1.4).")
-@click.option("--user", metavar="USER", help="Only laptops assigned to this username.")
+@click.option("--user", metavar="USER", shell_complete=complete_user, help="Only laptops assigned to this username.")
 @click.option("--all", "include_retired", is_flag=True, help="Include retired laptops.")
 @pass_ctx
 def list_(ctx: Ctx, overdue: bool, user: str | None, include_retired: bool) -> None:
@@ -136,7 +148,7 @@ def list_(ctx: Ctx, overdue: bool, user: str | None, include_retired: bool) -> N
 
 
 @cli.command("show", short_help="One laptop: facts, findings, software, history.")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tag)
 @pass_ctx
 def show(ctx: Ctx, tag: str) -> None:
     """Laptop TAG: its record, the facts of its last check-in, findings, software and history."""
@@ -164,15 +176,17 @@ def _show_tables(ctx: Ctx, data: dict[str, Any]) -> None:
 
 
 @cli.command("checkin", short_help="Probe a laptop at the desk; --update brings it up to date.")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tag)
 @click.option("--update", is_flag=True, help="Also run [laptops.update_commands] for its OS, then probe again.")
 @click.option("--dry-run", is_flag=True, help="With --update: show the update commands and run nothing.")
+@click.option("--yes", "-y", is_flag=True, help="With --update: run the update commands without asking.")
 @pass_ctx
-def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool) -> None:
+def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool, yes: bool) -> None:
     """The laptop is here: probe it, record the facts, set its next due date.
 
-    With --update, the configured update commands run one by one with their output streamed to stderr;
-    then it is probed again and both results are recorded. Exit 1 when findings remain, 3 when it
+    With --update, the configured update commands are shown and run only when confirmed (or with
+    --yes; with no terminal and no --yes, exit 2 before connecting), one by one with
+    their output streamed to stderr; then it is probed again and both results are recorded. Exit 1 when findings remain, 3 when it
     cannot be reached or its host key is not the pinned one, 4 when an update command fails.
     """
     from aupctl.laptops import checkin as engine
@@ -186,8 +200,14 @@ def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool) -> None:
         message("dry run: nothing was run")
         return
 
+    if update and not yes and not sys.stdin.isatty():  # no one to ask: refused (exit 2) before connecting
+        device = get(ctx.state, check_tag(tag))
+        if device.status == "active":  # the engine's own refusals (retired, no commands) say more
+            engine.update_commands(ctx.config, device)
+            confirm(f"Run the update commands on {device.tag}?", yes)
+
     def apply_plan(plan: Any) -> None:
-        run_plan(ctx, plan, dry_run=False, yes=True, show=for_people(ctx))
+        run_plan(ctx, plan, dry_run=False, yes=yes, show=for_people(ctx) or not yes)
 
     stream = (lambda line: message(f"  | {line}")) if update else None  # the laptop's output, escaped
     result = engine.checkin(

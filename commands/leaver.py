@@ -6,6 +6,7 @@ import datetime as dt
 
 import click
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
 from .output import bulk, changing, message, render, run_plan
 
@@ -138,20 +139,20 @@ def list_(ctx: Ctx, which: str | None) -> None:
 
 
 @cli.command("cancel", short_help="Cancel a scheduled withdrawal.")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
+@changing
 @pass_ctx
-def cancel(ctx: Ctx, user: str) -> None:
+def cancel(ctx: Ctx, user: str, dry_run: bool, yes: bool) -> None:
     """Cancel a scheduled withdrawal that is no longer wanted (a done one needs `restore`)."""
     from aupctl.leavers.schedule import cancel as build
-    from aupctl.plan import apply
 
     plan = build(ctx.state, user)
-    apply(plan, ctx.state)
-    message(plan.changes[0].description.replace("cancel the", "cancelled the"))
+    if run_plan(ctx, plan, dry_run=dry_run, yes=yes) is not None:
+        message(plan.changes[0].description.replace("cancel the", "cancelled the"))
 
 
 @cli.command("restore")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @click.option(
     "--credentials-out",
     metavar="FILE",

@@ -10,6 +10,7 @@ import click
 from aupctl.dates import parse_date as read_date
 from aupctl.errors import EXIT_FINDINGS
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
 from .output import message, reconcile_open, render, set_json, wants_json
 
@@ -20,7 +21,7 @@ def parse_date(value: str | None, option: str) -> dt.date | None:
 
 @click.group("log", invoke_without_command=True)
 @click.option("--since", metavar="DATE", help="Entries on or after this date (YYYY-MM-DD).")
-@click.option("--user", metavar="USER", help="Entries about this account.")
+@click.option("--user", metavar="USER", shell_complete=complete_user, help="Entries about this account.")
 @click.pass_context
 def cli(click_ctx: click.Context, since: str | None, user: str | None) -> None:
     """The audit log: every change aupctl made, who made it and when."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -12,7 +13,7 @@ import shutil
 import sqlite3
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -364,8 +365,12 @@ def confirm(question: str, yes: bool) -> None:
         sys.exit(EXIT_DECLINED)
 
 
-def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = True) -> ApplyResult | None:
-    """Show the plan; stop for --dry-run; confirm unless --yes; apply with a progress bar on stderr."""
+def run_plan(
+    ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = True, done: str | None = None
+) -> ApplyResult | None:
+    """Show the plan; stop for --dry-run; confirm unless --yes; apply with a progress bar on stderr.
+    done: what the summary line counts (people and things, e.g. "40 account(s) created") when a change is
+    a batch of them, instead of the changes."""
     if show:
         show_plan(ctx, plan)
     if dry_run:
@@ -385,7 +390,7 @@ def run_plan(ctx: Ctx, plan: Plan, *, dry_run: bool, yes: bool, show: bool = Tru
             result = apply(plan, ctx.state, progress)
     else:
         result = apply(plan, ctx.state)
-    message(f"done: {len(result.done)} change(s) applied and recorded in the audit log")
+    message(f"done: {done or f'{len(result.done)} change(s) applied'} and recorded in the audit log")
     return result
 
 
@@ -404,6 +409,22 @@ def reconcile_open(ctx: Ctx, *, keep_going: bool) -> list[Reconciled]:
     if keep_going and ctx.state.open_intents():
         warn("some changes of an earlier run could not be checked yet: run `aupctl log repair`")
     return done
+
+
+def _no_length() -> Iterator[int]:
+    yield from ()
+
+
+@contextlib.contextmanager
+def progress(ctx: Ctx, label: str, length: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr, only when a person watches it (a terminal, --format table). Yields a
+    function taking how many are done so far; length None: a count with no end known (a stream)."""
+    if not (sys.stderr.isatty() and for_people(ctx)):
+        yield lambda done: None
+        return
+    items = None if length is not None else _no_length()  # click then shows a count, no percentage
+    with click.progressbar(items, length=length, label=label, show_pos=True, file=sys.stderr) as bar:
+        yield lambda done: bar.update(max(0, done - bar.pos))
 
 
 def exit_with(code: int) -> None:

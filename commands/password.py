@@ -7,8 +7,20 @@ import sys
 
 import click
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
-from .output import changing, exit_for_findings, exit_with, message, render, render_findings, run_plan, wants_json, warn
+from .output import (
+    changing,
+    exit_for_findings,
+    exit_with,
+    message,
+    progress,
+    render,
+    render_findings,
+    run_plan,
+    wants_json,
+    warn,
+)
 
 
 @click.group("password")
@@ -53,13 +65,16 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
     if changed_before:
         day = parse_date(changed_before, "--changed-before")
         since = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    result = run_audit(
-        ctx.config,
-        ctx.directory,
-        changed_before=since,
-        include_disabled=include_disabled,
-        hash_check=not no_hash_check,
-    )
+    label = "accounts checked" + ("" if no_hash_check else " (password hashes against the deny list)")
+    with progress(ctx, label) as step:
+        result = run_audit(
+            ctx.config,
+            ctx.directory,
+            changed_before=since,
+            include_disabled=include_disabled,
+            hash_check=not no_hash_check,
+            progress=step,
+        )
     for note in result.notes:
         warn(note)
     tested = ""
@@ -85,7 +100,7 @@ def _read_candidate() -> str:
 
 
 @cli.command("check", short_help="Is a password acceptable? Read from a hidden prompt or stdin.")
-@click.argument("user", required=False)
+@click.argument("user", required=False, shell_complete=complete_user)
 @pass_ctx
 def check(ctx: Ctx, user: str | None) -> None:
     """Is a password acceptable? Reads it from a hidden prompt (or the first line of standard input).
@@ -116,7 +131,7 @@ def check(ctx: Ctx, user: str | None) -> None:
 
 
 @cli.command("reset", short_help="Set a generated passphrase; force a change at next logon.")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @click.option(
     "--credentials-out",
     metavar="FILE",

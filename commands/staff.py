@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
-from .output import render
+from .output import changing, render
 
 
 @click.group("staff")
@@ -28,7 +29,7 @@ def list_(ctx: Ctx, role: str | None, include_disabled: bool) -> None:
 
 
 @cli.command("show")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @pass_ctx
 def show(ctx: Ctx, user: str) -> None:
     """One account: details, role and why, groups, password and logon dates."""
@@ -39,30 +40,23 @@ def show(ctx: Ctx, user: str) -> None:
 
 
 @cli.command("set-role")
-@click.argument("user")
+@click.argument("user", shell_complete=complete_user)
 @click.argument("role")
-@click.option("--dry-run", is_flag=True, help="Show what would be recorded and change nothing.")
+@changing
 @pass_ctx
-def set_role(ctx: Ctx, user: str, role: str, dry_run: bool) -> None:
+def set_role(ctx: Ctx, user: str, role: str, dry_run: bool, yes: bool) -> None:
     """Record USER's ROLE by hand (a [roles.NAME] in the config).
 
     A person's role decides which restricted systems they may be nominated for. Without one set by
     hand or at creation, aupctl infers it from the account's OU, then its groups (`staff show` says
     which and why). Recorded in the state store and the audit log; the directory is not changed.
     """
-    from aupctl.plan import apply
     from aupctl.staff.people import set_role_plan
 
-    from .output import message, show_plan
+    from .output import run_plan
 
     plan = set_role_plan(ctx.config, ctx.directory, ctx.state, user, role)
-    show_plan(ctx, plan)
-    if dry_run:
-        message("dry run: nothing was changed")
-        return
-    if not plan.empty:
-        apply(plan, ctx.state)
-        message("done: recorded in the audit log")
+    run_plan(ctx, plan, dry_run=dry_run, yes=yes)
 
 
 def _register_import() -> None:

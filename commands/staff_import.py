@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
-from aupctl.errors import AupctlError
+from aupctl.errors import AupctlError, PartialError
 from aupctl.text import shown as escaped
 
 from .context import Ctx, pass_ctx
@@ -60,12 +65,12 @@ def import_(ctx: Ctx, file: str, credentials_out: str | None, dry_run: bool, yes
     people = engine.read_intake(cfg, file)
     plan = engine.build(cfg, ctx.directory, ctx.state, people, credentials_out=credentials_out, source=file)
     try:
-        _run(ctx, plan, dry_run=dry_run, yes=yes)
+        _run(ctx, plan, dry_run=dry_run, yes=yes, resume=lambda new: _resume_command(ctx, file, new, yes))
     finally:
         plan.close()
 
 
-def _run(ctx: Ctx, intake: Any, *, dry_run: bool, yes: bool) -> None:
+def _run(ctx: Ctx, intake: Any, *, dry_run: bool, yes: bool, resume: Callable[[str], str]) -> None:
     rows = [e.row() for e in intake.entries]
     counts = intake.counts()
     # The table shows what an update sets ("departmentNumber -> Year 1"); JSON keeps both forms.
@@ -93,12 +98,47 @@ def _run(ctx: Ctx, intake: Any, *, dry_run: bool, yes: bool) -> None:
         return
     intake.check_ready()
     try:
-        run_plan(ctx, intake.plan, dry_run=False, yes=yes, show=False)
-    except AupctlError:
+        run_plan(ctx, intake.plan, dry_run=False, yes=yes, show=False, done=_done_line(counts))
+    except AupctlError as exc:
         if creds is not None and creds.fd is not None:
             warn(f"the passwords of the accounts made so far are in {creds.path}; keep that file")
+            if isinstance(exc, PartialError):  # the same command would be refused: its file exists now
+                exc.hint = (
+                    f"fix the cause, then finish with a NEW credentials file: {resume(_new_file(creds.path))}"
+                    f" (it picks up from where it stopped; {creds.path} keeps the passwords already written)"
+                )
         raise
     _result(ctx, rows, counts, creds.path if creds is not None and creds.fd is not None else None, applied=True)
+
+
+def _done_line(c: dict[str, int]) -> str:
+    """The summary counts people, not the batches the plan applies them in."""
+    parts = [f"{c['create']} account(s) created"] if c["create"] else []
+    parts += [
+        f"{c[k]} {word}" for k, word in (("update", "account(s) updated"), ("finish", "account(s) finished")) if c[k]
+    ]
+    if c["granted"]:
+        parts.append(f"{c['granted']} grant(s) made")
+    if c["waiting"]:
+        parts.append(f"{c['waiting']} grant(s) waiting for an AUP signature")
+    return ", ".join(parts) or "nothing changed"
+
+
+def _new_file(path: str) -> str:
+    """A name beside path that does not exist yet: staff-passwords.csv -> staff-passwords-2.csv."""
+    old = Path(path)
+    n = 2
+    while (candidate := old.with_name(f"{old.stem}-{n}{old.suffix}")).exists():
+        n += 1
+    return str(candidate)
+
+
+def _resume_command(ctx: Ctx, file: str, credentials_out: str, yes: bool) -> str:
+    """The exact command that resumes an import (quoted for the shell in use)."""
+    quote = subprocess.list2cmdline if sys.platform == "win32" else shlex.join
+    argv = ["aupctl"] + (["--config", ctx.config_path] if ctx.config_path else [])
+    argv += ["staff", "import", file, "--credentials-out", credentials_out] + (["--yes"] if yes else [])
+    return quote(argv)
 
 
 def _counts_line(c: dict[str, int]) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from .completion import complete_user
 from .context import Ctx, pass_ctx
-from .output import for_people, message, render
+from .output import changing, for_people, message, render, run_plan
 
 
 @click.group("tasks")
@@ -16,7 +17,7 @@ def cli() -> None:
 
 @cli.command("list", short_help="Tasks, oldest first (--open: only those not done).")
 @click.option("--open", "open_only", is_flag=True, help="Only tasks not yet done.")
-@click.option("--user", metavar="USER", help="Only tasks about this account.")
+@click.option("--user", metavar="USER", shell_complete=complete_user, help="Only tasks about this account.")
 @pass_ctx
 def list_(ctx: Ctx, open_only: bool, user: str | None) -> None:
     """Tasks, oldest first: what to do, for whom, and whether it is done."""
@@ -53,19 +54,23 @@ def _row(t: dict) -> dict:
 @cli.command("done", short_help="Mark task ID as done, with an optional note.")
 @click.argument("task_id", metavar="ID", type=int)
 @click.option("--note", metavar="TEXT", help="What was done (e.g. the service desk reference).")
+@changing
 @pass_ctx
-def done(ctx: Ctx, task_id: int, note: str | None) -> None:
+def done(ctx: Ctx, task_id: int, note: str | None, dry_run: bool, yes: bool) -> None:
     """Mark task ID as done (recorded in the audit log). Exit 2 if there is no such task."""
-    from aupctl.records.tasks import close_task, list_tasks
+    from aupctl.access.tasks import done_plan
+    from aupctl.records.tasks import get_task
 
-    before = [t for t in list_tasks(ctx.state) if t["id"] == task_id]
-    row = close_task(ctx.state, task_id, note)
-    if before and before[0]["closed_at"]:
-        message(f"task {task_id} was already done on {row['closed_at'][:10]} by {row['closed_by']}")
-    else:
-        ctx.state.audit(
-            "task-done", row["username"] or str(task_id), {"task": task_id, "text": row["text"], "note": note}
-        )
+    plan = done_plan(ctx.state, task_id, note)
+    if plan.empty:  # already done: said to a person on stderr, nothing to confirm
+        for text in plan.notes:
+            message(text)
+    # a program gets one JSON document: the plan for --dry-run, else the task's row (below)
+    result = run_plan(ctx, plan, dry_run=dry_run, yes=yes, show=not plan.empty and (for_people(ctx) or dry_run))
+    if result is None:
+        return
+    row = get_task(ctx.state, task_id)
+    if result.done:
         message(f"task {task_id} done: {row['text']}")
-    if not for_people(ctx):  # the message above says it to a person; programs get the task's row
+    if not for_people(ctx):  # the messages above say it to a person; programs get the task's row
         render(ctx, [_row(row)])

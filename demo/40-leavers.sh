@@ -25,8 +25,8 @@ step "aupctl leaver list --scheduled"
 aupctl leaver list --scheduled
 step "aupctl leaver run-due --dry-run   # what cron does each morning: nothing is due today"
 aupctl leaver run-due --dry-run
-step "aupctl leaver cancel pharrison   # HR: the contract was extended"
-aupctl leaver cancel pharrison
+step "aupctl leaver cancel pharrison --yes   # HR: the contract was extended"
+aupctl leaver cancel pharrison --yes
 
 step "aupctl leaver restore skhan --credentials-out $DEMO_DIR/skhan-password.csv --yes   # the suspension is lifted"
 aupctl leaver restore skhan --credentials-out "$DEMO_DIR/skhan-password.csv" --yes

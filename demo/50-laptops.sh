@@ -16,8 +16,8 @@ step "aupctl laptop enrol 127.0.0.1 --port $LAPTOP_PORT --asset-tag HB-LT-0042 -
 aupctl laptop enrol 127.0.0.1 --port "$LAPTOP_PORT" --asset-tag HB-LT-0042 --assign "$teacher" --fingerprint "$LAPTOP_FP" --yes
 step "aupctl laptop list"
 aupctl laptop list
-step "aupctl laptop checkin HB-LT-0042 --update   # findings remain on this machine: exit 1"
-aupctl laptop checkin HB-LT-0042 --update || true
+step "aupctl laptop checkin HB-LT-0042 --update --yes   # findings remain on this machine: exit 1"
+aupctl laptop checkin HB-LT-0042 --update --yes || true
 step "aupctl laptop show HB-LT-0042"
 aupctl laptop show HB-LT-0042
 step "aupctl laptop audit   # what cron runs at lunchtime on school days; exit 1 on findings"

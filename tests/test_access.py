@@ -233,7 +233,7 @@ def test_by_hand_system_grant_opens_a_task_until_done(env) -> None:
     assert approvals.live(st, username=user, system="sap")[0]["status"] == "active"
     code, out, err = run("--format", "json", "tasks", "list", "--open", "--user", user, config=sandbox.config_path)
     assert code == 0 and payload(out)[0]["id"] == task["id"]
-    code, out, err = run("tasks", "done", str(task["id"]), "--note", "SD-1234", config=sandbox.config_path)
+    code, out, err = run("tasks", "done", str(task["id"]), "--note", "SD-1234", "--yes", config=sandbox.config_path)
     assert code == 0 and not tasks.list_tasks(st, open_only=True, username=user)
     # revoke: the approval ends and a removal task opens (re-running does not open a second one)
     apply(Plan("revoke", revoke_changes(cfg, d, st, user, "sap", "changed post")), st)
@@ -390,10 +390,19 @@ def test_cli_adopt_and_set_role(env) -> None:
     fl.add_member(d, cfg.group_dn(cfg.systems["raise"].group), fl.find_user(d, user).dn)
     code, out, err = run("access", "adopt", "raise", "--approved-by", "", "--yes", config=cfgp)
     assert code == 2 and "--approved-by" in err
+    # the approver is checked like grant's: one of the system's approvers, or nothing is recorded
+    code, out, err = run("access", "adopt", "raise", "--approved-by", "Mr Nobody", "--yes", config=cfgp)
+    assert code == 2 and "not an approver for RAISE Online" in err and not approvals.live(st, username=user)
+    code, out, err = run("access", "adopt", "--approved-by", "Mr Nobody", "--yes", config=cfgp)
+    assert code == 2 and "not an approver for" in err and "SIMS" in err and "adopt one system at a time" in err
+    code, out, err = run("access", "adopt", "RAISE", "--approved-by", HEAD, "--dry-run", config=cfgp)
+    assert code == 0 and user in out and "RAISE Online" in out  # the key is case-insensitive
     code, out, err = run("access", "adopt", "raise", "--approved-by", HEAD, "--dry-run", config=cfgp)
     assert code == 0 and user in out and not approvals.live(st, username=user, system="raise")
-    code, out, err = run("access", "adopt", "raise", "--approved-by", HEAD, "--yes", config=cfgp)
+    code, out, err = run("access", "adopt", "Raise", "--approved-by", HEAD, "--yes", config=cfgp)
     assert code == 0 and approvals.live(st, username=user, system="raise")[0]["source"] == "adopt"
+    rows = st.query("SELECT system FROM approvals WHERE username = ?", (user,))
+    assert [r["system"] for r in rows] == ["raise"]  # as the config spells it
     code, out, err = run("access", "adopt", "raise", "--approved-by", HEAD, "--yes", config=cfgp)
     assert code == 0 and "already have an approval" in out
     # set-role: a teacher recorded as a TA may no longer be nominated for RAISE
@@ -402,7 +411,11 @@ def test_cli_adopt_and_set_role(env) -> None:
     code, out, err = run("staff", "set-role", "no-such-person", "ta", config=cfgp)
     assert code == 2 and "no account" in err
     code, out, err = run("staff", "set-role", user, "ta", config=cfgp)
-    assert code == 0
+    assert code == 2 and "--yes" in err  # no terminal to ask and no --yes: nothing recorded
+    code, out, err = run("staff", "set-role", user, "ta", "--dry-run", config=cfgp)
+    assert code == 0 and "as ta" in out and "nothing was changed" in err
+    code, out, err = run("staff", "set-role", user, "ta", "--yes", config=cfgp)
+    assert code == 0 and st.query("SELECT COUNT(*) AS n FROM audit WHERE action = 'set-role'")[0]["n"] == 1
     code, out, err = run("--format", "json", "staff", "show", user, config=cfgp)
     shown = payload(out)
     assert shown["role"] == "ta" and shown["role_reason"] == "set by hand"
@@ -506,3 +519,14 @@ def test_unknown_system_names_the_known_ones(env) -> None:
         assert code == 2 and "unknown system 'simz'" in err and "sims" in err
     code, out, err = run("access", "revoke", "zclarke", "simz", "--reason", "x", "--yes", config=sandbox.config_path)
     assert code == 2 and "unknown system 'simz'" in err
+    assert "did you mean sims?" in err
+
+
+def test_system_keys_are_case_insensitive(env) -> None:
+    sandbox, cfg, d, st = env
+    assert cfg.system_key("SaP") == "sap" and cfg.system("Target_Tracker").name == "Target Tracker"
+    code, out, err = run("--format", "json", "access", "list", "SIMS", config=sandbox.config_path)
+    assert code == 0, err
+    assert all(r["system"] == "sims" for r in payload(out))
+    code, out, err = run("access", "review", "Target_Trackr", config=sandbox.config_path)
+    assert code == 2 and "did you mean target_tracker?" in err

@@ -221,7 +221,7 @@ def test_tasks_done_with_an_id_beyond_any_integer(openldap_sandbox) -> None:
     st = State(load(str(cfgp)).state.path)
     tid = tasks.open_task(st, kind="grant", text="by hand", username="kmensah", system="sap")
     st.close()
-    code, out, err = run("tasks", "done", str(tid), "--note", "SD-1\u202e", config=cfgp)
+    code, out, err = run("tasks", "done", str(tid), "--note", "SD-1\u202e", "--yes", config=cfgp)
     assert code == 2 and "--note holds a bidirectional-text control" in err, err
     code, out, err = run("--format", "json", "tasks", "list", "--open", config=cfgp)
     assert tid in [r["id"] for r in payload(out)]  # not closed

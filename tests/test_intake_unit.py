@@ -279,3 +279,23 @@ def test_variant_prefilter_never_hides_a_variant() -> None:
             for v in usernames.variants(base, max_length):
                 assert _may_hold_variant(base, max_length, {v.lower().rstrip(string.digits)}), (base, max_length, v)
     assert not _may_hold_variant("jsmith", 20, {"jsmit", "jsmithe", "ajsmith"})
+
+
+def test_system_keys_in_the_file_are_case_insensitive_and_a_misspelt_one_is_suggested(tmp_path) -> None:
+    f = tmp_path / "caps.csv"
+    f.write_text(
+        "first_name,last_name,role,staff_code,systems,approved_by\n"
+        "Zoë,Whitfield,teacher,C1,SIMS;Target_Tracker,Mrs A Patel (Headteacher)\n",
+        encoding="utf-8",
+    )
+    (zoe,) = read_intake(make_cfg(), f)
+    assert zoe.systems == ["sims", "target_tracker"]  # as the config spells them
+    assert set(zoe.approvers) == {"sims", "target_tracker"}
+    f.write_text(
+        "first_name,last_name,role,staff_code,systems,approved_by\n"
+        "Zoë,Whitfield,teacher,C1,simms,Mrs A Patel (Headteacher)\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError) as exc:
+        read_intake(make_cfg(), f)
+    assert "line 2: systems: unknown system 'simms'" in str(exc.value) and "did you mean sims?" in str(exc.value)

@@ -182,8 +182,11 @@ def test_the_july_wave_from_csv_then_run_due_and_cancel(cfg, env, people, tmp_pa
 
     scheduled = payload(run("--format", "json", "leaver", "list", "--scheduled", env=env).stdout)
     assert {r["username"] for r in scheduled} >= {later.username, cancelled.username}
-    assert run("leaver", "cancel", cancelled.username, env=env).exit_code == 0
-    assert run("leaver", "cancel", cancelled.username, env=env).exit_code == 2
+    assert run("leaver", "cancel", cancelled.username, env=env).exit_code == 2  # no --yes, no one to ask
+    dry = run("leaver", "cancel", cancelled.username, "--dry-run", env=env)
+    assert dry.exit_code == 0 and "cancel the withdrawal" in dry.output and "nothing was changed" in dry.output
+    assert run("leaver", "cancel", cancelled.username, "--yes", env=env).exit_code == 0
+    assert run("leaver", "cancel", cancelled.username, "--yes", env=env).exit_code == 2
 
     early = run("leaver", "run-due", "--today", (day - dt.timedelta(days=1)).isoformat(), "--yes", env=env)
     assert early.exit_code == 0, early.output

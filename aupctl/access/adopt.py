@@ -12,11 +12,12 @@ from typing import Any
 
 from ..config import Config
 from ..directory import Directory, group_name
-from ..errors import InputError
+from ..errors import InputError, RefusedError
 from ..plan import Change, Plan
 from ..records import approvals
 from ..state import State
 from ..text import refuse_unsafe
+from .grant import canonical_approver
 from .members import read_memberships, read_people
 
 
@@ -28,8 +29,24 @@ def adopt_plan(
         raise InputError("--approved-by is empty: name who stands behind the access held today")
     reason = refuse_unsafe(reason.strip(), "--reason") or "access held when aupctl was adopted"
     keys = [system_key] if system_key else list(cfg.systems)
+    keys = [cfg.system_key(k) for k in keys]
+    # checked like grant's: the approver must be one of each adopted system's approvers (as the config spells it)
+    named: dict[str, str] = {}
+    refused: list[str] = []
     for k in keys:
-        cfg.system(k)
+        if not cfg.system(k).group:
+            continue
+        try:
+            named[k] = canonical_approver(cfg, k, approver)
+        except RefusedError:
+            refused.append(k)
+    if refused:
+        listed = "; ".join(f"{cfg.system(k).name} ({', '.join(cfg.system(k).approvers) or 'none'})" for k in refused)
+        raise RefusedError(
+            f"{approver!r} is not an approver for {listed}; nothing was changed",
+            hint="adopt one system at a time (`aupctl access adopt SYSTEM --approved-by NAME`) with one of its "
+            "approvers, or add them to [systems.KEY] approvers",
+        )
     plan = Plan("adopt current members as approved" + (f" ({system_key})" if system_key else ""))
     memberships = read_memberships(cfg, directory, keys)
     people = read_people(cfg, directory, {dn for m in memberships.values() if m for dn in m}, set())
@@ -53,6 +70,7 @@ def adopt_plan(
                 already += 1
                 continue
             live.add((acct.username.lower(), key))
+            approver = named[key]
             via_text = f" (through {group_name(via)})" if via else ""
             plan.add(
                 Change(

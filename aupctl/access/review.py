@@ -78,16 +78,31 @@ def _age_days(when: str, on: dt.date) -> int:
 APPROVAL_COLUMNS = ("id", "username", "system", "approver", "status", "granted_at", "until")
 
 
-def review(cfg: Config, directory: Directory, state: State, system_key: str | None = None) -> Review:
+REVIEW_STEPS = 4  # staff, groups, people, roles and signatures: what progress counts up to before judging
+
+
+def review(
+    cfg: Config,
+    directory: Directory,
+    state: State,
+    system_key: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Review:
+    """progress(n): called after each of the REVIEW_STEPS reads (a big directory's take seconds each)."""
+    step = progress or (lambda n: None)
     keys = [system_key] if system_key else list(cfg.systems)
     for k in keys:
         cfg.system(k)
     staff = read_staff(cfg, directory)  # first: a posixGroup's usernames are then found without a search
+    step(1)
     memberships = read_memberships(cfg, directory, keys, staff)
+    step(2)
     live = [r for r in approvals.live(state, columns=APPROVAL_COLUMNS) if r["system"] in keys]
     member_dns = {dn for m in memberships.values() if m for dn in m}
     people = read_people(cfg, directory, member_dns, {r["username"] for r in live}, staff)
+    step(3)
     judge = _Judge(cfg, people, roles_for(cfg, directory, state, people), signed_users(state, cfg.school.aup_version))
+    step(4)
     by_system: dict[str, dict[str, dict[str, Any]]] = {}
     for r in live:
         by_system.setdefault(r["system"], {})[r["username"].lower()] = r

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import InputError, NotFoundError
+from ..errors import InputError, NoSuchAccount
 from .account import Account
 from .session import Directory
 
@@ -16,5 +16,5 @@ def require_account(directory: Directory, username: str, *, changing: bool = Fal
     acct = directory.flavour.find_user(directory, username)
     if acct is None:
         tail = "; nothing was changed" if changing else ""
-        raise NotFoundError(f"no account {username!r} in {directory.cfg.directory.base_dn}{tail}")
+        raise NoSuchAccount(f"no account {username!r} in {directory.cfg.directory.base_dn}{tail}", username=username)
     return acct

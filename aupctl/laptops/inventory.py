@@ -123,7 +123,14 @@ def get(state: State, tag: str) -> Device:
     if device is None:
         known = records.active_tags(state, 10)
         listed = ", ".join(known) if known else "none enrolled"
-        raise NotFoundError(f"no laptop with asset tag {tag!r} (known: {listed}; see `aupctl laptop list`)")
+        import difflib
+
+        from ..records import known as names
+
+        every = {t.casefold(): t for t in names.tags(state, "", 5000)}
+        close = difflib.get_close_matches(tag.casefold(), list(every), 3, 0.75)
+        hint = f"did you mean {' or '.join(every[c] for c in close)}?" if close else None
+        raise NotFoundError(f"no laptop with asset tag {tag!r} (known: {listed}; see `aupctl laptop list`)", hint=hint)
     return device
 
 

@@ -395,7 +395,7 @@ def audit(
             if acct.disabled and not include_disabled:
                 continue
             result.accounts += 1
-            if progress and result.accounts % 500 == 0:
+            if progress and result.accounts % 100 == 0:
                 progress(result.accounts)
             if acct.last_logon is not None:
                 logons_recorded = True

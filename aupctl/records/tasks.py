@@ -34,6 +34,16 @@ def open_task(
         return int(cur.lastrowid or 0)
 
 
+def get_task(state: State, task_id: int) -> dict[str, Any]:
+    """One task by id (NotFoundError, exit 2, when there is none)."""
+    if not 0 < task_id < 2**63:  # beyond SQLite's integers: no such task (not an OverflowError)
+        raise NotFoundError(f"no task {task_id}")
+    rows = state.query("SELECT * FROM tasks WHERE id = ?", (task_id,))
+    if not rows:
+        raise NotFoundError(f"no task {task_id}")
+    return dict(rows[0])
+
+
 def close_task(state: State, task_id: int, note: str | None = None) -> dict[str, Any]:
     if not 0 < task_id < 2**63:  # beyond SQLite's integers: no such task (not an OverflowError)
         raise NotFoundError(f"no task {task_id}")

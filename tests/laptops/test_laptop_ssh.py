@@ -206,7 +206,11 @@ def test_checkin_update_streams_and_records_both(env: Env) -> None:
         update_commands={"linux": ["echo fetching lists; echo upgraded 0 packages", "echo signatures up to date >&2"]}
     )
     enrol(env, "UPD-1")
+    # updating runs commands on the laptop: with no one to ask and no --yes it is refused before connecting
     res = env.run("laptop", "checkin", "UPD-1", "--update")
+    assert res.exit_code == 2 and "--yes" in res.output, res.output
+    assert not env.state().query("SELECT kind FROM checkins WHERE tag = 'UPD-1'")
+    res = env.run("laptop", "checkin", "UPD-1", "--update", "--yes")
     assert res.exit_code == 1, res.output  # findings remain on this machine
     assert "  | fetching lists" in res.output and "  | upgraded 0 packages" in res.output
     assert "  | signatures up to date" in res.output
@@ -220,7 +224,7 @@ def test_checkin_update_streams_and_records_both(env: Env) -> None:
 
     # a failing update command: exit 4, what ran is named, the first probe is still recorded
     env.write(update_commands={"linux": ["echo first", "echo broken >&2; exit 7", "echo never"]})
-    res = env.run("laptop", "checkin", "UPD-1", "--update")
+    res = env.run("laptop", "checkin", "UPD-1", "--update", "--yes")
     assert res.exit_code == 4, res.output
     assert "status 7" in res.output and "broken" in res.output and "never" in res.output
     kinds = [r["kind"] for r in env.state().query("SELECT kind FROM checkins WHERE tag = 'UPD-1' ORDER BY id")]
@@ -309,7 +313,7 @@ def test_update_interrupted_or_connection_lost_then_rerun_finishes(env: Env) -> 
     enrol(env, "CUT-1")
     # the laptop drops the connection during the second update command (its session is killed)
     env.write(update_commands={"linux": ["echo one", "echo going; kill -9 $PPID; sleep 5", "echo three"]})
-    res = env.run("laptop", "checkin", "CUT-1", "--update")
+    res = env.run("laptop", "checkin", "CUT-1", "--update", "--yes")
     assert res.exit_code == 4, res.output
     assert "step 2 of 3" in res.output and "done: 1 change(s)" in res.output and "Traceback" not in res.output
 
@@ -335,7 +339,7 @@ def test_update_interrupted_or_connection_lost_then_rerun_finishes(env: Env) -> 
     assert [r["status"] for r in state.query("SELECT status FROM journal ORDER BY id")][-2:] == ["done", "interrupted"]
 
     # the same command again finishes the job and records the result
-    res = env.run("laptop", "checkin", "CUT-1", "--update")
+    res = env.run("laptop", "checkin", "CUT-1", "--update", "--yes")
     assert res.exit_code == 1, res.output
     assert (
         env.state().query("SELECT kind FROM checkins WHERE tag = 'CUT-1' ORDER BY id DESC LIMIT 1")[0]["kind"]

@@ -181,12 +181,14 @@ def _check_role(cfg: Config, r: _Row) -> str:
 def _check_systems(cfg: Config, r: _Row, role: str) -> tuple[list[str], dict[str, str]]:
     """The systems nominated, and for each the approver as the config spells them."""
     v = r.get
-    systems = split_systems(v("systems"))
+    systems: list[str] = []
+    for given in split_systems(v("systems")):
+        try:
+            systems.append(cfg.system_key(given))  # as the config spells it: the office may write SIMS
+        except AupctlError as exc:  # unknown: the known ones, and the closest ("did you mean")
+            r.bad("systems", str(exc).replace("\n  hint: ", "; "))
     approvers: dict[str, str] = {}
     for key in systems:
-        if key not in cfg.systems:
-            r.bad("systems", f"unknown system {key!r} (known: {', '.join(cfg.systems) or 'none configured'})")
-            continue
         if role in cfg.roles and key not in cfg.roles[role].systems:
             allowed = ", ".join(cfg.roles[role].systems) or "none"
             r.bad("systems", f"role {role!r} may not be nominated for {key} (roles.{role}.systems: {allowed})")
