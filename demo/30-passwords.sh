@@ -17,5 +17,5 @@ aupctl log --user mbennett
 step "aupctl --format json password audit --no-hash-check --changed-before $(date -u +%F)   # after an incident"
 { aupctl --format json password audit --no-hash-check --changed-before "$(date -u +%F)" || true; } | python3 -c '
 import json, sys
-rows = [r for r in json.load(sys.stdin) if r["check"] == "not-changed-since"]
+rows = [r for r in json.load(sys.stdin)["findings"] if r["check"] == "not-changed-since"]   # the JSON envelope (docs/output.md)
 print(f"{len(rows)} account(s) with a password not changed since today, e.g. {rows[0]['"'"'subject'"'"']}")'
