@@ -274,6 +274,14 @@ def plan_sync(
         plan.add(Change("mis-headers", export.profile, f"remember the {export.profile} export's columns",
                         run=lambda: mis.remember_headers(state, export.profile, headers), details={"headers": headers}))
     intake = build(cfg, directory, state, joiners, credentials_out=credentials_out, source=export.path)
+    ids = {r.line: r.person_id for r in export.rows}
+    for e in intake.entries:  # a joiner is made holding its MIS id, so the next run matches by it
+        if e.new_entry is not None:
+            e.new_entry[1][idattr] = ids[e.person.line]
+        if e.action != "unchanged":
+            for p in people:
+                if p["line"] == e.person.line:
+                    p["username"] = e.username
     intake.plan.title = plan.title
     intake.plan.extend(plan.changes)
     intake.plan.notes += plan.notes
