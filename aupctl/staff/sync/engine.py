@@ -88,6 +88,8 @@ def columns(cfg: Config, profile: str) -> dict[str, str]:
             f"{cfg.source}: mis.profile: unknown profile {profile!r} (known: {', '.join(PROFILES)}); "
             f"a profile of your own needs [mis.columns] for {', '.join(REQUIRED)}"
         )
+    if cfg.mis.rename:
+        raise ConfigError(f"{cfg.source}: mis.rename = true is not supported yet (a name change keeps the username)")
     for key in cfg.mis.columns:
         if key not in FIELDS:
             raise ConfigError(f"{cfg.source}: mis.columns.{key}: unknown field (expected one of: {', '.join(FIELDS)})")
