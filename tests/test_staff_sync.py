@@ -93,3 +93,53 @@ def test_sync_openldap(fresh_openldap, tmp_path: Path) -> None:
     odd.write_text(first.read_text(encoding="utf-8").replace("Department", "Dept"), encoding="utf-8")
     code, out, err = run("staff", "sync", str(odd), "--yes", config=info.config_path)
     assert code == 2 and "differ from last time" in err
+
+
+def _cfg(tmp_path: Path):
+    """The documented example config: its [mis.roles] map the sample exports' roles."""
+    example = Path(__file__).parent.parent / "config.example.toml"
+    return config_mod.parse(example.read_text(encoding="utf-8"), str(tmp_path / "aupctl.toml"))
+
+
+DATA = Path(__file__).parent / "data" / "mis"
+
+
+def test_every_profile_reads_its_sample(tmp_path: Path) -> None:
+    import pytest
+
+    from aupctl.staff.sync import read_export
+
+    cfg = _cfg(tmp_path)
+    seen = {}
+    for profile in PROFILES:
+        exp = read_export(cfg, str(DATA / f"{profile}.csv"), profile)
+        seen[profile] = [(r.person_id, r.role, r.last_name) for r in exp.rows]
+        assert exp.rows and all(r.role for r in exp.rows)
+    assert seen["sims"][0] == ("10234", "teacher", "O'Connor")
+    assert seen["sims"][2][1] == "office"
+    assert seen["wonde"][1] == ("2302", "office", "Hart")
+    sims_end = read_export(cfg, str(DATA / "sims.csv"), "sims").rows[2].end_date
+    assert sims_end == dt.date(2027, 8, 31)  # DD/MM/YYYY read as the UK writes it
+    # An unmapped role and a bad date are named by line and header, nothing read.
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        (DATA / "sims.csv").read_text(encoding="utf-8").replace("Office Manager", "Caretaker").replace("01/09/2019", "31/02/2019"),
+        encoding="utf-8",
+    )
+    from aupctl.errors import InputError, RefusedError
+
+    with pytest.raises(InputError) as exc:
+        read_export(cfg, str(bad), "sims")
+    assert "line 4: Role: 'Caretaker'" in str(exc.value) and "line 2: Employment Start Date" in str(exc.value)
+    # Empty and stale exports are refused.
+    empty = tmp_path / "empty.csv"
+    empty.write_text((DATA / "sims.csv").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    with pytest.raises(RefusedError, match="no staff"):
+        read_export(cfg, str(empty), "sims")
+    import os
+
+    old = tmp_path / "old.csv"
+    old.write_text((DATA / "sims.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    os.utime(old, (1, 1))
+    with pytest.raises(RefusedError, match="old"):
+        read_export(cfg, str(old), "sims")
