@@ -19,20 +19,31 @@ COLUMNS = ["kind", "line", "username", "name", "detail"]
 @click.argument("export", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--profile", metavar="NAME", help="The export's headers: sims, arbor, bromcom, wonde ([mis] profile).")
 @click.option(
-    "--max-age", type=click.FloatRange(min=1), default=86400, show_default=True, metavar="SECONDS",
+    "--max-age",
+    type=click.FloatRange(min=1),
+    default=86400,
+    show_default=True,
+    metavar="SECONDS",
     help="Refuse an export file older than this.",
 )
 @click.option("--accept-headers", is_flag=True, help="Accept an export whose columns differ from last time.")
 @click.option(
-    "--credentials-out", metavar="FILE",
+    "--credentials-out",
+    metavar="FILE",
     help="New file for the joiners' first passwords (CSV, readable only by you). Required when accounts are created.",
 )
 @changing
 @bulk("staff sync")
 @pass_ctx
 def sync(
-    ctx: Ctx, export: str, profile: str | None, max_age: float, accept_headers: bool,
-    credentials_out: str | None, dry_run: bool, yes: bool,
+    ctx: Ctx,
+    export: str,
+    profile: str | None,
+    max_age: float,
+    accept_headers: bool,
+    credentials_out: str | None,
+    dry_run: bool,
+    yes: bool,
 ) -> None:
     """Joiners, movers and leavers from the MIS's staff EXPORT (docs/mis-sync.md).
 
@@ -50,14 +61,24 @@ def sync(
     cfg = ctx.config
     exp = engine.read_export(cfg, export, profile, max_age=max_age)
     s = engine.plan_sync(
-        cfg, ctx.directory, ctx.state, exp, today=today(), credentials_out=credentials_out,
+        cfg,
+        ctx.directory,
+        ctx.state,
+        exp,
+        today=today(),
+        credentials_out=credentials_out,
         accept_headers=accept_headers,
     )
     try:
         if for_people(ctx):
             click.echo(escaped(f"Plan: {s.plan.title}"))
-        render(ctx, s.people, COLUMNS, json_obj={"applied": not dry_run, "summary": s.counts(), "people": s.people},
-               empty="nothing to do: the directory matches the export")
+        render(
+            ctx,
+            s.people,
+            COLUMNS,
+            json_obj={"applied": not dry_run, "summary": s.counts(), "people": s.people},
+            empty="nothing to do: the directory matches the export",
+        )
         if not dry_run and not s.plan.empty:
             s.intake.check_ready()
         run_plan(ctx, s.plan, dry_run=dry_run, yes=yes, show=False)

@@ -7,11 +7,14 @@ import csv
 import datetime as dt
 from pathlib import Path
 
+import pytest
+from cli_helpers import payload
 from test_intake import run
 
 from aupctl import config as config_mod
-from aupctl.directory import Directory
+from aupctl.directory import Directory, same_dn
 from aupctl.eligibility import is_leaver
+from aupctl.records import approvals
 from aupctl.records.roles import recorded_roles
 from aupctl.roles import RoleResolver
 from aupctl.staff.sync.profiles import PROFILES
@@ -53,8 +56,14 @@ def test_sync_openldap(fresh_openldap, tmp_path: Path) -> None:
     with info.config_path.open("a", encoding="utf-8") as fh:
         fh.write(f'\n[mis]\nprofile = "sims"\nignore = [{ignore}]\n')
     rows = [
-        {"person_id": f"P{i:05d}", "legal_first": a.given_name, "legal_last": a.surname, "staff_code": a.staff_code,
-         "email": a.email, "role": role}
+        {
+            "person_id": f"P{i:05d}",
+            "legal_first": a.given_name,
+            "legal_last": a.surname,
+            "staff_code": a.staff_code,
+            "email": a.email,
+            "role": role,
+        }
         for i, (a, role) in enumerate(staff)
     ]
     first = _write(tmp_path / "day1.csv", rows)
@@ -67,17 +76,32 @@ def test_sync_openldap(fresh_openldap, tmp_path: Path) -> None:
     # Day 2: a joiner starting in 3 days, one in 60 days, a marriage, a leaver next month.
     today = dt.date.today()
     day2 = [dict(r) for r in rows]
-    day2.append({"person_id": "P90001", "legal_first": "Nadia", "legal_last": "Quarshie", "role": staff[0][1],
-                 "start_date": (today + dt.timedelta(days=3)).isoformat()})
-    day2.append({"person_id": "P90002", "legal_first": "Owen", "legal_last": "Pryce", "role": staff[0][1],
-                 "start_date": (today + dt.timedelta(days=60)).isoformat()})
+    day2.append(
+        {
+            "person_id": "P90001",
+            "legal_first": "Nadia",
+            "legal_last": "Quarshie",
+            "role": staff[0][1],
+            "start_date": (today + dt.timedelta(days=3)).isoformat(),
+        }
+    )
+    day2.append(
+        {
+            "person_id": "P90002",
+            "legal_first": "Owen",
+            "legal_last": "Pryce",
+            "role": staff[0][1],
+            "start_date": (today + dt.timedelta(days=60)).isoformat(),
+        }
+    )
     day2[1]["legal_last"] = "Marriedname"
     day2[1]["email"] = ""
     day2[2]["end_date"] = (today + dt.timedelta(days=30)).isoformat()
     second = _write(tmp_path / "day2.csv", day2)
     creds = tmp_path / "creds.csv"
-    code, out, err = run("staff", "sync", str(second), "--yes", "--credentials-out", str(creds),
-                         config=info.config_path)
+    code, out, err = run(
+        "staff", "sync", str(second), "--yes", "--credentials-out", str(creds), config=info.config_path
+    )
     assert code in (0, 1), err
     assert "joining on" in out and "Pryce" in out
     assert "Nadia" in creds.read_text(encoding="utf-8") or "nquarshie" in creds.read_text(encoding="utf-8").lower()
@@ -105,8 +129,6 @@ DATA = Path(__file__).parent / "data" / "mis"
 
 
 def test_every_profile_reads_its_sample(tmp_path: Path) -> None:
-    import pytest
-
     from aupctl.staff.sync import read_export
 
     cfg = _cfg(tmp_path)
@@ -123,7 +145,10 @@ def test_every_profile_reads_its_sample(tmp_path: Path) -> None:
     # An unmapped role and a bad date are named by line and header, nothing read.
     bad = tmp_path / "bad.csv"
     bad.write_text(
-        (DATA / "sims.csv").read_text(encoding="utf-8").replace("Office Manager", "Caretaker").replace("01/09/2019", "31/02/2019"),
+        (DATA / "sims.csv")
+        .read_text(encoding="utf-8")
+        .replace("Office Manager", "Caretaker")
+        .replace("01/09/2019", "31/02/2019"),
         encoding="utf-8",
     )
     from aupctl.errors import InputError, RefusedError
@@ -143,3 +168,107 @@ def test_every_profile_reads_its_sample(tmp_path: Path) -> None:
     os.utime(old, (1, 1))
     with pytest.raises(RefusedError, match="old"):
         read_export(cfg, str(old), "sims")
+
+
+@pytest.mark.parametrize("layout", ["fresh_openldap", "fresh_flat_openldap"])
+def test_movers_leavers_and_waiting(layout: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A teacher who becomes office staff (groups, systems, approvals), a past end date, a person missing
+    from the file, an ambiguous name: on the standard and the flat layout."""
+    info = request.getfixturevalue(layout)
+    cfg, staff, others = _staff(info)
+    # A teacher granted RAISE (a system office staff may not hold), AUP signed first.
+    mover = next(a for a, role in staff if role == "teacher" and not a.disabled)
+    assert "raise" not in cfg.roles["office"].systems
+    code, out, err = run("aup", "sign", mover.username, "--yes", config=info.config_path)
+    assert code == 0, err
+    code, out, err = run(
+        "access",
+        "grant",
+        mover.username,
+        "raise",
+        "--approved-by",
+        "Mrs A Patel",
+        "--reason",
+        "data lead",
+        "--yes",
+        config=info.config_path,
+    )
+    assert code == 0, err
+    lost = ["raise"]
+    leaver = next(a for a, role in staff if role == "ta" and not a.disabled)
+    missing = next(a for a, role in staff if role == "site")
+    ignore = ", ".join(f'"{u}"' for u in others)
+    with info.config_path.open("a", encoding="utf-8") as fh:
+        fh.write(f'\n[mis]\nignore = [{ignore}]\nmax_leavers = 0.2\n[mis.roles]\n"Office*" = "office"\n')
+    today = dt.date.today()
+    rows = []
+    for i, (a, role) in enumerate(staff):
+        if a.dn == missing.dn:
+            continue
+        r = {
+            "person_id": f"P{i:05d}",
+            "legal_first": a.given_name,
+            "legal_last": a.surname,
+            "staff_code": a.staff_code,
+            "email": a.email,
+            "role": role,
+        }
+        if a.dn == mover.dn:
+            r["role"] = "Office Manager"
+        if a.dn == leaver.dn:
+            r["end_date"] = (today - dt.timedelta(days=2)).strftime("%d/%m/%Y")
+        rows.append(r)
+    # Two people in the export who both match only by a name two accounts share: listed, never guessed.
+    twin_first, twin_last = "Ambiguous", "Namesake"
+    for n in (1, 2):
+        code, out, err = run(
+            "staff",
+            "import",
+            str(_import_file(tmp_path, n, twin_first, twin_last)),
+            "--yes",
+            "--credentials-out",
+            str(tmp_path / f"c{n}.csv"),
+            config=info.config_path,
+        )
+        assert code == 0, err
+    rows.append({"person_id": "P99999", "legal_first": twin_first, "legal_last": twin_last, "role": "teacher"})
+    export = _write(tmp_path / "day.csv", rows)
+    code, out, err = run("--format", "json", "staff", "sync", str(export), "--yes", config=info.config_path)
+    assert code == 1, err  # things wait for a person
+    people = payload(out)["data"]["people"] if "data" in payload(out) else payload(out)["people"]
+    kinds = {(p["kind"], p["username"]) for p in people}
+    assert ("not in MIS", missing.username) in kinds
+    assert ("leaver", leaver.username) in kinds
+    assert any(k == "ambiguous" for k, _ in kinds)
+    # Directory and store: the mover in the office role's groups, out of the teachers', approvals ended.
+    cfg2 = config_mod.load(str(info.config_path))
+    d = Directory(cfg2, info.bind_password).connect()
+    st = open_state(cfg2.state.path)
+    acct = d.flavour.find_user(d, mover.username)
+    d.flavour.fill_groups(d, [acct])
+
+    def member(g: str) -> bool:
+        return any(same_dn(cfg2.group_dn(g), h) for h in acct.groups)
+
+    office, teaching = cfg2.roles["office"].groups, cfg2.roles["teacher"].groups
+    assert all(member(g) for g in office)
+    assert not any(member(g) for g in teaching if g not in office)
+    assert not member(cfg2.systems["raise"].group)
+    still = {a["system"] for a in approvals.live(st, username=mover.username)}
+    assert not (set(lost) & still)
+    gone = d.flavour.find_user(d, leaver.username)
+    assert is_leaver(cfg2, gone) and gone.disabled
+    assert (
+        d.flavour.find_user(d, missing.username) is not None and not d.flavour.find_user(d, missing.username).disabled
+    )
+    d.close()
+    st.close()
+    # The same export again: nothing changes (what waits for a person still waits: exit 1).
+    code, out, err = run("staff", "sync", str(export), "--yes", config=info.config_path)
+    assert code == 1 and "nothing to do" in out + err, (out, err)
+
+
+def _import_file(tmp_path: Path, n: int, first: str, last: str) -> Path:
+    p = tmp_path / f"twin{n}.csv"
+    p.write_text(f"first_name,last_name,role,staff_code\n{first},{last},teacher,TWN{n}\n", encoding="utf-8")
+    return p

@@ -126,7 +126,10 @@ def read_export(cfg: Config, path: str, profile: str | None = None, *, max_age: 
     ours = {csvfile.norm_header(v) for v in mapping.values()}
     extra = [h for h in headers if h and h not in ours]  # the export's other columns: read and ignored
     table = csvfile.read(
-        path, required=REQUIRED, optional=[f for f in FIELDS if f not in REQUIRED] + extra, mapping=mapping,
+        path,
+        required=REQUIRED,
+        optional=[f for f in FIELDS if f not in REQUIRED] + extra,
+        mapping=mapping,
         max_bytes=cfg.import_.max_bytes,
     )
     if not table.rows:
@@ -163,9 +166,18 @@ def read_export(cfg: Config, path: str, profile: str | None = None, *, max_age: 
         pref_first = v("preferred_first")
         rows.append(
             MisRow(
-                r.line, pid, v("legal_first"), v("preferred_last") or v("legal_last"),
-                pref_first if pref_first != v("legal_first") else "", v("staff_code"), v("email"),
-                role or "", v("role"), dates["start_date"], dates["end_date"], v("department"),
+                r.line,
+                pid,
+                v("legal_first"),
+                v("preferred_last") or v("legal_last"),
+                pref_first if pref_first != v("legal_first") else "",
+                v("staff_code"),
+                v("email"),
+                role or "",
+                v("role"),
+                dates["start_date"],
+                dates["end_date"],
+                v("department"),
             )
         )
     if problems:
@@ -181,8 +193,14 @@ def _fold(s: str) -> str:
 
 
 def plan_sync(
-    cfg: Config, directory: Directory, state: State, export: Export, *, today: dt.date,
-    credentials_out: str | None = None, accept_headers: bool = False,
+    cfg: Config,
+    directory: Directory,
+    state: State,
+    export: Export,
+    *,
+    today: dt.date,
+    credentials_out: str | None = None,
+    accept_headers: bool = False,
 ) -> Sync:
     fl = directory.flavour
     idattr = id_attribute(cfg)
@@ -220,8 +238,16 @@ def plan_sync(
     waiting = 0
 
     def row(kind: str, r: MisRow | None, username: str, detail: str) -> None:
-        people.append({"kind": kind, "line": r.line if r else None, "person_id": r.person_id if r else "",
-                       "username": username, "name": r.display_name if r else "", "detail": detail})
+        people.append(
+            {
+                "kind": kind,
+                "line": r.line if r else None,
+                "person_id": r.person_id if r else "",
+                "username": username,
+                "name": r.display_name if r else "",
+                "detail": detail,
+            }
+        )
 
     for r in export.rows:
         acct, how = by_id.get(r.person_id), "id"
@@ -229,8 +255,13 @@ def plan_sync(
             acct, how = _first_contact(r, by_code, by_mail, by_name, claimed)
         if how == "ambiguous":
             waiting += 1
-            row("ambiguous", r, "", f"matches several accounts ({', '.join(a.username for a in acct or [])}): "  # type: ignore[union-attr]
-                f"write {idattr}={r.person_id} on the right one")
+            row(
+                "ambiguous",
+                r,
+                "",
+                f"matches several accounts ({', '.join(a.username for a in acct or [])}): "  # type: ignore[union-attr]
+                f"write {idattr}={r.person_id} on the right one",
+            )
             continue
         if acct is None:
             if r.end_date and r.end_date <= today:
@@ -238,9 +269,20 @@ def plan_sync(
             if r.start_date and (r.start_date - today).days > cfg.mis.create_days_before:
                 row("joining", r, "", f"joining on {r.start_date}")
                 continue
-            joiners.append(Person(r.line, r.first_name, r.last_name, r.role, r.preferred_name, r.staff_code, r.email,
-                                  r.department, r.start_date.isoformat() if r.start_date else "",
-                                  base=_base(cfg, r)))
+            joiners.append(
+                Person(
+                    r.line,
+                    r.first_name,
+                    r.last_name,
+                    r.role,
+                    r.preferred_name,
+                    r.staff_code,
+                    r.email,
+                    r.department,
+                    r.start_date.isoformat() if r.start_date else "",
+                    base=_base(cfg, r),
+                )
+            )
             row("joiner", r, "", f"created ({r.role})")
             continue
         assert isinstance(acct, Account)
@@ -248,15 +290,28 @@ def plan_sync(
         if is_leaver(cfg, acct):
             continue
         if as_text(first(acct.raw, idattr, "")) != r.person_id:
-            plan.add(_modify(directory, acct, {idattr: r.person_id}, f"record MIS id {r.person_id} on {acct.username}"
-                             f" (matched by {how})", "mis-id"))
+            plan.add(
+                _modify(
+                    directory,
+                    acct,
+                    {idattr: r.person_id},
+                    f"record MIS id {r.person_id} on {acct.username} (matched by {how})",
+                    "mis-id",
+                )
+            )
         _mover(cfg, directory, state, plan, acct, r, resolve(acct), row)
         if r.end_date:
             held = current_leaver(state, acct.username)
             if not (held and held["leave_on"] == r.end_date.isoformat()):
                 leavers.append(schedule.Request(acct.username, r.end_date, "MIS end date (AUP 4.2, 9.2)", line=r.line))
-                row("leaver", r, acct.username,
-                    f"withdrawn now (left {r.end_date})" if r.end_date <= today else f"withdrawal scheduled for {r.end_date}")
+                row(
+                    "leaver",
+                    r,
+                    acct.username,
+                    f"withdrawn now (left {r.end_date})"
+                    if r.end_date <= today
+                    else f"withdrawal scheduled for {r.end_date}",
+                )
     if len(leavers) > cfg.mis.max_leavers * max(len(live_accounts), 1):
         raise RefusedError(
             f"{export.path}: {len(leavers)} leaver(s) of {len(live_accounts)} staff is more than mis.max_leavers "
@@ -267,14 +322,29 @@ def plan_sync(
         if a.dn.lower() in claimed or any(fnmatch.fnmatchcase(a.username.lower(), g.lower()) for g in cfg.mis.ignore):
             continue
         waiting += 1
-        people.append({"kind": "not in MIS", "line": None, "person_id": "", "username": a.username, "name": a.name,
-                       "detail": "not in the export: never disabled by sync; decide, or add to [mis] ignore"})
+        people.append(
+            {
+                "kind": "not in MIS",
+                "line": None,
+                "person_id": "",
+                "username": a.username,
+                "name": a.name,
+                "detail": "not in the export: never disabled by sync; decide, or add to [mis] ignore",
+            }
+        )
     if leavers:
         plan.extend(schedule.withdraw(cfg, directory, state, leavers, today=today).changes)
     if last != export.headers:
         headers = export.headers
-        plan.add(Change("mis-headers", export.profile, f"remember the {export.profile} export's columns",
-                        run=lambda: mis.remember_headers(state, export.profile, headers), details={"headers": headers}))
+        plan.add(
+            Change(
+                "mis-headers",
+                export.profile,
+                f"remember the {export.profile} export's columns",
+                run=lambda: mis.remember_headers(state, export.profile, headers),
+                details={"headers": headers},
+            )
+        )
     intake = build(cfg, directory, state, joiners, credentials_out=credentials_out, source=export.path)
     ids = {r.line: r.person_id for r in export.rows}
     for e in intake.entries:  # a joiner is made holding its MIS id, so the next run matches by it
@@ -301,8 +371,11 @@ def _base(cfg: Config, r: MisRow) -> str:
 
 
 def _first_contact(
-    r: MisRow, by_code: dict[str, list[Account]], by_mail: dict[str, list[Account]],
-    by_name: dict[tuple[str, str], list[Account]], claimed: set[str],
+    r: MisRow,
+    by_code: dict[str, list[Account]],
+    by_mail: dict[str, list[Account]],
+    by_name: dict[tuple[str, str], list[Account]],
+    claimed: set[str],
 ) -> tuple[Any, str]:
     """Staff code, then work email, then the name: one account matches; several are for a person to decide."""
     for how, found in (
@@ -332,8 +405,16 @@ def _mover(
     if r.email and acct.email.casefold() != r.email.casefold():
         updates["mail"] = r.email
     if updates:
-        plan.add(_modify(directory, acct, updates, f"update {acct.username}'s name from the MIS: "
-                         + ", ".join(f"{k} -> {v!r}" for k, v in updates.items()), "update-account"))
+        plan.add(
+            _modify(
+                directory,
+                acct,
+                updates,
+                f"update {acct.username}'s name from the MIS: "
+                + ", ".join(f"{k} -> {v!r}" for k, v in updates.items()),
+                "update-account",
+            )
+        )
         row("mover", r, acct.username, "name: " + ", ".join(f"{k} -> {v}" for k, v in updates.items()))
     if was.role is None or was.role == r.role:
         return
@@ -342,30 +423,70 @@ def _mover(
     new_groups = [cfg.group_dn(g) for g in cfg.roles[r.role].groups]
     for g in old_groups:
         if any(same_dn(g, h) for h in acct.groups) and not any(same_dn(g, n) for n in new_groups):
-            plan.add(Change("remove-member", acct.username, f"remove {acct.username} from {g} (role {was.role} -> {r.role}, AUP 1.3)",
-                            run=partial(_member, directory, g, acct, False), details={"group": g, "member": acct.dn},
-                            check=checks.member(g, acct.dn, False)))
+            plan.add(
+                Change(
+                    "remove-member",
+                    acct.username,
+                    f"remove {acct.username} from {g} (role {was.role} -> {r.role}, AUP 1.3)",
+                    run=partial(_member, directory, g, acct, False),
+                    details={"group": g, "member": acct.dn},
+                    check=checks.member(g, acct.dn, False),
+                )
+            )
     for g in new_groups:
         if not any(same_dn(g, h) for h in acct.groups):
-            plan.add(Change("add-member", acct.username, f"add {acct.username} to {g} (role {r.role}, AUP 1.3)",
-                            run=partial(_member, directory, g, acct, True), details={"group": g, "role": r.role},
-                            check=checks.member(g, acct.dn, True)))
+            plan.add(
+                Change(
+                    "add-member",
+                    acct.username,
+                    f"add {acct.username} to {g} (role {r.role}, AUP 1.3)",
+                    run=partial(_member, directory, g, acct, True),
+                    details={"group": g, "role": r.role},
+                    check=checks.member(g, acct.dn, True),
+                )
+            )
     ended = []
     for a in approvals.live(state, username=acct.username):
         if any(i.check == ROLE for i in ineligible(cfg, acct, a["system"], new, None)):
             ended.append(a["system"])
-            plan.extend(revoke_changes(cfg, directory, state, acct.username, a["system"],
-                                       f"role moved from {was.role} to {r.role} in the MIS (AUP 1.3)"))
+            plan.extend(
+                revoke_changes(
+                    cfg,
+                    directory,
+                    state,
+                    acct.username,
+                    a["system"],
+                    f"role moved from {was.role} to {r.role} in the MIS (AUP 1.3)",
+                )
+            )
     role = r.role
-    plan.add(Change("set-role", acct.username, f"record {acct.username}'s role as {role} (was {was.role}; the MIS)",
-                    run=lambda: set_role(state, acct.username, role, "set"), details={"role": role, "was": was.role}))
-    row("mover", r, acct.username, f"role {was.role} -> {r.role}" + (f"; access ended: {', '.join(ended)}" if ended else ""))
+    plan.add(
+        Change(
+            "set-role",
+            acct.username,
+            f"record {acct.username}'s role as {role} (was {was.role}; the MIS)",
+            run=lambda: set_role(state, acct.username, role, "set"),
+            details={"role": role, "was": was.role},
+        )
+    )
+    row(
+        "mover",
+        r,
+        acct.username,
+        f"role {was.role} -> {r.role}" + (f"; access ended: {', '.join(ended)}" if ended else ""),
+    )
 
 
 def _modify(directory: Directory, acct: Account, updates: dict[str, str], what: str, action: str) -> Change:
     mods = {k: [(ldap3.MODIFY_REPLACE, [v])] for k, v in updates.items()}
-    return Change(action, acct.username, what, run=lambda: {"result": directory.modify(acct.dn, mods)},
-                  details={"changed": dict(updates)}, check=checks.attributes(acct.dn, mods))
+    return Change(
+        action,
+        acct.username,
+        what,
+        run=lambda: {"result": directory.modify(acct.dn, mods)},
+        details={"changed": dict(updates)},
+        check=checks.attributes(acct.dn, mods),
+    )
 
 
 def _member(directory: Directory, group: str, acct: Account, add: bool) -> dict[str, Any]:
