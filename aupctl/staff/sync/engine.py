@@ -384,6 +384,8 @@ def _first_contact(
         ("name", by_name.get((_fold(r.first_name), _fold(r.last_name)), [])),
     ):
         found = [a for a in found if a.dn.lower() not in claimed]
+        if how != "staff code" and r.staff_code:  # someone else with the same name or a shared mailbox
+            found = [a for a in found if not a.staff_code or a.staff_code.casefold() == r.staff_code.casefold()]
         if len(found) == 1:
             return found[0], how
         if len(found) > 1:
