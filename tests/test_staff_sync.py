@@ -113,6 +113,10 @@ def test_sync_openldap(fresh_openldap, tmp_path: Path) -> None:
     cut = [dict(r, end_date=today.isoformat()) for r in day2[: len(day2) // 2]] + day2[len(day2) // 2 :]
     code, out, err = run("staff", "sync", str(_write(tmp_path / "cut.csv", cut)), "--yes", config=info.config_path)
     assert code == 2 and "max_leavers" in err
+    code, out, err = run(
+        "staff", "sync", str(_write(tmp_path / "half.csv", day2[: len(day2) // 2])), "--yes", config=info.config_path
+    )
+    assert code == 2 and "matched before but missing from the export" in err, err
     odd = tmp_path / "odd.csv"
     odd.write_text(first.read_text(encoding="utf-8").replace("Department", "Dept"), encoding="utf-8")
     code, out, err = run("staff", "sync", str(odd), "--yes", config=info.config_path)
@@ -170,7 +174,7 @@ def test_every_profile_reads_its_sample(tmp_path: Path) -> None:
         read_export(cfg, str(old), "sims")
 
 
-@pytest.mark.parametrize("layout", ["fresh_openldap", "fresh_flat_openldap"])
+@pytest.mark.parametrize("layout", ["fresh_openldap", "fresh_flat_openldap", "ad_sandbox"])
 def test_movers_leavers_and_waiting(layout: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """A teacher who becomes office staff (groups, systems, approvals), a past end date, a person missing
     from the file, an ambiguous name: on the standard and the flat layout."""

@@ -312,15 +312,20 @@ def plan_sync(
                     if r.end_date <= today
                     else f"withdrawal scheduled for {r.end_date}",
                 )
-    if len(leavers) > cfg.mis.max_leavers * max(len(live_accounts), 1):
+    # People an earlier run matched (they hold an MIS id) and the export no longer holds: a truncated export.
+    vanished = [a for a in live_accounts if a.dn.lower() not in claimed and as_text(first(a.raw, idattr, ""))]
+    if len(leavers) + len(vanished) > cfg.mis.max_leavers * max(len(live_accounts), 1):
         raise RefusedError(
-            f"{export.path}: {len(leavers)} leaver(s) of {len(live_accounts)} staff is more than mis.max_leavers "
-            f"({cfg.mis.max_leavers:.0%}); nothing was changed",
+            f"{export.path}: {len(leavers)} leaver(s) and {len(vanished)} person(s) matched before but missing from "
+            f"the export, of {len(live_accounts)} staff, is more than mis.max_leavers ({cfg.mis.max_leavers:.0%}); "
+            "nothing was changed",
             hint="a truncated export? check it; raise [mis] max_leavers for a real wave of leavers",
         )
     for a in live_accounts:
         if a.dn.lower() in claimed or any(fnmatch.fnmatchcase(a.username.lower(), g.lower()) for g in cfg.mis.ignore):
             continue
+        if a.disabled:
+            continue  # cannot log on: the leavers' and the review's business, not a question for the MIS
         waiting += 1
         people.append(
             {
@@ -329,7 +334,7 @@ def plan_sync(
                 "person_id": "",
                 "username": a.username,
                 "name": a.name,
-                "detail": "not in the export: never disabled by sync; decide, or add to [mis] ignore",
+                "detail": "not in the export (never disabled by sync): decide, or [mis] ignore",
             }
         )
     if leavers:
