@@ -174,7 +174,14 @@ def test_every_profile_reads_its_sample(tmp_path: Path) -> None:
         read_export(cfg, str(old), "sims")
 
 
-@pytest.mark.parametrize("layout", ["fresh_openldap", "fresh_flat_openldap", "ad_sandbox"])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param("fresh_openldap", marks=pytest.mark.openldap),
+        pytest.param("fresh_flat_openldap", marks=pytest.mark.openldap),
+        pytest.param("ad_sandbox", marks=pytest.mark.ad),
+    ],
+)
 def test_movers_leavers_and_waiting(layout: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """A teacher who becomes office staff (groups, systems, approvals), a past end date, a person missing
     from the file, an ambiguous name: on the standard and the flat layout."""
@@ -260,6 +267,11 @@ def test_movers_leavers_and_waiting(layout: str, request: pytest.FixtureRequest,
     assert not member(cfg2.systems["raise"].group)
     still = {a["system"] for a in approvals.live(st, username=mover.username)}
     assert not (set(lost) & still)
+    # The MIS id is written to the account once matched (employeeID on AD, employeeType on OpenLDAP).
+    idattr = "employeeID" if info.flavour == "ad" else "employeeType"
+    assert cfg2.directory.flavour == info.flavour
+    held_id = d.read(acct.dn, [idattr])
+    assert held_id and str(held_id[idattr][0] if isinstance(held_id[idattr], list) else held_id[idattr]).startswith("P")
     gone = d.flavour.find_user(d, leaver.username)
     assert is_leaver(cfg2, gone) and gone.disabled
     assert (
