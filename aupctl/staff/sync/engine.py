@@ -7,6 +7,7 @@ import datetime as dt
 import fnmatch
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -350,7 +351,10 @@ def plan_sync(
                 details={"headers": headers},
             )
         )
-    intake = build(cfg, directory, state, joiners, credentials_out=credentials_out, source=export.path)
+    if joiners:
+        intake = build(cfg, directory, state, joiners, credentials_out=credentials_out, source=export.path)
+    else:  # no joiners: the intake's own read of the whole directory is not needed
+        intake = Intake(Plan(plan.title), [], uuid.uuid4().hex[:12], None)
     ids = {r.line: r.person_id for r in export.rows}
     for e in intake.entries:  # a joiner is made holding its MIS id, so the next run matches by it
         if e.new_entry is not None:
