@@ -1,4 +1,4 @@
-"""`aupctl staff sync` on the OpenLDAP sandbox school: the whole staff exported as SIMS would, then a
+"""`aupctl staff sync` on the sandbox school: the whole staff exported as each profile (SIMS, Arbor, Bromcom, Wonde) would, then a
 joiner, a marriage, a future leaver; a re-run doing nothing; a truncated export and changed columns refused."""
 
 from __future__ import annotations
@@ -40,21 +40,23 @@ def _staff(info):
     return cfg, out, [a.username for a, _ in other]
 
 
-def _write(path: Path, rows: list[dict[str, str]]) -> Path:
+def _write(path: Path, rows: list[dict[str, str]], headers: dict[str, str] = SIMS) -> Path:
     with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(SIMS.values()))
+        w = csv.DictWriter(fh, fieldnames=list(headers.values()))
         w.writeheader()
         for r in rows:
-            w.writerow({SIMS[k]: v for k, v in r.items()})
+            w.writerow({headers[k]: v for k, v in r.items()})
     return path
 
 
-def test_sync_openldap(fresh_openldap, tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_sync_openldap(profile: str, fresh_openldap, tmp_path: Path) -> None:
     info = fresh_openldap
+    headers = PROFILES[profile]
     cfg, staff, others = _staff(info)
     ignore = ", ".join(f'"{u}"' for u in others)
     with info.config_path.open("a", encoding="utf-8") as fh:
-        fh.write(f'\n[mis]\nprofile = "sims"\nignore = [{ignore}]\n')
+        fh.write(f'\n[mis]\nprofile = "{profile}"\nignore = [{ignore}]\n')
     rows = [
         {
             "person_id": f"P{i:05d}",
@@ -66,7 +68,7 @@ def test_sync_openldap(fresh_openldap, tmp_path: Path) -> None:
         }
         for i, (a, role) in enumerate(staff)
     ]
-    first = _write(tmp_path / "day1.csv", rows)
+    first = _write(tmp_path / "day1.csv", rows, headers)
     code, out, err = run("staff", "sync", str(first), "--yes", config=info.config_path)
     assert code in (0, 1), err
     # The same export again: nothing to do.
@@ -97,7 +99,7 @@ def test_sync_openldap(fresh_openldap, tmp_path: Path) -> None:
     day2[1]["legal_last"] = "Marriedname"
     day2[1]["email"] = ""
     day2[2]["end_date"] = (today + dt.timedelta(days=30)).isoformat()
-    second = _write(tmp_path / "day2.csv", day2)
+    second = _write(tmp_path / "day2.csv", day2, headers)
     creds = tmp_path / "creds.csv"
     code, out, err = run(
         "staff", "sync", str(second), "--yes", "--credentials-out", str(creds), config=info.config_path
@@ -111,14 +113,23 @@ def test_sync_openldap(fresh_openldap, tmp_path: Path) -> None:
 
     # A truncated export (half the staff leaving) and changed columns are refused, nothing changed.
     cut = [dict(r, end_date=today.isoformat()) for r in day2[: len(day2) // 2]] + day2[len(day2) // 2 :]
-    code, out, err = run("staff", "sync", str(_write(tmp_path / "cut.csv", cut)), "--yes", config=info.config_path)
+    code, out, err = run(
+        "staff", "sync", str(_write(tmp_path / "cut.csv", cut, headers)), "--yes", config=info.config_path
+    )
     assert code == 2 and "max_leavers" in err
     code, out, err = run(
-        "staff", "sync", str(_write(tmp_path / "half.csv", day2[: len(day2) // 2])), "--yes", config=info.config_path
+        "staff",
+        "sync",
+        str(_write(tmp_path / "half.csv", day2[: len(day2) // 2], headers)),
+        "--yes",
+        config=info.config_path,
     )
     assert code == 2 and "matched before but missing from the export" in err, err
     odd = tmp_path / "odd.csv"
-    odd.write_text(first.read_text(encoding="utf-8").replace("Department", "Dept"), encoding="utf-8")
+    odd.write_text(
+        first.read_text(encoding="utf-8").replace(headers["department"], headers["department"] + " (old)"),
+        encoding="utf-8",
+    )
     code, out, err = run("staff", "sync", str(odd), "--yes", config=info.config_path)
     assert code == 2 and "differ from last time" in err
 
