@@ -76,7 +76,7 @@ def sync(
             ctx,
             s.people,
             COLUMNS,
-            json_obj={"applied": not dry_run, "summary": s.counts(), "people": s.people},
+            json_obj={"applied": not dry_run and not s.plan.empty, "summary": s.counts(), "people": s.people},
             empty="nothing to do: the directory matches the export",
         )
         if not dry_run and not s.plan.empty:

@@ -4,6 +4,7 @@ joiner, a marriage, a future leaver; a re-run doing nothing; a truncated export 
 from __future__ import annotations
 
 import csv
+import json
 import datetime as dt
 from pathlib import Path
 
@@ -69,8 +70,15 @@ def test_sync_openldap(profile: str, fresh_openldap, tmp_path: Path) -> None:
         for i, (a, role) in enumerate(staff)
     ]
     first = _write(tmp_path / "day1.csv", rows, headers)
+    # A --dry-run shows the plan (JSON envelope) and changes nothing: the real run after it still has work.
+    code, out, err = run("--format", "json", "staff", "sync", str(first), "--dry-run", config=info.config_path)
+    assert code in (0, 1), err
+    env = json.loads(out)
+    assert env["command"] == "staff sync" and env["ok"] and env["exit_code"] == code, env
+    assert env["data"]["applied"] is False and env["data"]["people"] is not None
     code, out, err = run("staff", "sync", str(first), "--yes", config=info.config_path)
     assert code in (0, 1), err
+    assert "change(s) applied" in err, err
     # The same export again: nothing to do.
     code2, out2, err2 = run("staff", "sync", str(first), "--yes", config=info.config_path)
     assert "nothing to do" in err2 + out2, (out2, err2)
