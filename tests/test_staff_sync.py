@@ -4,8 +4,8 @@ joiner, a marriage, a future leaver; a re-run doing nothing; a truncated export 
 from __future__ import annotations
 
 import csv
-import json
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
