@@ -142,6 +142,20 @@ class Import:
 
 
 @dataclass(frozen=True)
+class Mis:
+    """`staff sync`: the MIS staff export (docs/mis-sync.md)."""
+
+    profile: str = "sims"  # sims, arbor, bromcom or wonde: the export's own headers
+    columns: dict[str, str] = field(default_factory=dict)  # our field -> the school's header
+    roles: dict[str, str] = field(default_factory=dict)  # MIS role/post glob -> aupctl role
+    create_days_before: int = field(default=14, metadata=_range(0, 365))
+    max_leavers: float = field(default=0.10, metadata=_range(0.0001, 1))  # share of staff; more is refused
+    ignore: list[str] = field(default_factory=list)  # username globs never listed as "not in the MIS"
+    rename: bool = False  # a name change renames the username too
+    id_attribute: str = ""  # the MIS id on the account; "" = employeeID (AD), employeeType (OpenLDAP)
+
+
+@dataclass(frozen=True)
 class State:
     path: str | None = None
     checkpoints: str | None = None  # signed audit checkpoints (JSON lines); default: user config dir
@@ -164,6 +178,7 @@ class Config:
     laptops: Laptops = field(default_factory=Laptops)
     licences: list[Licence] = field(default_factory=list)
     import_: Import = field(default_factory=Import)
+    mis: Mis = field(default_factory=Mis)
     state: State = field(default_factory=State)
     source: str = ""  # the file it came from, for messages
 

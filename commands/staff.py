@@ -63,6 +63,9 @@ def _register_import() -> None:
     from .staff_import import import_
 
     cli.add_command(import_)
+    from .staff_sync import sync
+
+    cli.add_command(sync)
 
 
 _register_import()

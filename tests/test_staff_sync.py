@@ -1,0 +1,309 @@
+"""`aupctl staff sync` on the sandbox school: the whole staff exported as each profile (SIMS, Arbor, Bromcom, Wonde) would, then a
+joiner, a marriage, a future leaver; a re-run doing nothing; a truncated export and changed columns refused."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import payload
+from test_intake import run
+
+from aupctl import config as config_mod
+from aupctl.directory import Directory, same_dn
+from aupctl.eligibility import is_leaver
+from aupctl.records import approvals
+from aupctl.records.roles import recorded_roles
+from aupctl.roles import RoleResolver
+from aupctl.staff.sync.profiles import PROFILES
+from aupctl.state import open_state
+
+SIMS = PROFILES["sims"]
+
+
+def _staff(info):
+    cfg = config_mod.load(str(info.config_path))
+    d = Directory(cfg, info.bind_password).connect()
+    st = open_state(cfg.state.path)
+    resolve = RoleResolver(cfg, recorded_roles(st))
+    fl = d.flavour
+    out, other = [], []
+    for a in fl.iter_accounts(d, base=cfg.directory.base_dn, with_groups=True):
+        if is_leaver(cfg, a):
+            continue
+        role = resolve(a).role
+        (out if role and a.given_name and a.surname else other).append((a, role))
+    d.close()
+    st.close()
+    return cfg, out, [a.username for a, _ in other]
+
+
+def _write(path: Path, rows: list[dict[str, str]], headers: dict[str, str] = SIMS) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(headers.values()))
+        w.writeheader()
+        for r in rows:
+            w.writerow({headers[k]: v for k, v in r.items()})
+    return path
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_sync_openldap(profile: str, fresh_openldap, tmp_path: Path) -> None:
+    info = fresh_openldap
+    headers = PROFILES[profile]
+    cfg, staff, others = _staff(info)
+    ignore = ", ".join(f'"{u}"' for u in others)
+    with info.config_path.open("a", encoding="utf-8") as fh:
+        fh.write(f'\n[mis]\nprofile = "{profile}"\nignore = [{ignore}]\n')
+    rows = [
+        {
+            "person_id": f"P{i:05d}",
+            "legal_first": a.given_name,
+            "legal_last": a.surname,
+            "staff_code": a.staff_code,
+            "email": a.email,
+            "role": role,
+        }
+        for i, (a, role) in enumerate(staff)
+    ]
+    first = _write(tmp_path / "day1.csv", rows, headers)
+    # A --dry-run shows the plan (JSON envelope) and changes nothing: the real run after it still has work.
+    code, out, err = run("--format", "json", "staff", "sync", str(first), "--dry-run", config=info.config_path)
+    assert code in (0, 1), err
+    env = json.loads(out)
+    assert env["command"] == "staff sync" and env["ok"] and env["exit_code"] == code, env
+    assert env["data"]["applied"] is False and env["data"]["people"] is not None
+    code, out, err = run("staff", "sync", str(first), "--yes", config=info.config_path)
+    assert code in (0, 1), err
+    assert "change(s) applied" in err, err
+    # The same export again: nothing to do.
+    code2, out2, err2 = run("staff", "sync", str(first), "--yes", config=info.config_path)
+    assert "nothing to do" in err2 + out2, (out2, err2)
+
+    # Day 2: a joiner starting in 3 days, one in 60 days, a marriage, a leaver next month.
+    today = dt.date.today()
+    day2 = [dict(r) for r in rows]
+    day2.append(
+        {
+            "person_id": "P90001",
+            "legal_first": "Nadia",
+            "legal_last": "Quarshie",
+            "role": staff[0][1],
+            "start_date": (today + dt.timedelta(days=3)).isoformat(),
+        }
+    )
+    day2.append(
+        {
+            "person_id": "P90002",
+            "legal_first": "Owen",
+            "legal_last": "Pryce",
+            "role": staff[0][1],
+            "start_date": (today + dt.timedelta(days=60)).isoformat(),
+        }
+    )
+    day2[1]["legal_last"] = "Marriedname"
+    day2[1]["email"] = ""
+    day2[2]["end_date"] = (today + dt.timedelta(days=30)).isoformat()
+    second = _write(tmp_path / "day2.csv", day2, headers)
+    creds = tmp_path / "creds.csv"
+    code, out, err = run(
+        "staff", "sync", str(second), "--yes", "--credentials-out", str(creds), config=info.config_path
+    )
+    assert code in (0, 1), err
+    assert "joining on" in out and "Pryce" in out
+    assert "Nadia" in creds.read_text(encoding="utf-8") or "nquarshie" in creds.read_text(encoding="utf-8").lower()
+    assert "Marriedname" in out and "withdrawal scheduled" in out
+    code, out, err = run("staff", "sync", str(second), "--yes", config=info.config_path)
+    assert "nothing to do" in out + err
+
+    # A truncated export (half the staff leaving) and changed columns are refused, nothing changed.
+    cut = [dict(r, end_date=today.isoformat()) for r in day2[: len(day2) // 2]] + day2[len(day2) // 2 :]
+    code, out, err = run(
+        "staff", "sync", str(_write(tmp_path / "cut.csv", cut, headers)), "--yes", config=info.config_path
+    )
+    assert code == 2 and "max_leavers" in err
+    code, out, err = run(
+        "staff",
+        "sync",
+        str(_write(tmp_path / "half.csv", day2[: len(day2) // 2], headers)),
+        "--yes",
+        config=info.config_path,
+    )
+    assert code == 2 and "matched before but missing from the export" in err, err
+    odd = tmp_path / "odd.csv"
+    odd.write_text(
+        first.read_text(encoding="utf-8").replace(headers["department"], headers["department"] + " (old)"),
+        encoding="utf-8",
+    )
+    code, out, err = run("staff", "sync", str(odd), "--yes", config=info.config_path)
+    assert code == 2 and "differ from last time" in err
+
+
+def _cfg(tmp_path: Path):
+    """The documented example config: its [mis.roles] map the sample exports' roles."""
+    example = Path(__file__).parent.parent / "config.example.toml"
+    return config_mod.parse(example.read_text(encoding="utf-8"), str(tmp_path / "aupctl.toml"))
+
+
+DATA = Path(__file__).parent / "data" / "mis"
+
+
+def test_every_profile_reads_its_sample(tmp_path: Path) -> None:
+    from aupctl.staff.sync import read_export
+
+    cfg = _cfg(tmp_path)
+    seen = {}
+    for profile in PROFILES:
+        exp = read_export(cfg, str(DATA / f"{profile}.csv"), profile)
+        seen[profile] = [(r.person_id, r.role, r.last_name) for r in exp.rows]
+        assert exp.rows and all(r.role for r in exp.rows)
+    assert seen["sims"][0] == ("10234", "teacher", "O'Connor")
+    assert seen["sims"][2][1] == "office"
+    assert seen["wonde"][1] == ("2302", "office", "Hart")
+    sims_end = read_export(cfg, str(DATA / "sims.csv"), "sims").rows[2].end_date
+    assert sims_end == dt.date(2027, 8, 31)  # DD/MM/YYYY read as the UK writes it
+    # An unmapped role and a bad date are named by line and header, nothing read.
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        (DATA / "sims.csv")
+        .read_text(encoding="utf-8")
+        .replace("Office Manager", "Caretaker")
+        .replace("01/09/2019", "31/02/2019"),
+        encoding="utf-8",
+    )
+    from aupctl.errors import InputError, RefusedError
+
+    with pytest.raises(InputError) as exc:
+        read_export(cfg, str(bad), "sims")
+    assert "line 4: Role: 'Caretaker'" in str(exc.value) and "line 2: Employment Start Date" in str(exc.value)
+    # Empty and stale exports are refused.
+    empty = tmp_path / "empty.csv"
+    empty.write_text((DATA / "sims.csv").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    with pytest.raises(RefusedError, match="no staff"):
+        read_export(cfg, str(empty), "sims")
+    import os
+
+    old = tmp_path / "old.csv"
+    old.write_text((DATA / "sims.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    os.utime(old, (1, 1))
+    with pytest.raises(RefusedError, match="old"):
+        read_export(cfg, str(old), "sims")
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param("fresh_openldap", marks=pytest.mark.openldap),
+        pytest.param("fresh_flat_openldap", marks=pytest.mark.openldap),
+        pytest.param("ad_sandbox", marks=pytest.mark.ad),
+    ],
+)
+def test_movers_leavers_and_waiting(layout: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A teacher who becomes office staff (groups, systems, approvals), a past end date, a person missing
+    from the file, an ambiguous name: on the standard and the flat layout."""
+    info = request.getfixturevalue(layout)
+    cfg, staff, others = _staff(info)
+    # A teacher granted RAISE (a system office staff may not hold), AUP signed first.
+    mover = next(a for a, role in staff if role == "teacher" and not a.disabled)
+    assert "raise" not in cfg.roles["office"].systems
+    code, out, err = run("aup", "sign", mover.username, "--yes", config=info.config_path)
+    assert code == 0, err
+    code, out, err = run(
+        "access",
+        "grant",
+        mover.username,
+        "raise",
+        "--approved-by",
+        "Mrs A Patel",
+        "--reason",
+        "data lead",
+        "--yes",
+        config=info.config_path,
+    )
+    assert code == 0, err
+    lost = ["raise"]
+    leaver = next(a for a, role in staff if role == "ta" and not a.disabled)
+    missing = next(a for a, role in staff if role == "site")
+    ignore = ", ".join(f'"{u}"' for u in others)
+    with info.config_path.open("a", encoding="utf-8") as fh:
+        fh.write(f'\n[mis]\nignore = [{ignore}]\nmax_leavers = 0.2\n[mis.roles]\n"Office*" = "office"\n')
+    today = dt.date.today()
+    rows = []
+    for i, (a, role) in enumerate(staff):
+        if a.dn == missing.dn:
+            continue
+        r = {
+            "person_id": f"P{i:05d}",
+            "legal_first": a.given_name,
+            "legal_last": a.surname,
+            "staff_code": a.staff_code,
+            "email": a.email,
+            "role": role,
+        }
+        if a.dn == mover.dn:
+            r["role"] = "Office Manager"
+        if a.dn == leaver.dn:
+            r["end_date"] = (today - dt.timedelta(days=2)).strftime("%d/%m/%Y")
+        rows.append(r)
+    # Two people in the export who both match only by a name two accounts share: listed, never guessed.
+    twin_first, twin_last = "Ambiguous", "Namesake"
+    for n in (1, 2):
+        code, out, err = run(
+            "staff",
+            "import",
+            str(_import_file(tmp_path, n, twin_first, twin_last)),
+            "--yes",
+            "--credentials-out",
+            str(tmp_path / f"c{n}.csv"),
+            config=info.config_path,
+        )
+        assert code == 0, err
+    rows.append({"person_id": "P99999", "legal_first": twin_first, "legal_last": twin_last, "role": "teacher"})
+    export = _write(tmp_path / "day.csv", rows)
+    code, out, err = run("--format", "json", "staff", "sync", str(export), "--yes", config=info.config_path)
+    assert code == 1, err  # things wait for a person
+    people = payload(out)["data"]["people"] if "data" in payload(out) else payload(out)["people"]
+    kinds = {(p["kind"], p["username"]) for p in people}
+    assert ("not in MIS", missing.username) in kinds
+    assert ("leaver", leaver.username) in kinds
+    assert any(k == "ambiguous" for k, _ in kinds)
+    # Directory and store: the mover in the office role's groups, out of the teachers', approvals ended.
+    cfg2 = config_mod.load(str(info.config_path))
+    d = Directory(cfg2, info.bind_password).connect()
+    st = open_state(cfg2.state.path)
+    acct = d.flavour.find_user(d, mover.username)
+    d.flavour.fill_groups(d, [acct])
+
+    def member(g: str) -> bool:
+        return any(same_dn(cfg2.group_dn(g), h) for h in acct.groups)
+
+    office, teaching = cfg2.roles["office"].groups, cfg2.roles["teacher"].groups
+    assert all(member(g) for g in office)
+    assert not any(member(g) for g in teaching if g not in office)
+    assert not member(cfg2.systems["raise"].group)
+    still = {a["system"] for a in approvals.live(st, username=mover.username)}
+    assert not (set(lost) & still)
+    # The MIS id is written to the account once matched (employeeID on AD, employeeType on OpenLDAP).
+    idattr = "employeeID" if info.flavour == "ad" else "employeeType"
+    assert cfg2.directory.flavour == info.flavour
+    held_id = d.read(acct.dn, [idattr])
+    assert held_id and str(held_id[idattr][0] if isinstance(held_id[idattr], list) else held_id[idattr]).startswith("P")
+    gone = d.flavour.find_user(d, leaver.username)
+    assert is_leaver(cfg2, gone) and gone.disabled
+    assert (
+        d.flavour.find_user(d, missing.username) is not None and not d.flavour.find_user(d, missing.username).disabled
+    )
+    d.close()
+    st.close()
+    # The same export again: nothing changes (what waits for a person still waits: exit 1).
+    code, out, err = run("staff", "sync", str(export), "--yes", config=info.config_path)
+    assert code == 1 and "nothing to do" in out + err, (out, err)
+
+
+def _import_file(tmp_path: Path, n: int, first: str, last: str) -> Path:
+    p = tmp_path / f"twin{n}.csv"
+    p.write_text(f"first_name,last_name,role,staff_code\n{first},{last},teacher,TWN{n}\n", encoding="utf-8")
+    return p
