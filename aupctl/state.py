@@ -239,6 +239,14 @@ MIGRATIONS: list[str] = [
         expires TEXT NOT NULL
     );
     """,
+    # 5: the MIS export's header set as last seen, per profile (`staff sync` refuses a changed set)
+    """
+    CREATE TABLE IF NOT EXISTS mis_headers (
+        profile TEXT PRIMARY KEY,
+        headers TEXT NOT NULL,
+        seen_at TEXT
+    );
+    """,
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
