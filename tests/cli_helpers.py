@@ -42,6 +42,14 @@ def user_bind(cfg, dn: str, password: str) -> ldap3.Connection:
 def run_tty(*args: str, config=None, timeout: float = 120) -> tuple[int, str, str]:
     """The real `aupctl` in a subprocess whose stdout is a terminal (a pseudo-terminal), for what is only
     written to a terminal (`password reset --show`). stdin is not a terminal, stderr is a pipe."""
+    return run_on_tty(*args, config=config, timeout=timeout, tty="stdout")
+
+
+def run_on_tty(
+    *args: str, config=None, timeout: float = 120, tty: str = "stdout", env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """The real `aupctl` in a subprocess with one stream (`tty`: "stdout" or "stderr") a pseudo-terminal
+    and the other a pipe; stdin is not a terminal. Returns (exit code, stdout, stderr)."""
     import os
     import pty
     import select
@@ -49,17 +57,14 @@ def run_tty(*args: str, config=None, timeout: float = 120) -> tuple[int, str, st
     import sys
     import time
 
-    env = {**os.environ, **({"AUPCTL_CONFIG": str(config)} if config else {})}
+    env = {**os.environ, **({"AUPCTL_CONFIG": str(config)} if config else {}), **(env or {})}
     leader, follower = pty.openpty()
+    on_tty = {"stdout": follower, "stderr": subprocess.PIPE} if tty == "stdout" else {"stdout": subprocess.PIPE, "stderr": follower}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aupctl.commands", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=subprocess.PIPE,
-        env=env,
+        [sys.executable, "-m", "aupctl.commands", *args], stdin=subprocess.DEVNULL, env=env, **on_tty
     )
     os.close(follower)
-    out = bytearray()
+    seen = bytearray()
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -71,17 +76,19 @@ def run_tty(*args: str, config=None, timeout: float = 120) -> tuple[int, str, st
                     break
                 if not chunk:
                     break
-                out += chunk
+                seen += chunk
             elif proc.poll() is not None:
                 break
-        err = proc.stderr.read().decode() if proc.stderr else ""
+        piped = proc.stderr if tty == "stdout" else proc.stdout
+        other = piped.read().decode() if piped else ""
         code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         os.close(leader)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return code, out.decode().replace("\r\n", "\n"), err
+    shown = seen.decode(errors="replace").replace("\r\n", "\n") if tty == "stdout" else seen.decode(errors="replace")
+    return (code, shown, other) if tty == "stdout" else (code, other, shown)
 
 
 def payload(text: str):

@@ -3,51 +3,12 @@ table), never in what a program reads; on the real sandbox school (slapd)."""
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-import sys
-import time
-
-from cli_helpers import run_main
+from cli_helpers import run_main, run_on_tty
 
 
 def run_stderr_tty(*args: str, config, timeout: float = 180) -> tuple[int, str, str]:
     """The real `aupctl` with stderr a terminal (a pseudo-terminal): stdout a pipe, stdin not a terminal."""
-    env = {**os.environ, "AUPCTL_CONFIG": str(config), "COLUMNS": "120"}
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aupctl.commands", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        env=env,
-    )
-    os.close(follower)
-    err = bytearray()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                err += chunk
-            elif proc.poll() is not None:
-                break
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        os.close(leader)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return code, out, err.decode(errors="replace")
+    return run_on_tty(*args, config=config, timeout=timeout, tty="stderr", env={"COLUMNS": "120"})
 
 
 def test_password_audit_shows_progress_on_a_terminal_only(openldap_sandbox) -> None:
