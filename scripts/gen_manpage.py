@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_reference import ROOT, _walk  # noqa: E402 - the same walk over the same --help
+from gen_reference import ROOT, _walk, write_or_check  # noqa: E402 - the same walk over the same --help
 
 TARGET = ROOT / "docs" / "aupctl.1"
 
@@ -71,15 +71,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if not TARGET.exists() or TARGET.read_text(encoding="utf-8") != text:
-            print("docs/aupctl.1 is out of date: run `make docs`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)}")
-    return 0
+    return write_or_check(TARGET, render())
 
 
 if __name__ == "__main__":

@@ -40,16 +40,21 @@ def render() -> str:
     return "\n".join(out)
 
 
-def main() -> int:
-    text = render()
+def write_or_check(target: Path, text: str) -> int:
+    """Write a generated doc, or with --check say (exit 1) that the committed one is out of date."""
+    name = target.relative_to(ROOT)
     if "--check" in sys.argv:
-        if not TARGET.exists() or TARGET.read_text(encoding="utf-8") != text:
-            print("docs/reference.md is out of date: run `make docs`", file=sys.stderr)
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            print(f"{name} is out of date: run `make docs`", file=sys.stderr)
             return 1
         return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)}")
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {name}")
     return 0
+
+
+def main() -> int:
+    return write_or_check(TARGET, render())
 
 
 if __name__ == "__main__":
