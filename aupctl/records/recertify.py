@@ -76,8 +76,7 @@ def items(state: State, campaign_id: int) -> list[dict[str, Any]]:
 def decisions(state: State, campaign_id: int) -> list[dict[str, Any]]:
     """Every decision of a campaign, oldest first (the latest of an item is the one that stands)."""
     return [
-        dict(r)
-        for r in state.query("SELECT * FROM recert_decisions WHERE campaign_id = ? ORDER BY id", (campaign_id,))
+        dict(r) for r in state.query("SELECT * FROM recert_decisions WHERE campaign_id = ? ORDER BY id", (campaign_id,))
     ]
 
 
@@ -86,9 +85,7 @@ def current_decisions(state: State, campaign_id: int) -> dict[int, dict[str, Any
     return {d["item_id"]: d for d in decisions(state, campaign_id)}
 
 
-def decide(
-    state: State, campaign_id: int, item_id: int, decision: str, approver: str, note: str, source: str
-) -> int:
+def decide(state: State, campaign_id: int, item_id: int, decision: str, approver: str, note: str, source: str) -> int:
     with state.transaction() as db:
         row = db.execute(
             "INSERT INTO recert_decisions (campaign_id, item_id, decision, approver, note, source, decided_at, "
@@ -99,9 +96,7 @@ def decide(
 
 
 def mark_enacted(state: State, item_id: int, decision: str) -> None:
-    state.execute(
-        "UPDATE recert_items SET enacted = ?, enacted_at = ? WHERE id = ?", (decision, now_iso(), item_id)
-    )
+    state.execute("UPDATE recert_items SET enacted = ?, enacted_at = ? WHERE id = ?", (decision, now_iso(), item_id))
 
 
 def close(state: State, campaign_id: int) -> None:

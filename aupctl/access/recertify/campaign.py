@@ -93,7 +93,9 @@ def load_campaign(state: State, ref: int | str | None = None, *, system: str | N
     if ref is not None and str(ref).strip():
         row = rec.campaign(state, ref)
         if row is None:
-            raise NotFoundError(f"no recertification campaign {ref!r}", hint="`aupctl access recertify status` lists it")
+            raise NotFoundError(
+                f"no recertification campaign {ref!r}", hint="`aupctl access recertify status` lists it"
+            )
     else:
         rows = rec.campaigns(state, open_only=True)
         if system is not None:
@@ -356,7 +358,7 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def approver_name(approver: str) -> str:
-    """"Mrs A Patel <a.patel@school.example>" -> "Mrs A Patel"."""
+    """The name of an approver written "Mrs A Patel <a.patel@school.example>": "Mrs A Patel"."""
     return approver.split("<", 1)[0].strip() or approver.strip()
 
 
@@ -425,8 +427,7 @@ def letters(campaign: Campaign) -> list[dict[str, Any]]:
         out.append(
             {
                 "to": approver,
-                "subject": f"Please review who has access to {', '.join(s['name'] for s in systems)} "
-                f"by {campaign.due}",
+                "subject": f"Please review who has access to {', '.join(s['name'] for s in systems)} by {campaign.due}",
                 "template": TEMPLATE,
                 "context": {
                     "approver": approver_name(approver),

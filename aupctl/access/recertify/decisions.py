@@ -72,12 +72,17 @@ def changed_members(camp: Campaign, key: str, now: set[str] | None) -> str | Non
     start, cur = set(meta["members"]) - removed, now - removed
     if start == cur:
         return None
+    known = {i["member_key"]: i["username"] for i in camp.items if i["system"] == key}
+
+    def named(keys: list[str]) -> str:
+        return ", ".join(known.get(k) or member_label(k) for k in keys[:10]) + (" ..." if len(keys) > 10 else "")
+
     parts = []
     joined, left = sorted(cur - start), sorted(start - cur)
     if joined:
-        parts.append("joined: " + ", ".join(member_label(k) for k in joined[:10]) + (" ..." if len(joined) > 10 else ""))
+        parts.append("joined: " + named(joined))
     if left:
-        parts.append("left: " + ", ".join(member_label(k) for k in left[:10]) + (" ..." if len(left) > 10 else ""))
+        parts.append("left: " + named(left))
     return (
         f"the members of {meta['name']} changed since {camp.label} started on {camp.opened_at[:10]} "
         f"({'; '.join(parts)})"
@@ -115,7 +120,9 @@ def decide_plan(
     if key not in camp.systems:
         raise NotFoundError(f"{cfg.systems[key].name} ({key}) is not part of {camp.label}")
     if camp.status != "open":
-        raise RefusedError(f"{camp.label} was closed on {(camp.closed_at or '')[:10]}: its decisions can no longer change")
+        raise RefusedError(
+            f"{camp.label} was closed on {(camp.closed_at or '')[:10]}: its decisions can no longer change"
+        )
     item = camp.item(key, username)
     if item is None:
         raise NotFoundError(
@@ -239,7 +246,9 @@ def apply_plan(cfg: Config, directory: Directory, state: State, path: str | Path
             continue
         pair = (camp.id, item["id"])
         if pair in seen and seen[pair][1:] != (decision, who):
-            errors.append(f"line {line}: {item['username']} in {key} is also on line {seen[pair][0]}, decided otherwise")
+            errors.append(
+                f"line {line}: {item['username']} in {key} is also on line {seen[pair][0]}, decided otherwise"
+            )
             continue
         seen.setdefault(pair, (line, decision, who))
         if camp.status == "open":
@@ -405,9 +414,7 @@ def _record_change(state: State, camp: Campaign, w: Wanted) -> Change:
         item["username"],
         f"record {w.approver}'s decision: {w.decision} {item['username']} in {item['system']}"
         + (f" ({w.note})" if w.note else ""),
-        run=lambda: {
-            "decision": rec.decide(state, camp.id, item["id"], w.decision, w.approver, w.note, w.source)
-        },
+        run=lambda: {"decision": rec.decide(state, camp.id, item["id"], w.decision, w.approver, w.note, w.source)},
         details={
             "campaign": camp.code,
             "system": item["system"],
@@ -430,7 +437,9 @@ def _keep_change(state: State, camp: Campaign, item: dict[str, Any], approver: s
             out = {"approval": int(live[-1]["id"]), "renewed": True}
         else:  # held with no approval on record: the approver's keep is the approval now
             reason = f"kept in recertification {camp.code}" + (f": {note}" if note else "")
-            aid = approvals.record(state, username=user, system=key, approver=approver, reason=reason, source="recertify")
+            aid = approvals.record(
+                state, username=user, system=key, approver=approver, reason=reason, source="recertify"
+            )
             out = {"approval": aid, "renewed": False}
         rec.mark_enacted(state, item["id"], "keep")
         return out
