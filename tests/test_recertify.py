@@ -84,6 +84,22 @@ def setup(base, tmp_path: Path, **access: str):
     return cfg, d, State(cfg.state.path), path
 
 
+def envelope(out: str) -> dict:
+    """stdout as the one JSON envelope, checked against docs/schema/ (as test_output_contract does)."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    schemas = Path(__file__).resolve().parent.parent / "docs" / "schema"
+    registry = Registry().with_resources(
+        (doc["$id"], Resource.from_contents(doc)) for doc in (json.loads(p.read_text()) for p in schemas.glob("*.json"))
+    )
+    validator = Draft202012Validator(json.loads((schemas / "envelope.json").read_text()), registry=registry)
+    doc = json.loads(out)
+    errors = sorted(validator.iter_errors(doc), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+    return doc
+
+
 def members(cfg, d, key: str) -> list[str]:
     return d.flavour.group_members(d, cfg.group_dn(cfg.systems[key].group)) or []
 
@@ -326,6 +342,8 @@ def test_decide_one_by_one(base, tmp_path: Path) -> None:
 def test_cli_start_status_close_and_json(base, tmp_path: Path) -> None:
     cfg, d, st, path = setup(base, tmp_path)
     st.close()
+    code, out, err = run("--format", "json", "access", "recertify", "status", config=path)
+    assert code == 0 and envelope(out)["data"] == {"campaign": None, "systems": [], "approvers": []}
     code, out, err = run("access", "recertify", "start", "--system", "sims", "--dry-run", config=path)
     assert code == 0 and "recertify-" in out and "dry run" in err
     assert not (tmp_path / "files").exists()
@@ -337,7 +355,7 @@ def test_cli_start_status_close_and_json(base, tmp_path: Path) -> None:
     assert len(list((tmp_path / "files").glob("*.csv"))) == 2
     code, out, err = run("--format", "json", "access", "recertify", "status", config=path)
     assert code == 0, err
-    env = json.loads(out)
+    env = envelope(out)
     assert env["command"] == "access recertify" and env["ok"] and env["version"] == 1
     data = env["data"]
     assert set(data) == {"campaign", "systems", "approvers"}
@@ -360,7 +378,7 @@ def test_cli_start_status_close_and_json(base, tmp_path: Path) -> None:
     st.close()
     code, out, err = run("--format", "json", "access", "recertify", "close", "--yes", config=path)
     assert code == 1, err
-    env = json.loads(out)
+    env = envelope(out)
     assert env["exit_code"] == 1 and env["findings"] and env["plan"]["changes"][-1]["action"] == "recertify-close"
     assert {f["check"] for f in env["findings"]} == {"recertify-undecided"}
     code, out, err = run("access", "recertify", "status", "--format", "json", config=path)

@@ -99,8 +99,9 @@ def mark_enacted(state: State, item_id: int, decision: str) -> None:
     state.execute("UPDATE recert_items SET enacted = ?, enacted_at = ? WHERE id = ?", (decision, now_iso(), item_id))
 
 
-def close(state: State, campaign_id: int) -> None:
-    state.execute(
+def close(state: State, campaign_id: int) -> int:
+    """Close an open campaign; returns state.execute's answer."""
+    return state.execute(
         "UPDATE recert_campaigns SET status = 'closed', closed_at = ?, closed_by = ? WHERE id = ? AND status = 'open'",
         (now_iso(), actor(), campaign_id),
     )

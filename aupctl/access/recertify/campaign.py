@@ -289,6 +289,8 @@ def start_plan(
     folder = out_folder(cfg, state, out_dir)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} (access.recertify_dir or --out) is not a folder")
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write into {folder} (access.recertify_dir or --out); nothing was changed")
     meta, items, notes = survey(cfg, directory, state, keys)
     code = f"{today():%Y%m%d}-{secrets.token_hex(2).upper()}"
     names = ", ".join(m["name"] for m in meta.values()) or "no systems"

@@ -272,7 +272,7 @@ def apply_plan(cfg: Config, directory: Directory, state: State, path: str | Path
             f"{path}: {len(errors)} bad row(s); nothing was changed:\n  " + "\n  ".join(shown) + more,
             hint="correct the rows named and apply the file again; rows left blank are not decided yet",
         )
-    plan = Plan(f"apply recertification decisions from {Path(path).name}")
+    plan = Plan(f"apply recertification decisions from {Path(path).name} (policy {CLAUSE})")
     for cid, camp in by_id.items():
         _carry_out(cfg, directory, state, camp, wanted.get(cid, []), plan)
     if plan.empty:
@@ -337,7 +337,7 @@ def close_plan(
             "recertify-close",
             camp.code,
             f"close {camp.label}: {len(camp.items) - len(undecided)} decided, {len(undecided)} undecided",
-            run=lambda: rec.close(state, camp.id) or {"undecided": len(undecided)},
+            run=lambda: {"closed": rec.close(state, camp.id), "undecided": len(undecided)},
             details={"campaign": camp.code, "undecided": len(undecided), "unanswered": cfg.access.unanswered},
             local=True,
         )
