@@ -134,6 +134,13 @@ def snapshot(cfg, d, st: State) -> tuple:
     )
 
 
+def overdue(cfg, d, st, username: str) -> bool:
+    from aupctl.access.review import review
+
+    found = review(cfg, d, st, "target_tracker").findings
+    return any(f.subject == username and f.check == "approval-overdue" for f in found)
+
+
 def start(cfg, d, st, systems: list[str]):
     plan = start_plan(cfg, d, st, systems, TODAY)
     apply(plan, st)
@@ -181,6 +188,12 @@ def test_full_campaign_start_apply_reapply_close(base, tmp_path: Path) -> None:
             r["decision"], r["note"] = "remove", "left the year team"
     returned = tmp_path / "returned.csv"
     write_file(returned, tt_rows)
+    # the kept person's approval is years old: the review reports it overdue until an approver keeps it
+    st.execute(
+        "UPDATE approvals SET granted_at = '2020-01-01T00:00:00+00:00' WHERE username = ? AND system = ?",
+        (kept, "target_tracker"),
+    )
+    assert overdue(cfg, d, st, kept)
     plan = apply_plan(cfg, d, st, returned)
     assert is_member(cfg, d, "target_tracker", removed), "building the plan changes nothing"
     apply(plan, st)
@@ -194,6 +207,7 @@ def test_full_campaign_start_apply_reapply_close(base, tmp_path: Path) -> None:
     assert HEAD in ended and "left the year team" in ended
     live = approvals.live(st, username=kept, system="target_tracker")[0]
     assert live["recertified_at"] and live["recertified_by"] == HEAD and live["source"] == "adopt"
+    assert live["granted_at"].startswith("2020-01-01") and not overdue(cfg, d, st, kept)
 
     # the same file again: nothing to do
     again = apply_plan(cfg, d, st, returned)
