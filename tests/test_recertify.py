@@ -1,5 +1,5 @@
-"""Termly recertification (`access recertify`) against the sandbox school, on OpenLDAP's flat layout
-(posixGroup memberUid groups, RFC 2307bis SIMS) and on AD: a full campaign (start, the approvers' files,
+"""Termly recertification (`access recertify`) against the sandbox school, on OpenLDAP's standard layout
+(groupOfNames) and flat layout (posixGroup memberUid groups, RFC 2307bis SIMS) and on AD: a full campaign (start, the approvers' files,
 apply a decisions file, re-apply, close), every kind of bad row, a member list changed since the start,
 `decide`, unanswered = remove, and the CLI (exit codes, JSON shapes).
 
@@ -42,12 +42,12 @@ from aupctl.state import State
 HEAD = HEADTEACHER
 DEPUTY = "Mrs R Hughes (Deputy Headteacher)"
 TODAY = dt.date.today()
-LAYOUTS = {"openldap-flat": "flat_openldap", "ad-standard": "ad_sandbox"}
+LAYOUTS = {"openldap-standard": "openldap_sandbox", "openldap-flat": "flat_openldap", "ad-standard": "ad_sandbox"}
 
 
 @pytest.fixture(scope="module", params=list(LAYOUTS), ids=list(LAYOUTS))
 def any_sandbox(request):
-    """conftest's any_sandbox, narrowed to a posixGroup layout and AD (marks follow the param)."""
+    """conftest's any_sandbox, narrowed to groupOfNames and posixGroup layouts and AD (marks follow the param)."""
     return request.getfixturevalue(LAYOUTS[request.param])
 
 
