@@ -75,6 +75,11 @@ class Accounts:
 class Access:
     # access review --fix refuses (without --force) to remove more than this share of a system's members
     max_removal_share: float = field(default=0.25, metadata=_range(0.0, 1.0))
+    # `access recertify`: where the approvers' decision files go (default: a folder beside the state store),
+    # the days a campaign runs when --due is not given, and what `close` does with what nobody decided
+    recertify_dir: str | None = None
+    recertify_days: int = field(default=21, metadata=_range(1, 365))
+    unanswered: Literal["keep", "remove"] = "keep"
 
 
 @dataclass(frozen=True)
@@ -418,7 +423,8 @@ def _anchor_paths(cfg: Config, base: Path) -> Config:
         checkpoints=_anchor(base, cfg.state.checkpoints),
         audit_key_file=_anchor(base, cfg.state.audit_key_file),
     )
-    return dataclasses.replace(cfg, directory=d, school=school, laptops=laptops, state=state)
+    access = dataclasses.replace(cfg.access, recertify_dir=_anchor(base, cfg.access.recertify_dir))
+    return dataclasses.replace(cfg, directory=d, school=school, laptops=laptops, state=state, access=access)
 
 
 EMAIL_FIELDS = ("username", "first_name", "last_name")

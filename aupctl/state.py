@@ -247,6 +247,59 @@ MIGRATIONS: list[str] = [
         seen_at TEXT
     );
     """,
+    # 6: termly recertification (`access recertify`): a campaign asks each system's approvers about its
+    # members as they were when it started (the member list kept per system in `systems`, JSON, so a
+    # changed list is found); each decision is kept; an approval kept by an approver has its review clock
+    # renewed (recertified_at), not its grant rewritten.
+    """
+    CREATE TABLE recert_campaigns (
+        id INTEGER PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,     -- in file names and the files' campaign column
+        status TEXT NOT NULL,          -- 'open', 'closed'
+        due TEXT NOT NULL,             -- YYYY-MM-DD
+        systems TEXT NOT NULL,         -- JSON: key -> name, approvers, member keys, fingerprint, by_hand
+        out_dir TEXT,
+        opened_at TEXT NOT NULL,
+        opened_by TEXT NOT NULL,
+        closed_at TEXT,
+        closed_by TEXT
+    );
+    CREATE TABLE recert_items (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL,
+        system TEXT NOT NULL,
+        username TEXT NOT NULL,
+        user_key TEXT NOT NULL,        -- username lower-cased (matched in Python, not by collation)
+        member_key TEXT NOT NULL,      -- normalised member DN, or user:NAME for a system managed by hand
+        member_dn TEXT,
+        via TEXT,                      -- the nested group that brings them in (AD), else NULL
+        name TEXT NOT NULL,
+        role TEXT,
+        access TEXT NOT NULL,          -- how they got access: grant, adopted, import, no record, ...
+        approval_id INTEGER,
+        approved_on TEXT,
+        approved_by TEXT,
+        last_logon TEXT,
+        aup_signed INTEGER NOT NULL,
+        enacted TEXT,                  -- 'keep' or 'remove' once carried out
+        enacted_at TEXT,
+        UNIQUE (campaign_id, system, user_key)
+    );
+    CREATE TABLE recert_decisions (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL,
+        item_id INTEGER NOT NULL,
+        decision TEXT NOT NULL,        -- 'keep', 'remove'
+        approver TEXT NOT NULL,        -- as the config spells it
+        note TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL,          -- 'decide', 'file', 'unanswered'
+        decided_at TEXT NOT NULL,
+        recorded_by TEXT NOT NULL
+    );
+    CREATE INDEX recert_decisions_item ON recert_decisions(campaign_id, item_id);
+    ALTER TABLE approvals ADD COLUMN recertified_at TEXT;
+    ALTER TABLE approvals ADD COLUMN recertified_by TEXT;
+    """,
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

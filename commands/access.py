@@ -223,3 +223,8 @@ def adopt(ctx: Ctx, system: str | None, approver: str, reason: str, dry_run: boo
 
     plan = adopt_plan(ctx.config, ctx.directory, ctx.state, approver, system, reason)
     run_plan(ctx, plan, dry_run=dry_run, yes=yes)
+
+
+from .access_recertify import recertify  # noqa: E402 - the subgroup registers after the group it joins
+
+cli.add_command(recertify)

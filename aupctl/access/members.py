@@ -82,11 +82,11 @@ def _brief(directory: Directory) -> tuple[list[str], bool, Any]:
     return fl.user_attributes, False, fl.account
 
 
-def read_staff(cfg: Config, directory: Directory) -> People:
-    """The staff and leavers OUs, in one search each."""
+def read_staff(cfg: Config, directory: Directory, *, full: bool = False) -> People:
+    """The staff and leavers OUs, in one search each (full: every attribute an Account holds, last logon too)."""
     fl = directory.flavour
     people = People()
-    attrs_wanted, raw, make = _brief(directory)
+    attrs_wanted, raw, make = (fl.user_attributes, False, fl.account) if full else _brief(directory)
     for base in _bases(cfg):
         for dn, attrs in directory.search(base, fl.person_filter, attrs_wanted, raw=raw):
             people.add(make(dn, attrs))

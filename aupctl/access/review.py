@@ -74,8 +74,13 @@ def _age_days(when: str, on: dt.date) -> int:
     return (on - day).days
 
 
+def _reviewed_at(appr: dict[str, Any]) -> str:
+    """When the approval was last looked at: granted, or kept by an approver in a recertification."""
+    return max(appr["granted_at"], appr.get("recertified_at") or "")
+
+
 # What the review and fix_plan read of an approval (not all its columns: a review reads thousands).
-APPROVAL_COLUMNS = ("id", "username", "system", "approver", "status", "granted_at", "until")
+APPROVAL_COLUMNS = ("id", "username", "system", "approver", "status", "granted_at", "until", "recertified_at")
 
 
 REVIEW_STEPS = 4  # staff, groups, people, roles and signatures: what progress counts up to before judging
@@ -147,12 +152,12 @@ class _Judge:
                 found.append(
                     ("approval-expired", f"approval by {appr['approver']} ended on {appr['until']}; still {where}")
                 )
-            elif _age_days(appr["granted_at"], self.on) > system.review_days:
+            elif _age_days(_reviewed_at(appr), self.on) > system.review_days:
                 found.append(
                     (
                         "approval-overdue",
-                        f"approval by {appr['approver']} on {appr['granted_at'][:10]} is older than "
-                        f"{system.review_days} days: renew it (access grant) or revoke it",
+                        f"approval by {appr['approver']} on {_reviewed_at(appr)[:10]} is older than "
+                        f"{system.review_days} days: renew it (access grant, access recertify) or revoke it",
                     )
                 )
         return found

@@ -95,3 +95,12 @@ def keep_granted(state: State, approval_id: int, granted_at: str, granted_by: st
     return state.execute(
         "UPDATE approvals SET granted_at = ?, granted_by = ? WHERE id = ?", (granted_at, granted_by, approval_id)
     )
+
+
+def recertify(state: State, approval_id: int, approver: str) -> int:
+    """Renew an approval's review clock: its approver kept it in a recertification (the grant stays as it was)."""
+    with state.transaction() as db:
+        return db.execute(
+            "UPDATE approvals SET recertified_at = ?, recertified_by = ? WHERE id = ? AND status IN ('active','waiting')",
+            (now_iso(), approver, approval_id),
+        ).rowcount
