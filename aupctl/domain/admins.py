@@ -216,28 +216,30 @@ def merge_groups(groups: Iterable[PrivilegedGroup]) -> list[PrivilegedGroup]:
 def effective_members(
     groups: list[PrivilegedGroup], all_groups: dict[str, list[str]]
 ) -> dict[str, tuple[list[str], list[str]]]:
-    """member DN (as first written) -> (labels of the privileged groups it is in, nested groups on the way)."""
+    """member DN (as first written) -> (labels of the privileged groups it is in, the nested groups that list it
+    directly, privileged ones left out: they are among the labels already)."""
     out: dict[str, tuple[list[str], list[str]]] = {}
     by_key: dict[str, str] = {}
+    privileged = {normalise_dn(g.dn) for g in groups if g.dn}
     for g in groups:
         assert g.dn is not None
         top = normalise_dn(g.dn)
         seen = {top}
-        queue: list[tuple[str, str | None]] = [(m, None) for m in all_groups.get(top, [])]
+        queue: list[tuple[str, str]] = [(m, g.dn) for m in all_groups.get(top, [])]
         while queue:
-            member, via = queue.pop(0)
+            member, parent = queue.pop(0)
             key = normalise_dn(member)
             if key in all_groups:
                 if key not in seen:
                     seen.add(key)
-                    queue.extend((m, via or member) for m in all_groups[key])
+                    queue.extend((m, member) for m in all_groups[key])
                 continue
             dn = by_key.setdefault(key, member)
             labels, vias = out.setdefault(dn, ([], []))
             if g.label not in labels:
                 labels.append(g.label)
-            if via is not None and group_name(via) not in vias:
-                vias.append(group_name(via))
+            if normalise_dn(parent) not in privileged and group_name(parent) not in vias:
+                vias.append(group_name(parent))
     return out
 
 
