@@ -47,8 +47,10 @@ def audit(ctx: Ctx) -> None:
     from aupctl.domain.audit import audit as run_audit
 
     result = run_audit(ctx.config, ctx.directory, _state_or_none(ctx))
-    for line in result.notes:
+    for line in result.warnings:
         note(ctx, line, warning=True)
+    for line in result.notes:
+        note(ctx, line)
     _summary(ctx, result)
     exit_with(
         render_findings(

@@ -343,7 +343,7 @@ def test_openldap_domain_audit(openldap_sandbox):
             d2.close()
         assert next(u for u in again.policies if u.policy.name == "weak").policy.default
         assert not next(u for u in again.policies if u.policy.name == "default").policy.default
-        assert any("no state store" in n for n in again.notes)
+        assert any("no state store" in n for n in again.warnings)
     finally:
         st.close()
         d.close()

@@ -140,9 +140,9 @@ class Admin:
         }
 
 
-def well_known_groups(directory: Directory, base_dn: str) -> tuple[list[PrivilegedGroup], list[str]]:
-    """AD's privileged groups by SID; notes for those not found (Enterprise and Schema Admins live only in the
-    forest root domain)."""
+def well_known_groups(directory: Directory, base_dn: str) -> tuple[list[PrivilegedGroup], list[str], list[str]]:
+    """AD's privileged groups by SID; warnings for those not found, and a plain note for Enterprise and Schema
+    Admins, which live only in the forest root domain."""
     root = directory.read(base_dn, ["objectSid"], raw=True) or {}
     raw = first(root, "objectSid")
     domain_sid = sid_text(raw) if isinstance(raw, bytes) else ""
@@ -166,17 +166,18 @@ def well_known_groups(directory: Directory, base_dn: str) -> tuple[list[Privileg
             name = as_text(first(attrs, "cn", b"")) or group_name(dn)
             found[sid] = PrivilegedGroup(label=wanted[sid], dn=dn, name=name, sid=sid)
     out = []
+    info: list[str] = []
     for sid, label in wanted.items():
         if sid in found:
             out.append(found[sid])
         else:
             out.append(PrivilegedGroup(label=label, dn=None, sid=sid))
             if label in ("Enterprise Admins", "Schema Admins"):
-                notes.append(f"{label} is not in this domain (it lives in the forest root domain only): audit the "
-                             "forest root domain too")  # fmt: skip
+                info.append(f"{label} is not in this domain (it lives in the forest root domain only): audit the "
+                            "forest root domain too")  # fmt: skip
             else:
                 notes.append(f"{label} ({sid}) was not found under {base_dn}")
-    return out, notes
+    return out, notes, info
 
 
 def configured_groups(cfg: Config, directory: Directory) -> tuple[list[PrivilegedGroup], list[str]]:

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 ADMIN_CLAUSE = "6.1"  # the security of the ICT system
 PASSWORD_CLAUSE = "6.2"
-CE_ADMIN = "Cyber Essentials: user access control, admin accounts used only for admin work"
+CE_ADMIN = "Cyber Essentials: admin accounts used only for admin work"
 UAC_DONT_REQ_PREAUTH = 0x400000
 UAC_ACCOUNTDISABLE_BIT = "(userAccountControl:1.2.840.113556.1.4.803:=2)"
 _OR_CHUNK = 30  # admins whose other accounts are looked for in one search
@@ -90,7 +90,8 @@ class DomainAuditResult:
     admins: list[Admin]
     count: AdminCountChange
     findings: list[Finding] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what could not be read or recorded, a config to mend
+    notes: list[str] = field(default_factory=list)  # worth knowing, nothing wrong (not news for --quiet)
 
     def data(self) -> dict[str, Any]:
         """What --format json shows besides the findings."""
@@ -270,16 +271,18 @@ def find_other_accounts(cfg: Config, directory: Directory, admins: list[Admin]) 
                         a.others.append(other.username or dn)
 
 
-def read_admins(cfg: Config, directory: Directory) -> tuple[list[PrivilegedGroup], list[Admin], list[str]]:
-    """The privileged groups found, every account in them (nesting followed), and notes."""
+def read_admins(cfg: Config, directory: Directory) -> tuple[list[PrivilegedGroup], list[Admin], list[str], list[str]]:
+    """The privileged groups found, every account in them (nesting followed), warnings and plain notes."""
     flavour = directory.flavour
     base = cfg.directory.base_dn
     notes: list[str] = []
+    info: list[str] = []
     groups: list[PrivilegedGroup] = []
     if flavour.name == "ad":
-        found, why = well_known_groups(directory, base)
+        found, why, also = well_known_groups(directory, base)
         groups += found
         notes += why
+        info += also
     found, why = configured_groups(cfg, directory)
     groups += found
     notes += why
@@ -322,10 +325,10 @@ def read_admins(cfg: Config, directory: Directory) -> tuple[list[PrivilegedGroup
     others = [a for a in admins if a.kind == "other"]
     if others:
         names = ", ".join(group_name(a.dn) for a in others[:5])
-        notes.append(f"{len(others)} member(s) of privileged groups are neither users nor computers (e.g. foreign "
-                     f"security principals from a trusted domain): {names}; audit them where they live")  # fmt: skip
+        info.append(f"{len(others)} member(s) of privileged groups are neither users nor computers (e.g. foreign "
+                    f"security principals from a trusted domain): {names}; audit them where they live")  # fmt: skip
     find_other_accounts(cfg, directory, admins)
-    return present, admins, notes
+    return present, admins, notes, info
 
 
 def admin_findings(admins: list[Admin], now: dt.datetime) -> list[Finding]:
@@ -334,7 +337,7 @@ def admin_findings(admins: list[Admin], now: dt.datetime) -> list[Finding]:
     for a in admins:
         if a.kind != "user" or not a.enabled:
             continue
-        where = ", ".join(a.groups) + (f" (through {', '.join(a.via)})" if a.via else "")
+        where = " and ".join(a.groups) + (f", through {' and '.join(a.via)}" if a.via else "")
         if a.mailbox:
             out.append(
                 _finding(
@@ -393,7 +396,7 @@ def kerberos_findings(cfg: Config, directory: Directory, admins: list[Admin]) ->
                 "high",
                 "the account does not require Kerberos pre-authentication (DONT_REQ_PREAUTH): anyone on the network "
                 "can ask the domain for data encrypted with its password and guess the password offline, with no "
-                f"lockout.{also} Fix: tick off 'Do not require Kerberos preauthentication' (userAccountControl bit "
+                f"lockout.{also} Fix: untick 'Do not require Kerberos preauthentication' (userAccountControl bit "
                 f"0x400000), and change the password. {CE_PASSWORDS}",
                 PASSWORD_CLAUSE,
             )
@@ -507,7 +510,7 @@ def audit(
     findings = policy_findings(cfg, uses, flavour.name)
     if flavour.name != "ad" and not policies:
         findings.append(no_policy_finding(cfg, "every account has"))
-    groups, admins, why = read_admins(cfg, directory)
+    groups, admins, why, info = read_admins(cfg, directory)
     notes += why
     findings += admin_findings(admins, now)
     if flavour.name == "ad":
@@ -518,7 +521,7 @@ def audit(
     findings += count_findings(change)
     unknown = [a.username for a in counted if a.kind == "user" and not a.identity]
     if unknown:
-        notes.append(
+        info.append(
             f"{len(unknown)} admin account(s) carry no name or employee ID, so whose they are cannot be told and "
             f"whether their owner has an everyday account was not checked: {', '.join(unknown[:10])}"
         )
@@ -529,5 +532,6 @@ def audit(
         admins=admins,
         count=change,
         findings=sort_findings(findings),
-        notes=notes,
+        warnings=notes,
+        notes=info,
     )

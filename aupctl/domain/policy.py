@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from ..config import Config
 
 CLAUSE = "6.2"
-CE_PASSWORDS = "Cyber Essentials: user access control, password-based authentication"
-DFE_ACCOUNTS = "DfE cyber security standard: accounts have only the access their role requires, and authenticate"
+CE_PASSWORDS = "Cyber Essentials: password-based authentication"
+DFE_ACCOUNTS = "DfE cyber security standard: accounts have only the access their role needs"
 CE_MIN_LENGTH = 12
 CE_MIN_LENGTH_DENY_LIST = 8
 CE_MAX_ATTEMPTS = 10
