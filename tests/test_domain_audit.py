@@ -366,4 +366,14 @@ def test_state_table_is_portable_sql():
 
     sql = next(m for m in MIGRATIONS if "admin_counts" in m)
     assert "COLLATE" not in sql and "TRIGGER" not in sql and "strftime" not in sql
-    assert dt.datetime.fromisoformat(admin_records.record_count.__defaults__ and "2026-01-01T00:00:00+00:00")
+
+
+def test_counts_are_kept_per_directory(tmp_path):
+    st = State(tmp_path / "state.db")
+    admin_records.record_count(st, "dc=one", ["Bob", "alice", "bob"])
+    admin_records.record_count(st, "dc=two", ["carol"])
+    last = admin_records.last_count(st, "dc=one")
+    assert last is not None and (last.admins, last.accounts) == (2, ("alice", "Bob"))  # one Bob: names are unique
+    assert dt.datetime.fromisoformat(last.at).tzinfo is not None
+    assert admin_records.last_count(st, "dc=three") is None
+    st.close()

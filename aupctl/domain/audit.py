@@ -436,7 +436,7 @@ def kerberos_findings(cfg: Config, directory: Directory, admins: list[Admin]) ->
 def count_change(state: State | None, directory_key: str, names: list[str]) -> tuple[AdminCountChange, list[str]]:
     """Compare with the last count recorded for this directory, then record this one. A store that cannot be read
     or written (read-only, locked, damaged) costs the comparison or the record, never the audit."""
-    change = AdminCountChange(now=len(set(names)))
+    change = AdminCountChange(now=len({n.casefold() for n in names}))
     notes: list[str] = []
     if state is None:
         return change, ["no state store: the count of admin accounts was neither compared nor recorded"]
@@ -448,7 +448,7 @@ def count_change(state: State | None, directory_key: str, names: list[str]) -> t
         change.previous, change.previous_at = last.admins, last.at
         before = {n.casefold() for n in last.accounts}
         after = {n.casefold() for n in names}
-        change.added = sorted((n for n in set(names) if n.casefold() not in before), key=str.casefold)
+        change.added = sorted({n for n in names if n.casefold() not in before}, key=str.casefold)
         change.removed = sorted((n for n in last.accounts if n.casefold() not in after), key=str.casefold)
         if not last.accounts and last.admins:  # names unreadable: the count alone still compares
             change.added = change.removed = []

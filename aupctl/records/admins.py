@@ -32,7 +32,7 @@ def last_count(state: State, directory: str) -> AdminCount | None:
 def record_count(state: State, directory: str, accounts: list[str], at: str | None = None) -> AdminCount:
     """Append this run's count (one row a run; a store kept for years holds a few thousand small rows)."""
     when = at or now_iso()
-    names = sorted(set(accounts), key=str.casefold)
+    names = sorted({a.casefold(): a for a in reversed(accounts)}.values(), key=str.casefold)  # usernames are case-blind
     state.execute(
         "INSERT INTO admin_counts (at, directory, admins, accounts) VALUES (?,?,?,?)",
         (when, directory, len(names), json.dumps(names, ensure_ascii=False)),
