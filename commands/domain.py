@@ -80,7 +80,11 @@ def _policy_text(row: dict[str, Any]) -> str:
     if row["lockout_threshold"] and minutes is not None:
         lockout += " for " + (f"{minutes} min" if minutes else "good (until unlocked)")
     age = f"{row['max_age_days']} days" if row["max_age_days"] else "never"
-    return f"{row['name']}: minimum length {row['min_length']}, lockout {lockout}, expiry {age}; applies to {row['applies_to']}"
+    complexity = ", complexity on" if row["complexity"] else ""
+    return (
+        f"{row['name']}: minimum length {row['min_length']}{complexity}, lockout {lockout}, expiry {age}; "
+        f"applies to {row['applies_to']}"
+    )
 
 
 def _summary(ctx: Ctx, result: DomainAuditResult) -> None:

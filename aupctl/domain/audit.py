@@ -11,7 +11,6 @@ in the audit log (docs/domain.md says why); a store that cannot be written only 
 from __future__ import annotations
 
 import re
-import sqlite3
 import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,6 @@ from ..directory import (
     same_dn,
     values,
 )
-from ..errors import AupctlError
 from ..findings import Finding, sort_findings
 from ..records import admins as admin_records
 from .admins import (
@@ -384,7 +382,7 @@ def kerberos_findings(cfg: Config, directory: Directory, admins: list[Admin]) ->
     base = cfg.directory.base_dn
     privileged = {normalise_dn(a.dn): a for a in admins}
     out: list[Finding] = []
-    no_preauth = f"(&(objectClass=user)(userAccountControl:1.2.840.113556.1.4.803:={UAC_DONT_REQ_PREAUTH})(!{UAC_ACCOUNTDISABLE_BIT}))"  # noqa: E501
+    no_preauth = f"(&(objectClass=user)(userAccountControl:1.2.840.113556.1.4.803:={UAC_DONT_REQ_PREAUTH})(!{UAC_ACCOUNTDISABLE_BIT}))"
     for dn, attrs in directory.search(base, no_preauth, ["sAMAccountName"]):
         name = as_text(first(attrs, "sAMAccountName", "")) or dn
         admin = privileged.get(normalise_dn(dn))
@@ -442,7 +440,7 @@ def count_change(state: State | None, directory_key: str, names: list[str]) -> t
         return change, ["no state store: the count of admin accounts was neither compared nor recorded"]
     try:
         last = admin_records.last_count(state, directory_key)
-    except (sqlite3.Error, AupctlError) as exc:
+    except Exception as exc:  # any store (SQLite, PostgreSQL) that cannot give the count costs only the comparison
         return change, [f"could not read the last count of admin accounts from the state store: {exc}"]
     if last is not None:
         change.previous, change.previous_at = last.admins, last.at
@@ -455,7 +453,7 @@ def count_change(state: State | None, directory_key: str, names: list[str]) -> t
     try:
         admin_records.record_count(state, directory_key, names)
         change.recorded = True
-    except (sqlite3.Error, AupctlError) as exc:
+    except Exception as exc:  # read-only, locked, full, or another store's error: the audit still reports
         notes.append(
             f"could not record this run's count of admin accounts in the state store ({exc}); the next run compares "
             "with the last count that was recorded"
