@@ -106,6 +106,8 @@ class Passwords:
     initial_grace_days: int = field(default=14, metadata=_range(0, 365))
     shared_account_patterns: list[str] = field(default_factory=list)
     deny_words: list[str] = field(default_factory=list)
+    # OpenLDAP: the DN of slapd's ppolicy_default, for a bind account that may not read cn=config
+    ppolicy_default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,16 @@ class Mis:
 
 
 @dataclass(frozen=True)
+class Domain:
+    """`domain audit`: the directory's own password policy against the school's and Cyber Essentials'."""
+
+    # The directory refuses common passwords when they are set (Entra ID Password Protection, Specops, a
+    # ppolicy check module): Cyber Essentials then accepts a minimum length of 8 instead of 12.
+    deny_list: bool = False
+    max_lockout_attempts: int = field(default=10, metadata=_range(1, 10))  # Cyber Essentials: at most 10
+
+
+@dataclass(frozen=True)
 class State:
     path: str | None = None
     checkpoints: str | None = None  # signed audit checkpoints (JSON lines); default: user config dir
@@ -184,6 +196,7 @@ class Config:
     licences: list[Licence] = field(default_factory=list)
     import_: Import = field(default_factory=Import)
     mis: Mis = field(default_factory=Mis)
+    domain: Domain = field(default_factory=Domain)
     state: State = field(default_factory=State)
     source: str = ""  # the file it came from, for messages
 
@@ -461,6 +474,8 @@ def _check_dns(cfg: Config) -> None:
     for i, g in enumerate(d.privileged_groups):
         if "=" in g:
             _check_dn(src, f"directory.privileged_groups[{i}]", g)
+    if cfg.passwords.ppolicy_default:
+        _check_dn(src, "passwords.ppolicy_default", cfg.passwords.ppolicy_default, example="cn=default,ou=policies")
     for name, role in cfg.roles.items():
         if role.ou is not None:
             _check_dn(src, f"roles.{name}.ou", role.ou)

@@ -300,6 +300,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE approvals ADD COLUMN recertified_at TEXT;
     ALTER TABLE approvals ADD COLUMN recertified_by TEXT;
     """,
+    # 8: `domain audit` counts the admin accounts each run, so the next run can say what changed since
+    """
+    CREATE TABLE admin_counts (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        directory TEXT NOT NULL,       -- the base DN audited, normalised: one store may serve several
+        admins INTEGER NOT NULL,
+        accounts TEXT NOT NULL         -- JSON list of the admin accounts' usernames (or DNs)
+    );
+    CREATE INDEX admin_counts_directory ON admin_counts(directory, id);
+    """,
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

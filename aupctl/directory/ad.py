@@ -13,7 +13,14 @@ from .account import Account
 from .connection import Connection
 from .dn import child_dn, normalise_dn
 from .flavour import Flavour
-from .policy import AD_PWD_PROPERTY_STORE_CLEARTEXT, PSO_CONTAINER, PasswordPolicy, interval_days
+from .policy import (
+    AD_PWD_PROPERTY_COMPLEX,
+    AD_PWD_PROPERTY_STORE_CLEARTEXT,
+    PSO_CONTAINER,
+    PasswordPolicy,
+    interval_days,
+    interval_minutes,
+)
 from .values import (
     Attrs,
     as_text,
@@ -229,12 +236,16 @@ class ActiveDirectory(Flavour):
         "msDS-PasswordReversibleEncryptionEnabled",
         "msDS-PasswordSettingsPrecedence",
         "msDS-PSOAppliesTo",
+        "msDS-LockoutDuration",
+        "msDS-PasswordComplexityEnabled",
     ]
 
     def password_policies(self, directory: Connection) -> list[PasswordPolicy]:
         """The domain policy (on the domain root) and each msDS-PasswordSettings object."""
         base = self.cfg.directory.base_dn
-        root = directory.read(base, ["minPwdLength", "maxPwdAge", "pwdProperties", "lockoutThreshold"]) or {}
+        wanted = ["minPwdLength", "maxPwdAge", "pwdProperties", "lockoutThreshold", "lockoutDuration"]
+        root = directory.read(base, wanted) or {}
+        properties = int_value(first(root, "pwdProperties"))
         out = [
             PasswordPolicy(
                 name="domain policy",
@@ -243,8 +254,10 @@ class ActiveDirectory(Flavour):
                 min_length=int_value(first(root, "minPwdLength")),
                 max_age_days=interval_days(first(root, "maxPwdAge")),
                 lockout_threshold=int_value(first(root, "lockoutThreshold")),
-                reversible=bool(int_value(first(root, "pwdProperties")) & AD_PWD_PROPERTY_STORE_CLEARTEXT),
+                reversible=bool(properties & AD_PWD_PROPERTY_STORE_CLEARTEXT),
                 default=True,
+                lockout_minutes=interval_minutes(first(root, "lockoutDuration")),
+                complexity=bool(properties & AD_PWD_PROPERTY_COMPLEX),
             )
         ]
         container = f"{PSO_CONTAINER},{base}"
@@ -260,6 +273,8 @@ class ActiveDirectory(Flavour):
                     reversible=is_true(first(attrs, "msDS-PasswordReversibleEncryptionEnabled")),
                     precedence=int_value(first(attrs, "msDS-PasswordSettingsPrecedence"), 0),
                     applies_to=tuple(as_text(v) for v in values(attrs, "msDS-PSOAppliesTo")),
+                    lockout_minutes=interval_minutes(first(attrs, "msDS-LockoutDuration")),
+                    complexity=is_true(first(attrs, "msDS-PasswordComplexityEnabled")),
                 )
             )
         return out

@@ -197,7 +197,15 @@ class OpenLDAP(Flavour):
         return dn, ["inetOrgPerson"], attrs
 
     # -- password policy (ppolicy overlay) --
-    _ppolicy_attrs = ["cn", "pwdMinLength", "pwdMaxAge", "pwdMaxFailure", "pwdLockout", "pwdCheckQuality"]
+    _ppolicy_attrs = [
+        "cn",
+        "pwdMinLength",
+        "pwdMaxAge",
+        "pwdMaxFailure",
+        "pwdLockout",
+        "pwdCheckQuality",
+        "pwdLockoutDuration",
+    ]
 
     def password_attributes(self) -> list[str]:
         # userPassword: the audit tests readable hashes; pwdPolicySubentry: a per-account policy
@@ -205,7 +213,7 @@ class OpenLDAP(Flavour):
 
     def password_policies(self, directory: Connection) -> list[PasswordPolicy]:
         """pwdPolicy entries under the base. The default is the one slapd's config names (when the bind may
-        read cn=config), else the one called cn=default, else the only one there is."""
+        read cn=config), else [passwords] ppolicy_default, else the one called cn=default, else the only one."""
         found: list[PasswordPolicy] = []
         for dn, attrs in directory.search(self.cfg.directory.base_dn, "(objectClass=pwdPolicy)", self._ppolicy_attrs):
             lockout = is_true(first(attrs, "pwdLockout")) and int_value(first(attrs, "pwdMaxFailure")) > 0
@@ -217,9 +225,13 @@ class OpenLDAP(Flavour):
                     min_length=int_value(first(attrs, "pwdMinLength")),
                     max_age_days=int_value(first(attrs, "pwdMaxAge")) // 86_400,
                     lockout_threshold=int_value(first(attrs, "pwdMaxFailure")) if lockout else 0,
+                    # seconds; 0 = until an administrator unlocks (ppolicy's own meaning)
+                    lockout_minutes=-(-int_value(first(attrs, "pwdLockoutDuration")) // 60) if lockout else None,
                 )
             )
         configured = self._ppolicy_default_dn(directory)
+        if not configured and self.cfg.passwords.ppolicy_default:
+            configured = self.cfg.dn(self.cfg.passwords.ppolicy_default)
         default = None
         if configured:
             default = next((p for p in found if same_dn(p.dn, configured)), None)

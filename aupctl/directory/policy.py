@@ -28,6 +28,8 @@ class PasswordPolicy:
     precedence: int | None = None  # fine-grained: lower wins
     applies_to: tuple[str, ...] = ()  # fine-grained: user and group DNs (msDS-PSOAppliesTo)
     default: bool = False  # the one that applies when nothing more specific does
+    lockout_minutes: int | None = None  # how long a lockout lasts; 0 = until an administrator unlocks; None: unread
+    complexity: bool | None = None  # AD's "must meet complexity requirements"; None where there is no such rule
 
 
 def interval_days(value: Any) -> int:
@@ -36,3 +38,11 @@ def interval_days(value: Any) -> int:
     if n in (0, AD_NEVER_AGE) or n > 0 and n == 0x7FFFFFFFFFFFFFFF:
         return 0
     return abs(n) // (10_000_000 * 86_400)
+
+
+def interval_minutes(value: Any) -> int:
+    """AD's negative 100-ns intervals (lockoutDuration) -> whole minutes; 0 for 'until an administrator unlocks'."""
+    n = int_value(value)
+    if n in (0, AD_NEVER_AGE):
+        return 0
+    return abs(n) // (10_000_000 * 60)
