@@ -40,7 +40,8 @@ def test_example_config_loads_and_documents_every_key() -> None:
     # every field of every section appears in the example with a comment
     import dataclasses
 
-    for section in (config.School, config.Directory, config.Accounts, config.Access, config.Passwords, config.Laptops):
+    sections = (config.School, config.Directory, config.Accounts, config.Access, config.Passwords, config.Laptops)
+    for section in (*sections, config.Report):
         for f in dataclasses.fields(section):
             assert (
                 f"\n{f.name} =" in text or f"\n{f.name}=" in text or f"[{section.__name__.lower()}.{f.name}]" in text
@@ -154,6 +155,7 @@ def test_configuration_doc_names_every_key() -> None:
         "laptops": config.Laptops,
         "[licences]": config.Licence,
         "state": config.State,
+        "report": config.Report,
     }
     for title, cls in sections.items():
         assert f"## [{title}]" in doc, title
