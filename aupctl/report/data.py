@@ -233,8 +233,13 @@ def _people(cfg: Config, state: State, now: Now, period: Period) -> dict[str, An
             }
         )
     for entry in holders.values():
-        entry["holders"].sort(key=lambda h: h["username"].lower())
+        entry["holders"].sort(key=lambda h: (h["name"].lower(), h["username"].lower()))
         entry["count"] = len(entry["holders"])
+        entry["waiting"] = sum(1 for h in entry["holders"] if h["status"] == "waiting")
+        by: dict[str, int] = {}
+        for h in entry["holders"]:
+            by[h["approver"]] = by.get(h["approver"], 0) + 1
+        entry["approvers"] = dict(sorted(by.items(), key=lambda kv: -kv[1]))
     return {
         "clauses": ["1.3", "8.1", "9.1"],
         "aup": {
@@ -356,7 +361,7 @@ def _evidence(state: State, period: Period, today: dt.date) -> dict[str, Any]:
                 "note": last["note"] if last else None,
                 "file": last["file_path"] if last else None,
                 "this_period": len(in_term),
-                "items": [
+                "entries": [
                     {"on": r["happened_on"], "note": r["note"], "file": r["file_path"]}
                     for r in (in_term if kind == "incident" else [])
                 ],
