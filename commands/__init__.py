@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "licence": ("licence", "cli", "Software licences: seats used against seats owned (policy 6.7)."),
     "log": ("log", "cli", "The audit log: show it, verify it, sign a checkpoint (cron)."),
     "password": ("password", "cli", "Password hygiene: audit, check, reset (policy 6.2)."),
-    "report": ("report", "cli", "The termly report for the head teacher and governors: HTML and PDF."),
+    "report": ("termly_report", "cli", "The termly report for the head teacher and governors: HTML and PDF."),
     "sandbox": ("sandbox", "cli", "A throwaway school directory to try aupctl on."),
     "staff": ("staff", "cli", "Staff accounts: list, show, import, set a role."),
     "state": ("state", "cli", "The state store: make a new one (state init)."),

@@ -1,4 +1,5 @@
-"""aupctl report: the termly report for the head teacher and governors (HTML, and PDF)."""
+"""aupctl report: the termly report for the head teacher and governors (HTML, and PDF). (Not report.py: that
+name would shadow the package's report() error handler once imported.)"""
 
 from __future__ import annotations
 
