@@ -61,7 +61,10 @@ def cli(
         else:
             render(ctx, _glance_rows(report))
         return
-    render(ctx, _glance_rows(report), ["school", "standard", "rag", "evidence"], wrap={"evidence": 60})
+    columns = (
+        ["school", "standard", "rag", "evidence"] if len(report["schools"]) > 1 else ["standard", "rag", "evidence"]
+    )
+    render(ctx, _glance_rows(report), columns, wrap={"evidence": 60})
 
 
 def _glance_rows(report: dict) -> list[dict]:

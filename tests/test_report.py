@@ -270,3 +270,30 @@ def test_terms_and_periods() -> None:
     assert period_of(None, None, None, dt.date(2027, 8, 31)).term == "summer-2027"
     custom = period_of(None, "01/10/2026", "2026-10-31", TODAY)
     assert (custom.lo, custom.hi, custom.term) == ("2026-10-01", "2026-11-01", None)
+
+
+def test_an_audit_whose_snapshot_cannot_be_kept_still_reports(school, tmp_path) -> None:
+    """A store another process holds locked (as a read-only or full one, it cannot be written): the audit
+    still prints its findings and exit code; a warning says the run is missing from the report's trend."""
+    import sqlite3
+
+    conf = school["config"].parent / "locked-store.toml"  # beside it: its relative paths mean the same
+    text = school["config"].read_text()
+    assert "\n[state]\n" in text
+    conf.write_text(text.replace("\n[state]\n", "\n[state]\nbusy_timeout = 0.2\n"))
+    store = config_mod.load(str(conf)).state.path
+    assert store == config_mod.load(str(school["config"])).state.path
+    count = "SELECT count(*) FROM snapshots WHERE kind = 'password-audit'"
+    holder = sqlite3.connect(store, isolation_level=None)
+    try:
+        before = holder.execute(count).fetchone()[0]
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, held
+        code, out, err = run_main("--format", "json", "password", "audit", "--no-hash-check", config=conf)
+        holder.execute("ROLLBACK")
+        assert code == 1, err
+        assert json.loads(out)["findings"] == school["json"]["passwords"]["findings"]
+        assert "was not kept for the termly report" in err and "locked" in err
+        assert holder.execute(count).fetchone()[0] == before
+    finally:
+        holder.close()
+        conf.unlink()
