@@ -72,6 +72,10 @@ def school(openldap_sandbox, tmp_path_factory) -> dict[str, Any]:
     assert code in (0, 1)
     code, j["passwords"], _ = cli(conf, "password", "audit", "--no-hash-check", "--format", "json")
     assert code in (0, 1)
+    code, j["laptops"], _ = cli(conf, "laptop", "audit", "--no-probe", "--format", "json")
+    assert code in (0, 1)
+    code, j["review_sims"], _ = cli(conf, "access", "review", "sims", "--format", "json")  # one system: no snapshot
+    assert code in (0, 1)
     code, out, err = cli(conf, "leaver", "withdraw", "skhan", "--reason", "left", "--yes")
     assert code == 0, err
     proof = tmp / "restore-test.txt"
@@ -110,7 +114,10 @@ def test_review_and_password_figures_equal_the_commands_json(school) -> None:
         assert part["trend"][-1]["total"] == len(findings)
     stale = sum(1 for f in school["json"]["passwords"]["findings"] if f["check"] == "stale-account")
     assert s["passwords"]["stale"] == stale
-    assert s["equipment"]["run"] is False  # no laptop audit in this module: said so, not zero
+    laptops = school["json"]["laptops"]["findings"]
+    assert s["equipment"]["run"] is True and s["equipment"]["latest"]["total"] == len(laptops)
+    assert s["equipment"]["latest"]["subjects"] == len(school["json"]["laptops"]["data"]["laptops"])
+    assert s["people"]["review"]["runs"] == 1  # `access review sims` (one system) is no point on the trend
     assert s["extra"]["estate-audit"]["run"] is False and s["extra"]["domain-audit"]["run"] is False
     rows = {r["key"]: r for r in school["school"]["glance"]["standards"]}
     assert rows["network"]["evidence"].endswith("not run this term") and rows["network"]["rag"] == "amber"
