@@ -116,8 +116,8 @@ def read_now(cfg: Config, directory: Any, state: State) -> Now:
 
     staff = aup_status(cfg, directory, state)
     groups: dict[str, int] = {g: 0 for g in cfg.directory.privileged_groups}
-    for names in privileged_members(cfg, directory).values():
-        for g in names:
+    for held in privileged_members(cfg, directory).values():
+        for g in held:
             groups[g] = groups.get(g, 0) + 1
     enabled = []
     for row in termly.withdrawn_leavers(state):
