@@ -4,6 +4,7 @@ name would shadow the package's report() error handler once imported.)"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -46,11 +47,7 @@ def cli(
 
     today = dt.date.today()
     period = data.period_of(term, start, end, today)
-    cfg, state = ctx.config, ctx.state
-    now = data.NOT_READ if no_directory else data.read_now(cfg, ctx.directory, state)
-    # one school today; --school/--all-schools loops here over each school's (config, store, directory)
-    schools = [data.build_school(cfg, state, now, period, today=today)]
-    report = data.build(schools, period, today=today)
+    report = data.build(_schools(ctx, period, today, no_directory), period, today=today)
     if out is None and pdf is None and for_people(ctx):
         out = f"aupctl-report-{period.term or period.lo + '-' + period.end.isoformat()}.html"
     if out or pdf:
@@ -65,6 +62,17 @@ def cli(
         ["school", "standard", "rag", "evidence"] if len(report["schools"]) > 1 else ["standard", "rag", "evidence"]
     )
     render(ctx, _glance_rows(report), columns, wrap={"evidence": 60})
+
+
+def _schools(ctx: Ctx, period: Any, today: Any, no_directory: bool) -> list[dict]:
+    """Each school's part of the report, from its own store (and directory). One school today: the
+    multi-school config's --school KEY / --all-schools makes this a loop over each school's (key, config,
+    store, directory), calling data.build_school(..., key=KEY) for each; data.build() adds the roll-up."""
+    from aupctl.report import data
+
+    cfg, state = ctx.config, ctx.state
+    now = data.NOT_READ if no_directory else data.read_now(cfg, ctx.directory, state)
+    return [data.build_school(cfg, state, now, period, today=today)]
 
 
 def _glance_rows(report: dict) -> list[dict]:

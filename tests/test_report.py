@@ -304,3 +304,19 @@ def test_an_audit_whose_snapshot_cannot_be_kept_still_reports(school, tmp_path) 
     finally:
         holder.close()
         conf.unlink()
+
+
+def test_help_imports_neither_matplotlib_nor_jinja2() -> None:
+    """`aupctl --help` and `aupctl report --help` stay quick: the report's libraries load only to draw."""
+    import sys
+
+    code = (
+        "import sys; from aupctl.commands import main\n"
+        "for args in (['--help'], ['report', '--help'], ['evidence', 'record', '--help']):\n"
+        "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('matplotlib', 'jinja2') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-500:]
+    assert "--term TERM" in done.stdout and "backup-tested" in done.stdout
