@@ -376,7 +376,8 @@ def _glance(cfg: Config, school: dict[str, Any], today: dt.date, period: Period)
 
     def findings_row(key: str, part: dict[str, Any], extra_red: bool = False, extra: str = "") -> None:
         if not part["run"]:
-            rows.append({"key": key, "rag": "amber", "evidence": f"{part['title']}: not run this term", "date": None})
+            text = f"{part['title']}: not run this term{extra}"
+            rows.append({"key": key, "rag": "red" if extra_red else "amber", "evidence": text, "date": None})
             return
         last = part["latest"]
         rag = "red" if extra_red else _rag_findings(part)
