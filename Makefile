@@ -28,6 +28,7 @@ lint:
 docs:
 	$(PYTHON) scripts/gen_reference.py
 	$(PYTHON) scripts/gen_manpage.py
+	$(PYTHON) scripts/gen_report_screenshot.py
 
 clean:
 	-aupctl sandbox stop --dir "$(DEMO_DIR)" 2>/dev/null

@@ -184,6 +184,18 @@ class State:
 
 
 @dataclass(frozen=True)
+class Report:
+    chromium: str | None = (
+        None  # the browser that prints the PDF; default: chromium, chromium-browser, google-chrome on PATH
+    )
+    pdf_timeout: float = field(default=60.0, metadata=_range(1, 3600))  # seconds the browser may take to print
+    # who acts on each kind of finding in the report's "three most important actions"
+    technician: str = "the ICT technician"
+    headteacher: str = "the headteacher"
+    governors: str = "the chair of governors"
+
+
+@dataclass(frozen=True)
 class Config:
     school: School
     directory: Directory
@@ -198,6 +210,7 @@ class Config:
     mis: Mis = field(default_factory=Mis)
     domain: Domain = field(default_factory=Domain)
     state: State = field(default_factory=State)
+    report: Report = field(default_factory=Report)
     source: str = ""  # the file it came from, for messages
 
     # -- DN helpers: OUs may be written relative to base_dn or in full --

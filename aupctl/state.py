@@ -311,6 +311,31 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX admin_counts_directory ON admin_counts(directory, id);
     """,
+    # 9: one small row per audit or review run (its counts, for the termly report's trends), and the
+    # evidence no tool can check (backups tested, training, risk assessment...), recorded by hand.
+    """
+    CREATE TABLE snapshots (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,            -- 'access-review', 'password-audit', 'laptop-audit', ...
+        at TEXT NOT NULL,
+        subjects INTEGER NOT NULL,     -- accounts, members or laptops looked at
+        total INTEGER NOT NULL,        -- findings
+        counts TEXT NOT NULL,          -- JSON: {"by_check": {...}, "by_severity": {...}}
+        actor TEXT NOT NULL
+    );
+    CREATE INDEX snapshots_kind_at ON snapshots(kind, at);
+    CREATE TABLE evidence (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,            -- 'backup-tested', 'cyber-training', ... (aupctl/records/evidence.py)
+        happened_on TEXT NOT NULL,     -- YYYY-MM-DD
+        note TEXT NOT NULL DEFAULT '',
+        file_path TEXT,                -- where the evidence is kept (not copied)
+        file_sha256 TEXT,
+        recorded_by TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    CREATE INDEX evidence_kind ON evidence(kind, happened_on);
+    """,
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

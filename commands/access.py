@@ -172,8 +172,10 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
     if fix:
         plan = fix_plan(ctx.config, ctx.directory, ctx.state, result)
         refusal = None if force else first_contact_refusal(ctx.config, ctx.state, result, plan)
+    # a review of every system is a point on the termly report's trend; one system's is not
+    kind, subjects = ("access-review" if system is None else None), sum(result.checked.values())
     if plan is not None and wants_json(ctx):  # the findings and the plan in one JSON envelope
-        render_findings(ctx, findings)
+        render_findings(ctx, findings, snapshot=kind, subjects=subjects)
         set_json(ctx, plan=plan_json(plan))
         if refusal and not dry_run:
             raise RefusedError(refusal)
@@ -183,7 +185,13 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
             run_plan(ctx, plan, dry_run=False, yes=yes, show=False)
         exit_for_findings(findings)
         return
-    code = render_findings(ctx, findings, clean="no findings: every member is approved, eligible and signed")
+    code = render_findings(
+        ctx,
+        findings,
+        clean="no findings: every member is approved, eligible and signed",
+        snapshot=kind,
+        subjects=subjects,
+    )
     checked = ", ".join(f"{k} {n}" for k, n in result.checked.items())
     note(ctx, f"checked: {checked}" if checked else "no systems checked")
     if plan is not None:

@@ -269,4 +269,13 @@ def audit(ctx: Ctx, no_probe: bool, parallel: int | None) -> None:
     note(ctx, f"{len(report.laptops)} laptop(s) audited")
     rows = [f.as_row() for f in report.findings]
     data = {"findings": rows, "laptops": report.laptops, "unreachable": report.unreachable}
-    exit_with(render_findings(ctx, report.findings, clean="no findings", json_obj=data))
+    exit_with(
+        render_findings(
+            ctx,
+            report.findings,
+            clean="no findings",
+            json_obj=data,
+            snapshot="laptop-audit",
+            subjects=len(report.laptops),
+        )
+    )

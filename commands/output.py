@@ -253,9 +253,20 @@ def note(ctx: Ctx, text: str, *, warning: bool = False) -> None:
         (warn if warning else message)(text)
 
 
-def render_findings(ctx: Ctx, findings: list[Finding], *, clean: str = "no findings", json_obj: Any = None) -> int:
+def render_findings(
+    ctx: Ctx,
+    findings: list[Finding],
+    *,
+    clean: str = "no findings",
+    json_obj: Any = None,
+    snapshot: str | None = None,
+    subjects: int = 0,
+) -> int:
     """Findings as rows; returns the exit code (1 if any). json_obj: what JSON shows instead (the findings
-    inside a larger object)."""
+    inside a larger object). snapshot: the run's kind ("access-review", "estate-audit"...): its counts are
+    kept in the state store for the termly report's trends (subjects: how many were looked at)."""
+    if snapshot:
+        keep_snapshot(ctx, snapshot, findings, subjects)
     rows = [f.as_row() for f in sort_findings(findings)]
     if wants_json(ctx):  # the envelope's "findings"; what else json_obj holds is its "data"
         json_columns = ["subject", "system", "check", "clause", "severity", "detail"]
@@ -270,6 +281,18 @@ def render_findings(ctx: Ctx, findings: list[Finding], *, clean: str = "no findi
     if findings:
         note(ctx, f"{len(findings)} finding(s)")
     return EXIT_FINDINGS if findings else EXIT_OK
+
+
+def keep_snapshot(ctx: Ctx, kind: str, findings: list[Finding], subjects: int) -> None:
+    """Record an audit's counts (aupctl report's history). A store that cannot be written (read-only, full,
+    busy) never fails the audit: a warning says the run is missing from the report's trend."""
+    from aupctl.errors import AupctlError
+    from aupctl.records.snapshots import record_snapshot
+
+    try:
+        record_snapshot(ctx.state, kind, findings, subjects)
+    except (AupctlError, sqlite3.Error) as exc:
+        warn(f"this {kind} was not kept for the termly report (the state store: {exc})")
 
 
 def dry_run_option(f: Callable) -> Callable:

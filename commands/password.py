@@ -84,7 +84,16 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
             "candidates and the person's own names"
         )
     message(f"audited {result.accounts} account(s){tested}")
-    exit_with(render_findings(ctx, result.findings, clean="no findings: every account passes policy 6.2"))
+    usual = not changed_before and not include_disabled  # an incident's or a wider audit is no trend point
+    exit_with(
+        render_findings(
+            ctx,
+            result.findings,
+            clean="no findings: every account passes policy 6.2",
+            snapshot="password-audit" if usual else None,
+            subjects=result.accounts,
+        )
+    )
 
 
 def _read_candidate() -> str:
