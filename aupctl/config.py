@@ -523,7 +523,7 @@ class Trust:
     def _name_school_key(self, text: str, key: str) -> str:
         """A message about the merged config names the key where it is written: schools.KEY.directory.base_dn
         when the school's table set it, else the trust-wide key, saying for which school."""
-        pattern = r"(?<![\w.\[])((?:" + "|".join(_TOP_KEYS) + r")(?:\.[\w-]+|\[\d+\])*)"
+        pattern = r"(?<![\w.\[])((?:" + "|".join(_TOP_KEYS) + r")(?:\.[\w-]+|\[\d+\])*)(?![\w-])"
         start = len(self.source) + 1 if text.startswith(f"{self.source}:") else 0  # not in the file's name
         m = re.compile(pattern).search(text, start)
         if m is None:
@@ -547,7 +547,8 @@ class Trust:
             where = f"schools.{key}.{path}"
         if written:
             return text[: m.start(1)] + where + text[m.end(1) :]
-        return text[: m.end(1)] + f" (trust-wide, for school {key})" + text[m.end(1) :]
+        end = m.end(1) + (1 if text[m.end(1) : m.end(1) + 1] in ("'", '"') else 0)  # after a closing quote
+        return text[:end] + f" (trust-wide, for school {key})" + text[end:]
 
 
 def parse_trust(text: str, source: str = "<config>", base: Path | None = None) -> Trust:
