@@ -137,7 +137,7 @@ def list_(ctx: Ctx, system: str | None) -> None:
     "than access.max_removal_share of its members (read it first with --dry-run).",
 )
 @all_schools_option
-@changing
+@changing(when=lambda kw: kw["fix"])
 @bulk("access review --fix", when=lambda kw: kw["fix"])
 @pass_ctx
 def review(ctx: Ctx, system: str | None, fix: bool, force: bool, all_schools: bool, dry_run: bool, yes: bool) -> None:

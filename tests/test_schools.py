@@ -251,6 +251,9 @@ def test_a_grant_in_one_school_is_not_seen_in_another(trust: Path) -> None:
 
 # -- technicians per school --
 def test_other_technicians_are_refused_and_read_only_jobs_are_open(trust: Path) -> None:
+    grant = ("access", "grant", "aaldous", "sims", "--approved-by", "Mrs A Patel (Headteacher)", "--yes")
+    code, _, err = run_main("--school", "ashgrove", *grant, config=trust)
+    assert code == 2 and "not one of its technicians" in err, err  # before the plan is built (AUP unsigned)
     args = ("staff", "set-role", "aaldous", "ta")
     code, _, err = run_main("--school", "ashgrove", *args, "--yes", config=trust)
     assert code == 2, err
@@ -263,6 +266,8 @@ def test_other_technicians_are_refused_and_read_only_jobs_are_open(trust: Path) 
     assert code == 2 and "not one of its technicians" in err  # a bulk run, refused before its lease
     code, _, err = run_main("--school", "ashgrove", "access", "review", config=trust)
     assert code == 1, err  # read-only: open to the trust's central team
+    code, _, err = run_main("--school", "ashgrove", "access", "review", "--fix", "--yes", config=trust)
+    assert code == 2 and "not one of its technicians" in err  # --fix changes: refused
     assert _audit_targets(trust, "ashgrove") == set()  # nothing was recorded
     code, _, err = run_main("--school", "oakfield", *args[:2], "ooakley", "ta", "--yes", config=trust)
     assert code == 0, err  # a technician of Oakfield
