@@ -367,3 +367,67 @@ def test_one_school_config_is_unchanged(openldap_sandbox: sb.SandboxInfo) -> Non
     assert code == 1, err
     assert [s["school"] for s in json.loads(out)["data"]["schools"]] == ["Hollybank Primary School"]
     assert os.path.exists(openldap_sandbox.dir / "state.db")
+
+
+# -- the same trust on Active Directory (one test: AD DCs run one at a time) --
+def test_a_trust_on_active_directory(ad_sandbox: sb.SandboxInfo, openldap_sandbox: sb.SandboxInfo) -> None:
+    """Three schools as OUs of one Samba AD domain, and Hollybank in a directory of its own (OpenLDAP: a
+    school's flavour is its own too): --all-schools access review, --school required, a store per school."""
+    ad_base = "DC=hollybank,DC=test"
+    conn = ad_sandbox.connect(ad_sandbox.admin_dn, ad_sandbox.admin_password)
+    people: dict[str, list[str]] = {}
+    for key, (ou, names) in OU_SCHOOLS.items():
+        base = f"OU={ou},{ad_base}"
+        for dn in (base, f"OU=Staff,{base}", f"OU=Teachers,OU=Staff,{base}", f"OU=Groups,{base}", f"OU=Leavers,{base}"):
+            assert conn.add(dn, ["top", "organizationalUnit"]), (dn, conn.result)
+        dns = []
+        for username, given, surname in names:
+            dn = f"CN={given} {surname},OU=Teachers,OU=Staff,{base}"
+            attrs = {
+                "sAMAccountName": f"{username}",
+                "givenName": given,
+                "sn": surname,
+                "displayName": f"{given} {surname}",
+            }
+            assert conn.add(dn, ["top", "person", "organizationalPerson", "user"], attrs), (dn, conn.result)
+            dns.append(dn)
+        group = f"CN=SIMS Users,OU=Groups,{base}"
+        assert conn.add(group, ["top", "group"], {"sAMAccountName": f"SIMS Users {ou}", "member": dns[:1]}), conn.result
+        people[key] = [u for u, _, _ in names]
+    conn.unbind()
+    own = openldap_sandbox
+    text = ad_sandbox.config_path.read_text()
+    for key, (ou, _) in OU_SCHOOLS.items():
+        text += f'\n[schools.{key}.directory]\nbase_dn = "OU={ou},{ad_base}"\n'
+    text += f"""
+[schools.hollybank.directory]
+flavour = "openldap"
+url = "{own.urls[0]}"
+ca_file = "{own.ca_file}"
+bind_dn = "{own.bind_dn}"
+bind_password_file = "{own.dir / "bind.pw"}"
+base_dn = "{BASE}"
+privileged_groups = ["IT Admins"]
+placeholder_member = "cn=nobody,ou=Groups"
+"""
+    path = ad_sandbox.dir / "trust.toml"
+    path.write_text(text)
+    code, _, err = run_main("access", "list", config=path)
+    assert code == 2 and "4 schools" in err
+    code, out, err = run_main("--format", "json", "access", "review", "--all-schools", config=path)
+    assert code == 1, err
+    doc = json.loads(out)
+    assert [s["exit_code"] for s in doc["data"]["schools"]] == [1, 1, 1, 1]
+    found: dict[str, set[str]] = {}
+    for f in doc["findings"]:
+        found.setdefault(f["school"], set()).add(f["subject"])
+    for key, names in people.items():
+        assert names[0] in found[key], (key, found.get(key))  # in the school's SIMS group, no approval
+        assert not (found[key] - set(names)), found[key]  # nobody of another school
+    assert len(found["hollybank"]) > 3
+    code, out, err = run_main(
+        "--school", "elmwood", "--format", "json", "staff", "list", "--include-disabled", config=path
+    )
+    assert code == 0, err
+    assert {r["username"] for r in json.loads(out)["data"]} == set(people["elmwood"])
+    assert (ad_sandbox.dir / "state-elmwood.db").exists() and not (ad_sandbox.dir / "state.db").exists()
