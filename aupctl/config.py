@@ -580,6 +580,15 @@ def parse_trust(text: str, source: str = "<config>", base: Path | None = None) -
         for i, who in enumerate(sections[key].technicians):
             if not who.strip() or (who.startswith("group:") and not who[6:].strip()):
                 raise ConfigError(f'{source}: {path}.technicians[{i}] is empty; write an OS user name or "group:NAME"')
+    seen: dict[str, str] = {}
+    for key, section in sections.items():  # two schools in one store would mix their records
+        if section.state_path:
+            if section.state_path in seen:
+                raise ConfigError(
+                    f"{source}: schools.{key}.state_path is the same file as schools.{seen[section.state_path]}"
+                    f".state_path ({section.state_path!r}): each school keeps its records in a store of its own"
+                )
+            seen[section.state_path] = key
     return Trust(source, data, schools, sections, base)
 
 

@@ -172,6 +172,11 @@ def test_each_school_is_an_ordinary_config_over_the_defaults() -> None:
         ("[schools.a]\ntechnicians = 3\n", "a", "schools.a.technicians must be a list of strings"),
         ('[schools.a.roles.teacher]\nsystems = ["nope"]\n', "a", "schools.a.roles.teacher.systems names 'nope'"),
         ('[schools.StMarys]\nname = "x"\n', None, "a school key is lower-case"),
+        (
+            '[schools.a]\nstate_path = "x.db"\n[schools.b]\nstate_path = "x.db"\n',
+            "a",
+            "schools.b.state_path is the same file as schools.a.state_path",
+        ),
     ],
 )
 def test_bad_school_keys_are_named_by_their_path(extra: str, school: str | None, needle: str) -> None:
