@@ -222,6 +222,19 @@ def test_aupctl_school_from_the_environment(trust: Path, monkeypatch: pytest.Mon
     assert {r["username"] for r in json.loads(out)["data"]} == {"eellis", "eelgar"}  # --school wins
 
 
+def test_config_check_checks_every_school(trust: Path) -> None:
+    code, _, err = run_main("config", "check", config=trust)
+    assert code == 0, err
+    for key in ("oakfield", "ashgrove", "elmwood", "hollybank"):
+        assert f"school {key}: OK" in err
+    bad = trust.parent / "trust-typo.toml"
+    bad.write_text(trust.read_text() + '\n[schools.elmwood.laptops]\nparallel = "many"\n')
+    code, _, err = run_main("config", "check", config=bad)
+    assert code == 2 and "schools.elmwood.laptops.parallel must be a whole number" in err
+    code, _, err = run_main("--school", "oakfield", "config", "check", config=bad)
+    assert code == 0 and "school oakfield: OK" in err and "elmwood" not in err
+
+
 # -- records: a store per school, the school in every audit entry --
 def test_a_grant_in_one_school_is_not_seen_in_another(trust: Path) -> None:
     code, _, err = run_main("--school", "oakfield", "aup", "sign", "oorme", "--yes", config=trust)
