@@ -212,6 +212,10 @@ class Config:
     state: State = field(default_factory=State)
     report: Report = field(default_factory=Report)
     source: str = ""  # the file it came from, for messages
+    # A trust's school ([schools.KEY], resolved by Trust.config): not keys of the file's top level.
+    school_key: str | None = field(default=None, metadata={"internal": True})
+    technicians: list[str] = field(default_factory=list, metadata={"internal": True})
+    school_keys: list[str] = field(default_factory=list, metadata={"internal": True})  # every school in the trust
 
     # -- DN helpers: OUs may be written relative to base_dn or in full --
     def dn(self, value: str) -> str:
@@ -344,7 +348,7 @@ def _convert(tp: Any, value: Any, path: str, src: str) -> Any:
 
 def _build(cls: Any, data: dict[str, Any], path: str, src: str) -> Any:
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source" and not f.metadata.get("internal")}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         name = _RENAMES.get(key, key)
@@ -392,18 +396,26 @@ def resolve_path(explicit: str | None) -> Path:
     return default_config_path()
 
 
-def parse(text: str, source: str = "<config>") -> Config:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+def parse(text: str, source: str = "<config>", school: str | None = None) -> Config:
+    """The Config of the file's one school, or of [schools.SCHOOL] in a trust's config (paths not anchored)."""
+    return parse_trust(text, source).config(school)
+
+
+def _parse_config(data: dict[str, Any], source: str) -> Config:
     cfg = _build(Config, data, "", source)
     cfg = dataclasses.replace(cfg, source=source)
     _check(cfg)
     return cfg
 
 
-def load(explicit: str | None = None) -> Config:
+def load(explicit: str | None = None, school: str | None = None) -> Config:
+    """The config file's Config; in a trust's config, that of school SCHOOL (else $AUPCTL_SCHOOL)."""
+    if school is None:
+        school = os.environ.get(ENV_SCHOOL) or None
+    return load_trust(explicit).config(school)
+
+
+def load_trust(explicit: str | None = None) -> Trust:
     from .errors import InputError
     from .files import read_bounded
 
@@ -419,9 +431,198 @@ def load(explicit: str | None = None) -> Config:
         raise ConfigError(f"cannot read config file {exc.message}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read config file {path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    cfg = parse(text, str(path))
     # Relative paths in the config are relative to the config file, so a copied directory still works.
-    return _anchor_paths(cfg, path.parent)
+    return parse_trust(text, str(path), base=path.parent)
+
+
+# -- a trust: many schools in one config ([schools.KEY] over trust-wide defaults; docs/trust.md) --
+ENV_SCHOOL = "AUPCTL_SCHOOL"
+# A school key names its store (a file suffix, a PostgreSQL schema): lower case, digits, _ and -.
+_SCHOOL_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class SchoolSection:
+    """[schools.KEY]: what differs at one school of a trust; everything else is the top level's."""
+
+    name: str | None = None  # default: the key
+    aup_version: str | None = None
+    aup_text: str | None = None
+    state_path: str | None = None  # default: [state] path with -KEY before its suffix
+    technicians: list[str] = field(default_factory=list)  # OS user names (or "group:NAME"); [] = anyone
+
+
+# Tables a [schools.KEY] may hold: merged key by key (roles and systems name by name) over the trust's.
+SCHOOL_TABLES = (
+    "directory", "accounts", "access", "roles", "systems", "passwords", "laptops", "import", "mis", "domain", "report",
+)
+_TOP_KEYS = ("school", "state", "licences", *SCHOOL_TABLES)  # where a message's dotted key may start
+
+
+def _merged(base: Any, over: Any) -> Any:
+    """`over` on top of `base`: tables merged key by key, any other value (lists too) replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merged(base.get(k), v)
+        return out
+    return over
+
+
+def _suffixed(path: str, key: str) -> str:
+    """state.db -> state-KEY.db: a school's own file beside the trust-wide one."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{key}{p.suffix}"))
+
+
+@dataclass
+class Trust:
+    """A config file: one school (no [schools.*] tables, as before) or a trust's schools."""
+
+    source: str
+    data: dict[str, Any]  # the top level, without [schools]
+    schools: dict[str, dict[str, Any]]  # KEY -> its [schools.KEY] table, as written
+    sections: dict[str, SchoolSection]
+    base: Path | None = None  # the config file's folder: relative paths are anchored there
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.schools)
+
+    def pick(self, school: str | None) -> str | None:
+        """The school a run is for: the one named, else the only one; None for a config of one school."""
+        src = self.source
+        known = ", ".join(self.schools)
+        if not self.schools:
+            if school:
+                raise ConfigError(
+                    f"{src}: --school {school!r} (or AUPCTL_SCHOOL) given, but this config has no [schools.*] "
+                    "tables: it is one school",
+                    hint="leave out --school and unset AUPCTL_SCHOOL, or add [schools.KEY] tables (docs/trust.md)",
+                )
+            return None
+        if not school:
+            if len(self.schools) == 1:
+                return next(iter(self.schools))
+            raise ConfigError(
+                f"{src}: this config has {len(self.schools)} schools ({known}): say which with --school KEY "
+                "or AUPCTL_SCHOOL",
+                hint="read-only jobs also take --all-schools (access review, password audit, laptop audit)",
+            )
+        if school not in self.schools:
+            raise ConfigError(f"{src}: unknown school {school!r} (known: {known})")
+        return school
+
+    def config(self, school: str | None = None) -> Config:
+        key = self.pick(school)
+        if key is None:
+            cfg = _parse_config(self.data, self.source)
+        else:
+            try:
+                cfg = _parse_config(self._school_data(key), self.source)
+            except ConfigError as exc:
+                raise ConfigError(self._name_school_key(exc.message, key), hint=exc.hint) from None
+            section = self.sections[key]
+            cfg = dataclasses.replace(cfg, school_key=key, technicians=list(section.technicians), school_keys=self.keys)
+        return _anchor_paths(cfg, self.base) if self.base is not None else cfg
+
+    def _school_data(self, key: str) -> dict[str, Any]:
+        raw, section = self.schools[key], self.sections[key]
+        data = {k: v for k, v in self.data.items()}
+        for table in SCHOOL_TABLES:
+            if table in raw:
+                data[table] = _merged(self.data.get(table, {}), raw[table])
+        if "licences" in raw:
+            data["licences"] = raw["licences"]  # a school's own licences replace the trust's list
+        school = dict(self.data.get("school", {}))
+        school["name"] = section.name or key
+        for k in ("aup_version", "aup_text"):
+            if getattr(section, k) is not None:
+                school[k] = getattr(section, k)
+        data["school"] = school
+        state = dict(self.data.get("state", {}))
+        if section.state_path:
+            state["path"] = section.state_path
+        else:  # each school's records in a file of its own
+            from .state import default_state_path
+
+            top = state.get("path")
+            state["path"] = _suffixed(top if isinstance(top, str) and top else str(default_state_path()), key)
+        if isinstance(state.get("checkpoints"), str) and state["checkpoints"]:
+            state["checkpoints"] = _suffixed(state["checkpoints"], key)
+        data["state"] = state
+        return data
+
+    def _name_school_key(self, text: str, key: str) -> str:
+        """A message about the merged config names the key where it is written: schools.KEY.directory.base_dn
+        when the school's table set it, else the trust-wide key, saying for which school."""
+        pattern = r"(?<![\w.\[])((?:" + "|".join(_TOP_KEYS) + r")(?:\.[\w-]+|\[\d+\])*)(?![\w-])"
+        start = len(self.source) + 1 if text.startswith(f"{self.source}:") else 0  # not in the file's name
+        m = re.compile(pattern).search(text, start)
+        if m is None:
+            return f"{text} (school {key})"
+        path = m.group(1)
+        parts = re.sub(r"\[\d+\]", "", path).split(".")
+        raw: Any = self.schools[key]
+        if parts[0] == "school" and len(parts) > 1:
+            written = parts[1] in raw
+            where = f"schools.{key}.{path.split('.', 1)[1]}"
+        elif parts[:2] == ["state", "path"]:
+            written = "state_path" in raw
+            where = f"schools.{key}.state_path"
+        else:
+            node, written = raw, True
+            for part in parts:
+                if not isinstance(node, dict) or part not in node:
+                    written = False
+                    break
+                node = node[part]
+            where = f"schools.{key}.{path}"
+        if written:
+            return text[: m.start(1)] + where + text[m.end(1) :]
+        end = m.end(1) + (1 if text[m.end(1) : m.end(1) + 1] in ("'", '"') else 0)  # after a closing quote
+        return text[:end] + f" (trust-wide, for school {key})" + text[end:]
+
+
+def parse_trust(text: str, source: str = "<config>", base: Path | None = None) -> Trust:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    schools = data.pop("schools", {})
+    if not isinstance(schools, dict):
+        raise ConfigError(f"{source}: schools must be tables [schools.KEY] (got {type(schools).__name__})")
+    sections: dict[str, SchoolSection] = {}
+    allowed = [f.name for f in dataclasses.fields(SchoolSection)] + [*SCHOOL_TABLES, "licences"]
+    for key, raw in schools.items():
+        path = f"schools.{key}"
+        if not _SCHOOL_KEY.match(key):
+            raise ConfigError(
+                f"{source}: [{path}]: a school key is lower-case letters, digits, _ and - (at most 40), "
+                f"e.g. [schools.st-marys] (got {key!r})"
+            )
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: {path} must be a table [{path}]")
+        for k, v in raw.items():
+            if k not in allowed:
+                raise ConfigError(f"{source}: unknown key '{path}.{k}' (expected one of: {', '.join(sorted(allowed))})")
+            if k in SCHOOL_TABLES and not isinstance(v, dict):
+                raise ConfigError(f"{source}: {path}.{k} must be a table [{path}.{k}] (got {type(v).__name__})")
+        plain = {k: v for k, v in raw.items() if k not in SCHOOL_TABLES and k != "licences"}
+        sections[key] = _build(SchoolSection, plain, path, source)
+        for i, who in enumerate(sections[key].technicians):
+            if not who.strip() or (who.startswith("group:") and not who[6:].strip()):
+                raise ConfigError(f'{source}: {path}.technicians[{i}] is empty; write an OS user name or "group:NAME"')
+    seen: dict[str, str] = {}
+    for key, section in sections.items():  # two schools in one store would mix their records
+        if section.state_path:
+            if section.state_path in seen:
+                raise ConfigError(
+                    f"{source}: schools.{key}.state_path is the same file as schools.{seen[section.state_path]}"
+                    f".state_path ({section.state_path!r}): each school keeps its records in a store of its own"
+                )
+            seen[section.state_path] = key
+    return Trust(source, data, schools, sections, base)
 
 
 def _anchor(base: Path, value: str | None) -> str | None:

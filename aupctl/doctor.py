@@ -46,12 +46,12 @@ def warn(check: str, detail: str) -> Check:
     return Check(check, True, detail, "warn")
 
 
-def run(config_path: str | None) -> list[Check]:
+def run(config_path: str | None, school: str | None = None) -> list[Check]:
     from .config import load
 
     checks: list[Check] = []
     try:
-        cfg = load(config_path)
+        cfg = load(config_path, school)  # a trust's school: --school, else $AUPCTL_SCHOOL
     except AupctlError as exc:
         return [Check("config", False, exc.message)]
     checks.append(Check("config", True, f"{cfg.source}: {cfg.school.name}, {cfg.directory.flavour}"))
@@ -143,12 +143,10 @@ STATE_CHECKS: list[Callable[[Config, State], list[Check]]] = [_integrity, _audit
 
 
 def state_checks(cfg: Config) -> list[Check]:
-    from .state import State
-
     try:
-        from .auditlog import attach
+        from .schools import store_for
 
-        st = attach(State(cfg.state.path, busy_timeout=cfg.state.busy_timeout), cfg)
+        st = store_for(cfg)  # the school's own store, as commands open it
     except AupctlError as exc:
         return [Check("state store", False, exc.message)]
     except Exception as exc:  # noqa: BLE001 - a broken store is a finding of doctor, never a traceback

@@ -532,6 +532,7 @@ class State:
         self.lease_ttl = lease_ttl
         self._leases: dict[str, float] = {}  # lease name -> when this process last renewed it
         self.audited = 0  # audit entries this process added (--quiet: did this run change anything?)
+        self.school: str | None = None  # a trust's school this store is for: named in every audit entry
         check_existing(self.path)
         try:
             if not self.path.exists():
@@ -632,6 +633,8 @@ class State:
         return self._audit_key
 
     def audit(self, action: str, target: str, details: dict[str, Any] | None = None) -> int:
+        if self.school is not None:  # a trust: which school, in the entry itself (and so in its hash)
+            details = {**(details or {}), "school": self.school}
         body = json.dumps(details or {}, ensure_ascii=False, sort_keys=True, default=str)
         who = actor()
         with self.transaction() as db:

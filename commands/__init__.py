@@ -136,6 +136,12 @@ class LazyGroup(click.Group):
     show_default=True,
     help="Output format for data on stdout.",
 )
+@click.option(
+    "--school",
+    metavar="KEY",
+    envvar="AUPCTL_SCHOOL",
+    help="Which school of a trust's config ([schools.KEY]; else $AUPCTL_SCHOOL); needed when it has several.",
+)
 @click.option("--wide", is_flag=True, help="Tables on one line per row, however wide (else they fit 120 columns).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option(
@@ -147,13 +153,15 @@ class LazyGroup(click.Group):
 )
 @click.version_option(package_name="aupctl", prog_name="aupctl")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, fmt: str, wide: bool, debug: bool, quiet: bool) -> None:
+def cli(
+    ctx: click.Context, config_path: str | None, fmt: str, school: str | None, wide: bool, debug: bool, quiet: bool
+) -> None:
     """aupctl: enforce the staff Acceptable Use Policy on the school's directory, laptops and passwords.
 
     Exit codes: 0 clean, 1 findings, 2 bad usage/config/input, 3 directory or host unreachable or
     authentication failed, 4 a change failed part-way (re-run to resume).
     """
-    ctx.obj = Ctx(config_path=config_path, fmt=fmt, debug=debug, wide=wide, quiet=quiet)
+    ctx.obj = Ctx(config_path=config_path, fmt=fmt, debug=debug, wide=wide, quiet=quiet, school=school or None)
     ctx.call_on_close(ctx.obj.close)
     if quiet and ctx.invoked_subcommand is not None:
         from .quiet import Hush
@@ -161,12 +169,12 @@ def cli(ctx: click.Context, config_path: str | None, fmt: str, wide: bool, debug
         ctx.obj.hush = Hush()
 
 
-GLOBAL_VALUED = ("--format",)
+GLOBAL_VALUED = ("--format", "--school")
 GLOBAL_FLAGS = ("--wide", "--quiet", "-q")
 
 
 def global_first(args: list[str]) -> list[str]:
-    """--format and --wide where they are given, after the subcommand too (`aupctl access review --format
+    """--format, --school and --wide where they are given, after the subcommand too (`aupctl access review --format
     json`): moved to the front, where the root group reads them. Nothing after `--` is touched."""
     front: list[str] = []
     rest: list[str] = []

@@ -23,6 +23,7 @@ from .output import (
     wants_json,
     warn,
 )
+from .schools import all_schools_option, run_all_schools
 
 if TYPE_CHECKING:
     pass
@@ -135,10 +136,11 @@ def list_(ctx: Ctx, system: str | None) -> None:
     help="With --fix: run a plan that removes people from a system with no approvals ever recorded, or more "
     "than access.max_removal_share of its members (read it first with --dry-run).",
 )
-@changing
+@all_schools_option
+@changing(when=lambda kw: kw["fix"])
 @bulk("access review --fix", when=lambda kw: kw["fix"])
 @pass_ctx
-def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, yes: bool) -> None:
+def review(ctx: Ctx, system: str | None, fix: bool, force: bool, all_schools: bool, dry_run: bool, yes: bool) -> None:
     """Compare each system's members (nested groups count on AD) with the approvals.
 
     Reports, each citing its AUP clause: a member with no approval (granted outside aupctl); an
@@ -155,7 +157,14 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
     is refused with exit 2 and nothing changed unless --force is given; --dry-run shows it either way.
 
     Exit 1 if anything was found (also with --fix), 0 if clean, 2 if the plan was refused.
+
+    With --all-schools (a trust's config): every school's review in one result with a school column.
     """
+    if all_schools:
+        if fix:
+            raise click.UsageError("--all-schools only reads: --fix changes one school at a time (--school KEY)")
+        run_all_schools(ctx, lambda sub: _review_one(sub, system), clean="no findings")
+        return
     from aupctl.access.review import first_contact_refusal, fix_plan
     from aupctl.access.review import review as run_review
     from aupctl.errors import RefusedError
@@ -201,6 +210,17 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, dry_run: bool, 
         if refusal:
             warn(refusal)
     exit_with(code)
+
+
+def _review_one(ctx: Ctx, system: str | None) -> list:
+    """One school's review for --all-schools: its findings (its missing groups as warnings)."""
+    from aupctl.access.review import review as run_review
+
+    key = ctx.config.system_key(system) if system else None
+    result = run_review(ctx.config, ctx.directory, ctx.state, key)
+    for name, dn in result.missing_groups.items():
+        warn(f"school {ctx.config.school_key}: {name}: its group {dn} (systems.{name}.group) does not exist")
+    return result.findings
 
 
 @cli.command("adopt", short_help="Record today's group members as approved (once, when starting).")

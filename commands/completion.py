@@ -72,7 +72,7 @@ def _config(ctx: click.Context) -> Config | None:
 
     path = ctx.find_root().params.get("config_path") or os.environ.get("AUPCTL_CONFIG")
     try:
-        return load(path)
+        return load(path, ctx.find_root().params.get("school"))
     except Exception:  # noqa: BLE001 - no config yet (or a broken one): complete nothing, never a traceback
         return None
 

@@ -22,19 +22,23 @@ def check(ctx: Ctx) -> None:
     """Validate the config file and say exactly what is wrong (exit 2).
 
     Warnings (a role with neither ou nor groups, a glob that looks like a regular expression, a group
-    outside base_dn) are printed but do not fail: exit 0.
+    outside base_dn) are printed but do not fail: exit 0. A trust's config ([schools.KEY]) is checked
+    school by school, all of them unless --school names one.
     """
     from aupctl.config import warnings
 
-    cfg = ctx.config
-    found = warnings(cfg)
-    for text in found:
-        warn(text)
-    message(
-        f"{cfg.source}: OK — {cfg.school.name}, {cfg.directory.flavour} at {', '.join(cfg.directory.url)}; "
-        f"{len(cfg.roles)} roles, {len(cfg.systems)} systems, {len(cfg.licences)} licences"
-        + (f"; {len(found)} warning(s)" if found else "")
-    )
+    keys: list[str | None] = [ctx.school] if ctx.school or not ctx.trust.keys else list(ctx.trust.keys)
+    for key in keys:
+        cfg = ctx.trust.config(key)
+        which = f"school {cfg.school_key}: " if cfg.school_key else ""
+        found = warnings(cfg)
+        for text in found:
+            warn(which + text)
+        message(
+            f"{cfg.source}: {which}OK — {cfg.school.name}, {cfg.directory.flavour} at "
+            f"{', '.join(cfg.directory.url)}; {len(cfg.roles)} roles, {len(cfg.systems)} systems, "
+            f"{len(cfg.licences)} licences" + (f"; {len(found)} warning(s)" if found else "")
+        )
 
 
 @cli.command("discover")

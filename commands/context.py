@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from aupctl.config import Config
+    from aupctl.config import Config, Trust
     from aupctl.directory import Directory
     from aupctl.state import State
 
@@ -25,28 +25,46 @@ class Ctx:
     json_parts: dict[str, Any] = field(default_factory=dict, repr=False)
     quiet: bool = False
     hush: Hush | None = field(default=None, repr=False)  # --quiet: output held back until the end
+    school: str | None = None  # --school / AUPCTL_SCHOOL: which of a trust's schools (docs/trust.md)
+    _trust: Trust | None = field(default=None, repr=False)
     _config: Config | None = field(default=None, repr=False)
     _state: State | None = field(default=None, repr=False)
     _directory: Directory | None = field(default=None, repr=False)
 
     @property
+    def trust(self) -> Trust:
+        """The config file: one school, or a trust's [schools.KEY]."""
+        if self._trust is None:
+            from aupctl.config import load_trust
+
+            self._trust = load_trust(self.config_path)
+        return self._trust
+
+    @property
     def config(self) -> Config:
         if self._config is None:
-            from aupctl.config import load
-
-            self._config = load(self.config_path)
+            self._config = self.trust.config(self.school)  # refused (exit 2) if a trust's school is not named
         return self._config
 
     @property
     def state(self) -> State:
         if self._state is None:
-            from aupctl.auditlog import attach
-            from aupctl.state import State
+            from aupctl.schools import store_for
 
-            cfg = self.config.state
-            state = State(cfg.path, busy_timeout=cfg.busy_timeout, lease_ttl=cfg.lease_ttl)
-            self._state = attach(state, self.config)  # with the config's audit key
+            self._state = store_for(self.config)  # the school's own store, with the config's audit key
         return self._state
+
+    def may_change(self) -> None:
+        """Refuse (exit 2) a change by someone who is not one of the school's technicians ([schools.KEY]
+        technicians); a config of one school, or a school with none listed, lets anyone."""
+        from aupctl.schools import check_technician
+
+        check_technician(self.config, lambda: self.directory)
+
+    def for_school(self, key: str | None) -> Ctx:
+        """The same run for another of the trust's schools (--all-schools): its own config, store and
+        directory, opened when first used; close() it after."""
+        return Ctx(self.config_path, fmt=self.fmt, debug=self.debug, wide=self.wide, school=key, _trust=self.trust)
 
     @property
     def directory(self) -> Directory:

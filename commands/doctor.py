@@ -26,7 +26,7 @@ def cli(ctx: Ctx) -> None:
     """
     from aupctl import doctor
 
-    checks = doctor.run(ctx.config_path)
+    checks = doctor.run(ctx.config_path, ctx.school)
     rows: list[dict[str, Any]] = [
         {"check": c.check, "ok": c.ok, "status": c.status, "detail": c.detail}
         | ({"job": c.job, "right": c.right, "target": c.target} if c.section == "rights" else {})

@@ -21,6 +21,7 @@ from .output import (
     run_plan,
     show_plan,
 )
+from .schools import all_schools_option, run_all_schools
 
 OS_CHOICE = click.Choice(["windows", "linux", "macos"])
 LIST_COLUMNS = ["tag", "host", "os", "assigned_to", "last_seen", "next_due", "overdue", "findings", "status"]
@@ -230,15 +231,32 @@ def checkin(ctx: Ctx, tag: str, update: bool, dry_run: bool, yes: bool) -> None:
 @click.option(
     "--parallel", type=click.IntRange(1, 256), metavar="N", help="Laptops probed at once ([laptops] parallel)."
 )
+@all_schools_option
 @pass_ctx
-def audit(ctx: Ctx, no_probe: bool, parallel: int | None) -> None:
+def audit(ctx: Ctx, no_probe: bool, parallel: int | None, all_schools: bool) -> None:
     """Every enrolled laptop, for cron: probe those that answer (in parallel), report findings.
 
     Laptops that cannot be reached are listed with who has them and when each was last seen; that is
-    not fatal. Exit 0 clean, 1 findings (unreachable laptops included).
+    not fatal. Exit 0 clean, 1 findings (unreachable laptops included). With --all-schools (a trust's
+    config): every school's laptops in one result with a school column.
     """
     from aupctl.laptops import inventory
     from aupctl.laptops.audit import run
+
+    if all_schools:
+
+        def one(sub: Ctx) -> list:
+            probe = not no_probe and bool(inventory.devices(sub.state))
+            connector = _connector(sub) if probe else None
+            if connector is not None:
+                connector.key()
+            found = run(sub.config, sub.state, connector, do_probe=probe, parallel=parallel)
+            for r in found.unreachable:
+                note(ctx, f"school {sub.config.school_key}: {r['tag']} could not be reached: {r['error']}")
+            return found.findings
+
+        run_all_schools(ctx, one, clean="no findings")
+        return
 
     total = len(inventory.devices(ctx.state))
     connector = None if no_probe or not total else _connector(ctx)

@@ -303,9 +303,22 @@ def yes_option(f: Callable) -> Callable:
     return click.option("--yes", "-y", is_flag=True, help="Apply without asking (for scripts and cron).")(f)
 
 
-def changing(f: Callable) -> Callable:
-    """--dry-run and --yes, for every command that changes something."""
-    return dry_run_option(yes_option(f))
+def changing(f: Callable | None = None, *, when: Callable[[dict[str, Any]], bool] | None = None) -> Callable:
+    """--dry-run and --yes, for every command that changes something. A trust's school refuses other
+    technicians before anything is read (run_plan checks again); `when` says whether this run changes
+    anything (`access review` only with --fix); a dry run never does."""
+    if f is None:
+        return lambda g: changing(g, when=when)
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("dry_run") and (when is None or when(kwargs)):
+            ctx = click.get_current_context().find_object(Ctx)
+            if ctx is not None:
+                ctx.may_change()
+        return f(*args, **kwargs)
+
+    return dry_run_option(yes_option(wrapper))
 
 
 BULK_LEASE = "bulk-changes"  # one name for every bulk run: they change the same people and groups
@@ -323,6 +336,7 @@ def bulk(what: str, when: Callable[[dict[str, Any]], bool] | None = None) -> Cal
                 return f(*args, **kwargs)
             ctx = click.get_current_context().find_object(Ctx)
             assert ctx is not None
+            ctx.may_change()  # before the lease and the plan: a bulk run another school's technicians own
             state = ctx.state
 
             def waiting(holder: dict[str, Any]) -> None:
@@ -394,6 +408,8 @@ def run_plan(
     """Show the plan; stop for --dry-run; confirm unless --yes; apply with a progress bar on stderr.
     done: what the summary line counts (people and things, e.g. "40 account(s) created") when a change is
     a batch of them, instead of the changes."""
+    if not dry_run:  # the one road of every change: a trust's school refuses other technicians here
+        ctx.may_change()
     if show:
         show_plan(ctx, plan)
     if dry_run:

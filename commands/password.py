@@ -21,6 +21,7 @@ from .output import (
     wants_json,
     warn,
 )
+from .schools import all_schools_option, run_all_schools
 
 
 @click.group("password")
@@ -45,8 +46,9 @@ def cli() -> None:
     is_flag=True,
     help="Skip testing readable OpenLDAP password hashes against the deny list (the CPU-heavy part).",
 )
+@all_schools_option
 @pass_ctx
-def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_check: bool) -> None:
+def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_check: bool, all_schools: bool) -> None:
     """Report accounts and policies that break policy 6.2; exit 1 if there are any findings.
 
     Checks every person under the base DN: stale accounts, first passwords never changed, shared
@@ -57,6 +59,7 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
 
     Output: one row per finding (severity, subject, check, clause, detail); --format json gives the
     same rows. Exit codes: 0 no findings, 1 findings, 2 bad input or config, 3 directory unreachable.
+    With --all-schools (a trust's config): every school's audit in one result with a school column.
     """
     from aupctl.dates import parse_date
     from aupctl.passwords.audit import audit as run_audit
@@ -65,6 +68,22 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
     if changed_before:
         day = parse_date(changed_before, "--changed-before")
         since = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    if all_schools:
+
+        def one(sub: Ctx) -> list:
+            found = run_audit(
+                sub.config,
+                sub.directory,
+                changed_before=since,
+                include_disabled=include_disabled,
+                hash_check=not no_hash_check,
+            )
+            for text in found.notes:
+                warn(f"school {sub.config.school_key}: {text}")
+            return found.findings
+
+        run_all_schools(ctx, one, clean="no findings")
+        return
     label = "accounts checked" + ("" if no_hash_check else " (password hashes against the deny list)")
     with progress(ctx, label) as step:
         result = run_audit(

@@ -1,0 +1,451 @@
+"""Issue 17: a trust of many schools in one config ([schools.KEY] over trust-wide defaults, --school,
+a store per school, --all-schools on the read-only jobs, technicians per school; docs/trust.md).
+
+The trust: three schools in one real slapd (an OU per school: Oakfield, Ashgrove, Elmwood, each with its
+own Staff/Leavers/Groups OUs, people and a SIMS group) and Hollybank, the seeded sandbox school, in a
+second slapd of its own. The trust-wide defaults are the sandbox's config."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_main
+
+from aupctl import sandbox as sb
+from aupctl.config import parse
+from aupctl.errors import ConfigError
+from aupctl.state import State, os_account
+
+BASE = "dc=hollybank,dc=test"
+OU_SCHOOLS = {  # key -> (OU, people: username, given, surname)
+    "oakfield": ("Oakfield", [("ooakley", "Olive", "Oakley"), ("oorme", "Owen", "Orme")]),
+    "ashgrove": ("Ashgrove", [("aashby", "Alma", "Ashby"), ("aaldous", "Arun", "Aldous")]),
+    "elmwood": ("Elmwood", [("eellis", "Edie", "Ellis"), ("eelgar", "Ezra", "Elgar")]),
+}
+
+
+def _seed_school_ou(conn, ou: str, people: list[tuple[str, str, str]]) -> None:
+    """An OU per school, laid out like the sandbox's root (so the trust-wide roles and systems fit), with
+    two teachers and a SIMS group holding the first (a member with no approval: a finding)."""
+    base = f"ou={ou},{BASE}"
+
+    def add(dn: str, classes: list[str], attrs: dict) -> None:
+        assert conn.add(dn, classes, attrs), (dn, conn.result)
+
+    add(base, ["organizationalUnit"], {"ou": ou})
+    for child in ("Staff", "Leavers", "Groups"):
+        add(f"ou={child},{base}", ["organizationalUnit"], {"ou": child})
+    add(f"ou=Teachers,ou=Staff,{base}", ["organizationalUnit"], {"ou": "Teachers"})
+    dns = []
+    for username, given, surname in people:
+        dn = f"uid={username},ou=Teachers,ou=Staff,{base}"
+        add(dn, ["inetOrgPerson"], {"uid": username, "cn": f"{given} {surname}", "sn": surname, "givenName": given})
+        dns.append(dn)
+    add(f"cn=SIMS Users,ou=Groups,{base}", ["groupOfNames"], {"cn": "SIMS Users", "member": dns[:1]})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def trust_toml(shared: sb.SandboxInfo, own: sb.SandboxInfo, *, extra: str = "") -> str:
+    """The sandbox's config as the trust-wide defaults, and the four schools over it."""
+    me = os_account()
+    text = shared.config_path.read_text()
+    text += f"""
+[schools.oakfield]
+name = "Oakfield Primary"
+technicians = ["{me}"]
+[schools.oakfield.directory]
+base_dn = "ou=Oakfield,{BASE}"
+bind_dn = "{shared.admin_dn}"
+bind_password_file = "trust-admin.pw"
+
+[schools.ashgrove]
+name = "Ashgrove Academy"
+technicians = ["someone-else", "group:Ashgrove ICT"]
+[schools.ashgrove.directory]
+base_dn = "ou=Ashgrove,{BASE}"
+bind_dn = "{shared.admin_dn}"
+bind_password_file = "trust-admin.pw"
+
+[schools.elmwood]
+name = "Elmwood Juniors"
+aup_version = "2025-09"
+[schools.elmwood.directory]
+base_dn = "ou=Elmwood,{BASE}"
+bind_dn = "{shared.admin_dn}"
+bind_password_file = "trust-admin.pw"
+[schools.elmwood.systems.sims]
+approvers = ["Ms E Ward (Head of School)"]
+
+[schools.hollybank]
+[schools.hollybank.directory]
+url = "{own.urls[0]}"
+ca_file = "{own.ca_file}"
+bind_password_file = "{own.dir / "bind.pw"}"
+"""
+    return text + extra
+
+
+@pytest.fixture(scope="module")
+def trust(openldap_sandbox: sb.SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    own = sb.start("openldap", tmp_path_factory.mktemp("own-directory"), detach=False)
+    try:
+        conn = openldap_sandbox.connect(openldap_sandbox.admin_dn, openldap_sandbox.admin_password)
+        for ou, people in OU_SCHOOLS.values():
+            _seed_school_ou(conn, ou, people)
+        conn.unbind()
+        # the trust's OUs are written by the directory's admin (the sandbox's service account may write
+        # only Hollybank's own OUs)
+        pw = openldap_sandbox.dir / "trust-admin.pw"
+        pw.write_text(openldap_sandbox.admin_password + "\n")
+        pw.chmod(0o600)
+        path = openldap_sandbox.dir / "trust.toml"
+        path.write_text(trust_toml(openldap_sandbox, own))
+        yield path
+    finally:
+        own.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_school_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUPCTL_SCHOOL", raising=False)
+    monkeypatch.delenv("AUPCTL_BIND_PASSWORD", raising=False)
+
+
+# -- config: resolution and messages (no server) --
+MINIMAL = """
+[school]
+name = "Trust"
+aup_version = "2024-09"
+[directory]
+flavour = "openldap"
+url = "ldaps://127.0.0.1:6360"
+bind_dn = "cn=admin,dc=t,dc=test"
+base_dn = "dc=t,dc=test"
+staff_ou = "ou=Staff"
+leavers_ou = "ou=Leavers"
+groups_ou = "ou=Groups"
+[state]
+path = "/srv/aupctl/state.db"
+[systems.sims]
+name = "SIMS"
+group = "SIMS Users"
+approvers = ["Head"]
+"""
+
+
+def test_each_school_is_an_ordinary_config_over_the_defaults() -> None:
+    text = MINIMAL + (
+        '[schools.a]\nname = "A School"\ntechnicians = ["alice"]\n[schools.a.directory]\nbase_dn = "ou=A,dc=t,dc=test"\n'
+        '[schools.a.systems.sims]\napprovers = ["Head of A"]\n'
+        '[schools.b]\nstate_path = "/srv/b.db"\naup_version = "2025-09"\n'
+    )
+    a = parse(text, "trust.toml", school="a")
+    assert (a.school.name, a.school_key, a.technicians) == ("A School", "a", ["alice"])
+    assert a.directory.base_dn == "ou=A,dc=t,dc=test" and a.directory.url == ["ldaps://127.0.0.1:6360"]
+    assert a.dn("ou=Staff") == "ou=Staff,ou=A,dc=t,dc=test"
+    assert a.systems["sims"].approvers == ["Head of A"] and a.systems["sims"].group == "SIMS Users"
+    assert a.state.path == "/srv/aupctl/state-a.db"  # the trust-wide path with -KEY before its suffix
+    b = parse(text, "trust.toml", school="b")
+    assert (b.school.name, b.school.aup_version, b.state.path) == ("b", "2025-09", "/srv/b.db")
+    assert b.directory.base_dn == "dc=t,dc=test" and b.technicians == [] and b.school_keys == ["a", "b"]
+    one = parse(MINIMAL, "one.toml")  # no [schools]: one school, exactly as before
+    assert one.school_key is None and one.state.path == "/srv/aupctl/state.db"
+
+
+@pytest.mark.parametrize(
+    ("extra", "school", "needle"),
+    [
+        ('[schools.a.directory]\nbase_dn = "not a dn"\n', "a", "schools.a.directory.base_dn is not a DN"),
+        ("[schools.a.directory]\ntimeout = 0\n", "a", "schools.a.directory.timeout must be more than 0"),
+        ('[schools.a.directory]\nbase_nd = "x"\n', "a", "unknown key 'schools.a.directory.base_nd'"),
+        ('[schools.a]\nnmae = "x"\n', "a", "unknown key 'schools.a.nmae'"),
+        ("[schools.a]\ntechnicians = 3\n", "a", "schools.a.technicians must be a list of strings"),
+        ('[schools.a.roles.teacher]\nsystems = ["nope"]\n', "a", "schools.a.roles.teacher.systems names 'nope'"),
+        ('[schools.StMarys]\nname = "x"\n', None, "a school key is lower-case"),
+        (
+            '[schools.a]\nstate_path = "x.db"\n[schools.b]\nstate_path = "x.db"\n',
+            "a",
+            "schools.b.state_path is the same file as schools.a.state_path",
+        ),
+    ],
+)
+def test_bad_school_keys_are_named_by_their_path(extra: str, school: str | None, needle: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse(MINIMAL + extra, "trust.toml", school=school)
+    assert needle in str(exc.value) and "trust.toml" in str(exc.value)
+
+
+def test_a_trust_wide_mistake_says_for_which_school() -> None:
+    text = (
+        MINIMAL.replace('base_dn = "dc=t,dc=test"\n', "")
+        + '[schools.a.directory]\nbase_dn = "ou=A,dc=t"\n[schools.b]\n'
+    )
+    parse(text, "t.toml", school="a")
+    with pytest.raises(ConfigError, match=r"missing required key 'directory.base_dn' \(trust-wide, for school b\)"):
+        parse(text, "t.toml", school="b")
+
+
+# -- --school: required with several, unknown key, AUPCTL_SCHOOL --
+def test_school_is_required_when_there_are_several(trust: Path) -> None:
+    code, _, err = run_main("access", "list", config=trust)
+    assert code == 2, err
+    assert "4 schools (oakfield, ashgrove, elmwood, hollybank)" in err and "--school KEY" in err
+    code, _, err = run_main("--school", "stmarys", "access", "list", config=trust)
+    assert code == 2 and "unknown school 'stmarys' (known: oakfield, ashgrove, elmwood, hollybank)" in err
+    code, out, err = run_main("access", "systems", "--school", "elmwood", "--format", "json", config=trust)
+    assert code == 0, err
+    sims = next(r for r in json.loads(out)["data"] if r["system"] == "sims")
+    assert sims["approvers"] == ["Ms E Ward (Head of School)"] and sims["members"] == 1
+
+
+def test_aupctl_school_from_the_environment(trust: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUPCTL_SCHOOL", "hollybank")
+    code, out, err = run_main("--format", "json", "staff", "list", config=trust)
+    assert code == 0, err
+    names = {r["username"] for r in json.loads(out)["data"]}
+    assert "ooakley" not in names and len(names) > 20  # the seeded school in its own directory
+    monkeypatch.setenv("AUPCTL_SCHOOL", "oakfield")
+    code, out, err = run_main("--format", "json", "staff", "list", config=trust)
+    assert code == 0, err
+    assert {r["username"] for r in json.loads(out)["data"]} == {"ooakley", "oorme"}
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "staff", "list", config=trust)
+    assert {r["username"] for r in json.loads(out)["data"]} == {"eellis", "eelgar"}  # --school wins
+
+
+def test_config_check_checks_every_school(trust: Path) -> None:
+    code, _, err = run_main("config", "check", config=trust)
+    assert code == 0, err
+    for key in ("oakfield", "ashgrove", "elmwood", "hollybank"):
+        assert f"school {key}: OK" in err
+    bad = trust.parent / "trust-typo.toml"
+    bad.write_text(trust.read_text() + '\n[schools.elmwood.laptops]\nparallel = "many"\n')
+    code, _, err = run_main("config", "check", config=bad)
+    assert code == 2 and "schools.elmwood.laptops.parallel must be a whole number" in err
+    code, _, err = run_main("--school", "oakfield", "config", "check", config=bad)
+    assert code == 0 and "school oakfield: OK" in err and "elmwood" not in err
+
+
+# -- records: a store per school, the school in every audit entry --
+def test_a_grant_in_one_school_is_not_seen_in_another(trust: Path) -> None:
+    code, _, err = run_main("--school", "oakfield", "aup", "sign", "oorme", "--yes", config=trust)
+    assert code == 0, err
+    args = ("access", "grant", "oorme", "sims", "--approved-by", "Mrs A Patel (Headteacher)", "--yes")
+    code, _, err = run_main("--school", "oakfield", *args, config=trust)
+    assert code == 0, err
+    code, _, err = run_main("--school", "elmwood", *args, config=trust)
+    assert code == 2 and "not an approver for SIMS" in err and "Ms E Ward" in err  # Elmwood's own approvers
+    elm = ("access", "grant", "oorme", "sims", "--approved-by", "Ms E Ward (Head of School)", "--yes")
+    code, _, err = run_main("--school", "elmwood", *elm, config=trust)
+    assert code == 2 and "oorme" in err  # not a person of Elmwood's OU
+    listed = {}
+    for key in ("oakfield", "elmwood"):
+        code, out, err = run_main("--school", key, "--format", "json", "access", "list", config=trust)
+        assert code == 0, err
+        listed[key] = {(r["username"], r["system"]) for r in json.loads(out)["data"]}
+    assert ("oorme", "sims") in listed["oakfield"] and listed["elmwood"] == set()
+    oak = trust.parent / "state-oakfield.db"
+    assert oak.exists() and (trust.parent / "state-elmwood.db").exists()
+    st = State(oak)
+    try:
+        grant = [e for e in st.audit_entries() if e.target == "oorme"]
+        assert grant and all(e.details["school"] == "oakfield" for e in grant)
+        assert grant[0].actor.startswith(os_account())  # who ran it
+        assert st.verify_audit()[1] is None
+    finally:
+        st.close()
+    code, out, _ = run_main("--school", "oakfield", "log", "verify", config=trust)
+    assert code == 0
+
+
+# -- technicians per school --
+def test_other_technicians_are_refused_and_read_only_jobs_are_open(trust: Path) -> None:
+    grant = ("access", "grant", "aaldous", "sims", "--approved-by", "Mrs A Patel (Headteacher)", "--yes")
+    code, _, err = run_main("--school", "ashgrove", *grant, config=trust)
+    assert code == 2 and "not one of its technicians" in err, err  # before the plan is built (AUP unsigned)
+    args = ("staff", "set-role", "aaldous", "ta")
+    code, _, err = run_main("--school", "ashgrove", *args, "--yes", config=trust)
+    assert code == 2, err
+    assert f"{os_account()} is not one of its technicians" in err
+    assert "who may: someone-else, group:Ashgrove ICT ([schools.ashgrove] technicians)" in err
+    assert not (trust.parent / "state-ashgrove.db").exists() or _audit_targets(trust, "ashgrove") == set()
+    code, _, err = run_main("--school", "ashgrove", *args, "--dry-run", config=trust)
+    assert code == 0 and "dry run" in err, err  # a dry run changes nothing: anyone may
+    code, _, err = run_main("--school", "ashgrove", "aup", "sign", "aashby", "--yes", config=trust)
+    assert code == 2 and "not one of its technicians" in err  # a bulk run, refused before its lease
+    code, _, err = run_main("--school", "ashgrove", "access", "review", config=trust)
+    assert code == 1, err  # read-only: open to the trust's central team
+    code, _, err = run_main("--school", "ashgrove", "access", "review", "--fix", "--yes", config=trust)
+    assert code == 2 and "not one of its technicians" in err  # --fix changes: refused
+    assert _audit_targets(trust, "ashgrove") == set()  # nothing was recorded
+    code, _, err = run_main("--school", "oakfield", *args[:2], "ooakley", "ta", "--yes", config=trust)
+    assert code == 0, err  # a technician of Oakfield
+    assert "ooakley" in _audit_targets(trust, "oakfield")
+
+
+def _audit_targets(trust: Path, school: str) -> set[str]:
+    st = State(trust.parent / f"state-{school}.db")
+    try:
+        return {e.target for e in st.audit_entries()}
+    finally:
+        st.close()
+
+
+def test_a_directory_group_admits_its_members(trust: Path, openldap_sandbox: sb.SandboxInfo) -> None:
+    from aupctl.config import load
+    from aupctl.directory import open_directory
+    from aupctl.errors import RefusedError
+    from aupctl.schools import check_technician
+
+    cfg = load(str(trust), "ashgrove")
+    conn = openldap_sandbox.connect(openldap_sandbox.admin_dn, openldap_sandbox.admin_password)
+    dn = f"cn=Ashgrove ICT,ou=Groups,ou=Ashgrove,{BASE}"
+    assert conn.add(
+        dn, ["groupOfNames"], {"cn": "Ashgrove ICT", "member": [f"uid=aashby,ou=Teachers,ou=Staff,ou=Ashgrove,{BASE}"]}
+    )
+    conn.unbind()
+    d = open_directory(cfg)
+    try:
+        check_technician(cfg, lambda: d, names=["aashby"])  # a member of the group: allowed
+        with pytest.raises(RefusedError, match="aaldous is not one of its technicians"):
+            check_technician(cfg, lambda: d, names=["aaldous"])
+        check_technician(cfg, None, names=["someone-else"])  # named: no directory asked
+    finally:
+        d.close()
+
+
+# -- --all-schools --
+def test_all_schools_access_review_one_result_and_an_unreachable_school(trust: Path) -> None:
+    port = _free_port()  # nothing listens there: that school's directory cannot be reached
+    bad = trust.parent / "trust-bad.toml"
+    bad.write_text(
+        trust.read_text()
+        + f'\n[schools.farley]\nname = "Farley Infants"\n[schools.farley.directory]\nurl = "ldaps://127.0.0.1:{port}"\n'
+        "timeout = 1\n"
+    )
+    code, out, err = run_main("--format", "json", "access", "review", "--all-schools", config=bad)
+    doc = json.loads(out)
+    assert code == 3 == doc["exit_code"], err  # the worst of the schools': one unreachable
+    schools = {s["school"]: s for s in doc["data"]["schools"]}
+    assert list(schools) == ["oakfield", "ashgrove", "elmwood", "hollybank", "farley"]
+    assert schools["farley"]["exit_code"] == 3 and "127.0.0.1" in schools["farley"]["error"]
+    assert all(schools[k]["exit_code"] == 1 and schools[k]["error"] is None for k in OU_SCHOOLS)
+    by_school: dict[str, set] = {}
+    for f in doc["findings"]:
+        by_school.setdefault(f["school"], set()).add((f["subject"], f["check"]))
+    assert ("aashby", "no-approval") in by_school["ashgrove"] and ("eellis", "no-approval") in by_school["elmwood"]
+    trust_people = {u for _, people in OU_SCHOOLS.values() for u, _, _ in people}
+    assert not trust_people & {s for s, _ in by_school["hollybank"]}  # each school reads its own directory
+    assert {s for s, _ in by_school["oakfield"]} <= {"ooakley", "oorme"}
+    assert len(by_school["hollybank"]) > 3  # the seeded school's planted findings
+    assert "school farley" in err
+    # the table: a school column, the unreachable school a row of its own
+    code, out, err = run_main("access", "review", "--all-schools", "--wide", config=bad)
+    assert code == 3
+    head = out.splitlines()[0].split()
+    assert head[0] == "school"
+    assert any(line.startswith("farley") and "school-unreachable" in line for line in out.splitlines())
+    assert any(line.startswith("elmwood") and "eellis" in line for line in out.splitlines())
+    code, _, err = run_main("--school", "oakfield", "access", "review", "--all-schools", config=bad)
+    assert code == 2 and "not both" in err
+
+
+def test_all_schools_password_and_laptop_audit(trust: Path) -> None:
+    code, out, err = run_main("--format", "json", "password", "audit", "--all-schools", "--no-hash-check", config=trust)
+    assert code == 1, err
+    doc = json.loads(out)
+    assert [s["school"] for s in doc["data"]["schools"]] == ["oakfield", "ashgrove", "elmwood", "hollybank"]
+    subjects: dict[str, set[str]] = {}
+    for f in doc["findings"]:
+        subjects.setdefault(f["school"], set()).add(f["subject"])
+    assert len(subjects["hollybank"]) > 3  # the seeded school's planted password problems
+    assert not subjects["hollybank"] & {"ooakley", "aashby", "eellis"}
+    for key, (_, people) in OU_SCHOOLS.items():  # each OU school's audit reads only its own OU
+        assert subjects.get(key, set()) <= {u for u, _, _ in people} | {"password policy"}, subjects.get(key)
+    code, out, err = run_main("--format", "json", "laptop", "audit", "--all-schools", "--no-probe", config=trust)
+    assert code == 0, err  # no laptops enrolled in any school
+    assert len(json.loads(out)["data"]["schools"]) == 4
+
+
+def test_one_school_config_is_unchanged(openldap_sandbox: sb.SandboxInfo) -> None:
+    code, _, err = run_main("--school", "oakfield", "access", "list", config=openldap_sandbox.config_path)
+    assert code == 2 and "no [schools.*] tables" in err
+    code, out, err = run_main(
+        "--format", "json", "access", "review", "--all-schools", config=openldap_sandbox.config_path
+    )
+    assert code == 1, err
+    assert [s["school"] for s in json.loads(out)["data"]["schools"]] == ["Hollybank Primary School"]
+    assert os.path.exists(openldap_sandbox.dir / "state.db")
+
+
+# -- the same trust on Active Directory (one test: AD DCs run one at a time) --
+def test_a_trust_on_active_directory(ad_sandbox: sb.SandboxInfo, openldap_sandbox: sb.SandboxInfo) -> None:
+    """Three schools as OUs of one Samba AD domain, and Hollybank in a directory of its own (OpenLDAP: a
+    school's flavour is its own too): --all-schools access review, --school required, a store per school."""
+    ad_base = "DC=hollybank,DC=test"
+    conn = ad_sandbox.connect(ad_sandbox.admin_dn, ad_sandbox.admin_password)
+    people: dict[str, list[str]] = {}
+    for key, (ou, names) in OU_SCHOOLS.items():
+        base = f"OU={ou},{ad_base}"
+        for dn in (base, f"OU=Staff,{base}", f"OU=Teachers,OU=Staff,{base}", f"OU=Groups,{base}", f"OU=Leavers,{base}"):
+            assert conn.add(dn, ["top", "organizationalUnit"]), (dn, conn.result)
+        dns = []
+        for username, given, surname in names:
+            dn = f"CN={given} {surname},OU=Teachers,OU=Staff,{base}"
+            attrs = {
+                "sAMAccountName": f"{username}",
+                "givenName": given,
+                "sn": surname,
+                "displayName": f"{given} {surname}",
+            }
+            assert conn.add(dn, ["top", "person", "organizationalPerson", "user"], attrs), (dn, conn.result)
+            dns.append(dn)
+        group = f"CN=SIMS Users,OU=Groups,{base}"
+        assert conn.add(group, ["top", "group"], {"sAMAccountName": f"SIMS Users {ou}", "member": dns[:1]}), conn.result
+        people[key] = [u for u, _, _ in names]
+    conn.unbind()
+    own = openldap_sandbox
+    text = ad_sandbox.config_path.read_text()
+    for key, (ou, _) in OU_SCHOOLS.items():
+        text += f'\n[schools.{key}.directory]\nbase_dn = "OU={ou},{ad_base}"\n'
+    text += f"""
+[schools.hollybank.directory]
+flavour = "openldap"
+url = "{own.urls[0]}"
+ca_file = "{own.ca_file}"
+bind_dn = "{own.bind_dn}"
+bind_password_file = "{own.dir / "bind.pw"}"
+base_dn = "{BASE}"
+privileged_groups = ["IT Admins"]
+placeholder_member = "cn=nobody,ou=Groups"
+"""
+    path = ad_sandbox.dir / "trust.toml"
+    path.write_text(text)
+    code, _, err = run_main("access", "list", config=path)
+    assert code == 2 and "4 schools" in err
+    code, out, err = run_main("--format", "json", "access", "review", "--all-schools", config=path)
+    assert code == 1, err
+    doc = json.loads(out)
+    assert [s["exit_code"] for s in doc["data"]["schools"]] == [1, 1, 1, 1]
+    found: dict[str, set[str]] = {}
+    for f in doc["findings"]:
+        found.setdefault(f["school"], set()).add(f["subject"])
+    for key, names in people.items():
+        assert names[0] in found[key], (key, found.get(key))  # in the school's SIMS group, no approval
+        assert not (found[key] - set(names)), found[key]  # nobody of another school
+    assert len(found["hollybank"]) > 3
+    code, out, err = run_main(
+        "--school", "elmwood", "--format", "json", "staff", "list", "--include-disabled", config=path
+    )
+    assert code == 0, err
+    assert {r["username"] for r in json.loads(out)["data"]} == set(people["elmwood"])
+    assert (ad_sandbox.dir / "state-elmwood.db").exists() and not (ad_sandbox.dir / "state.db").exists()
