@@ -1,0 +1,145 @@
+"""Computers from the directory: AD computer objects, or OpenLDAP entries of a configured object class
+(`device` by default), read raw and paged through the lean entry decoder (directory/entries.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ldap3.utils.conv import escape_filter_chars
+
+from ..config import Config
+from ..directory.values import parse_filetime, parse_generalized
+
+# LAPS: the expiry dates only. The password attributes (msLAPS-Password, msLAPS-EncryptedPassword,
+# ms-Mcs-AdmPwd) are never requested.
+LAPS_EXPIRY = ("msLAPS-PasswordExpirationTime", "ms-Mcs-AdmPwdExpirationTime")
+AD_ATTRS = [
+    "cn",
+    "name",
+    "dNSHostName",
+    "operatingSystem",
+    "operatingSystemVersion",
+    "lastLogonTimestamp",
+    "pwdLastSet",
+    "userAccountControl",
+    "serialNumber",
+]
+ACCOUNTDISABLE = 0x2
+
+
+@dataclass(frozen=True)
+class Computer:
+    name: str
+    dn: str
+    ou: str
+    dns_host: str | None = None
+    os: str = ""
+    os_version: str = ""
+    last_seen: dt.datetime | None = None  # AD lastLogonTimestamp: up to 14 days behind the real last logon
+    password_set: dt.datetime | None = None  # AD pwdLastSet: the machine account's password
+    enabled: bool | None = None  # None: the directory does not say (OpenLDAP)
+    serial: str | None = None
+    laps_expiry: dt.datetime | None = None
+    laps_attribute: str | None = None  # which LAPS attribute it was read from
+
+
+def _text(attrs: dict[str, list[bytes]], name: str | None) -> str | None:
+    if not name:
+        return None
+    vals = attrs.get(name.lower())
+    if not vals:
+        return None
+    return vals[0].decode("utf-8", "replace").strip() or None
+
+
+def _when(value: str | None) -> dt.datetime | None:
+    """FILETIME (AD) or generalized time (OpenLDAP, e.g. a site's own last-seen attribute)."""
+    if not value:
+        return None
+    if value.isdigit() and len(value) > 14:
+        return parse_filetime(value)
+    return parse_generalized(value) or (parse_filetime(value) if value.isdigit() else None)
+
+
+def parent_of(dn: str) -> str:
+    """The OU (parent DN): the DN after the first unescaped comma."""
+    m = re.search(r"(?<!\\),", dn)
+    return dn[m.end() :].strip() if m else ""
+
+
+def base_of(cfg: Config) -> str:
+    return cfg.dn(cfg.estate.base) if cfg.estate.base else cfg.directory.base_dn
+
+
+def laps_attributes(directory: Any) -> list[str]:
+    """The LAPS expiry attributes this directory's schema defines (subschema attributeTypes, read once)."""
+    root = directory.read("", ["subschemaSubentry"], raw=True) or {}
+    sub = next(iter(root.get("subschemaSubentry") or root.get("subschemasubentry") or []), None)
+    if not sub:
+        return []
+    sub = sub.decode() if isinstance(sub, bytes) else str(sub)
+    schema = directory.read(sub, ["attributeTypes"], raw=True) or {}
+    types = next((v for k, v in schema.items() if k.lower() == "attributetypes"), [])
+    found = set()
+    for value in types:
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        for name in LAPS_EXPIRY:
+            if f"'{name.lower()}'" in text.lower():
+                found.add(name)
+    return [n for n in LAPS_EXPIRY if n in found]
+
+
+def attributes(cfg: Config, laps: list[str]) -> list[str]:
+    e = cfg.estate
+    if cfg.directory.flavour == "ad":
+        extra = [a for a in (e.os_attribute, e.version_attribute, e.last_seen_attribute, e.serial_attribute) if a]
+        return list(dict.fromkeys([*AD_ATTRS, *extra, *laps]))
+    wanted = ["cn", e.os_attribute or "description", e.version_attribute, e.last_seen_attribute, e.serial_attribute]
+    return list(dict.fromkeys(a for a in [*wanted, *laps] if a))
+
+
+def search_filter(cfg: Config) -> str:
+    if cfg.directory.flavour == "ad":
+        return "(objectClass=computer)"
+    return f"(objectClass={escape_filter_chars(cfg.estate.object_class)})"
+
+
+def computer(cfg: Config, dn: str, raw: dict[str, list[bytes]], laps: list[str]) -> Computer:
+    attrs = {k.lower(): v for k, v in raw.items()}
+    e = cfg.estate
+    ad = cfg.directory.flavour == "ad"
+    name = _text(attrs, "name") or _text(attrs, "cn") or dn.split(",", 1)[0].split("=", 1)[-1]
+    uac = _text(attrs, "userAccountControl") if ad else None
+    laps_at, laps_attr = None, None
+    for a in laps:
+        laps_at = _when(_text(attrs, a))
+        if laps_at is not None:
+            laps_attr = a
+            break
+    return Computer(
+        name=name,
+        dn=dn,
+        ou=parent_of(dn),
+        dns_host=_text(attrs, "dNSHostName") if ad else None,
+        os=_text(attrs, e.os_attribute or ("operatingSystem" if ad else "description")) or "",
+        os_version=_text(attrs, e.version_attribute or ("operatingSystemVersion" if ad else None)) or "",
+        last_seen=_when(_text(attrs, e.last_seen_attribute or ("lastLogonTimestamp" if ad else None))),
+        password_set=_when(_text(attrs, "pwdLastSet")) if ad else None,
+        enabled=(not int(uac) & ACCOUNTDISABLE) if uac and uac.lstrip("-").isdigit() else (None if not ad else True),
+        serial=_text(attrs, e.serial_attribute),
+        laps_expiry=laps_at,
+        laps_attribute=laps_attr,
+    )
+
+
+def read(cfg: Config, directory: Any, laps: list[str]) -> list[Computer]:
+    """Every computer under [estate] base, sorted by name."""
+    found = [
+        computer(cfg, dn, raw, laps)
+        for dn, raw in directory.search(base_of(cfg), search_filter(cfg), attributes(cfg, laps), raw=True)
+    ]
+    found.sort(key=lambda c: c.name.lower())
+    return found
