@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "completion": ("completion", "cli", "Print the shell completion script: bash, zsh, fish or powershell."),
     "config": ("config", "cli", "Check the config file, discover a first one, store the bind password."),
     "doctor": ("doctor", "cli", "Check config, directory, TLS, bind, state store and keyring."),
+    "estate": ("estate", "cli", "Every computer the directory knows: OS support, stale, LAPS, updates (1.4, 6.7)."),
     "laptop": ("laptop", "cli", "School laptops: enrol, check in over SSH, audit (policy 1.4, 6.7, 6.8)."),
     "leaver": ("leaver", "cli", "Staff leavers: withdraw access, schedule, restore (policy 4.2, 9.2)."),
     "licence": ("licence", "cli", "Software licences: seats used against seats owned (policy 6.7)."),

@@ -200,7 +200,7 @@ def laps_not_in_use(cfg: Config) -> Finding:
         cfg.directory.base_dn,
         "laps-not-in-use",
         "6.7",
-        "medium" if cfg.directory.flavour == "ad" else "info",
+        "medium",
         "the directory's schema has no LAPS attributes (msLAPS-PasswordExpirationTime or the legacy "
         "ms-Mcs-AdmPwdExpirationTime): local administrator passwords are not managed centrally and may be the "
         "same on every computer; deploy Windows LAPS (docs/estate.md) "
@@ -260,7 +260,7 @@ def audit(
     fleet = laptops(state)
     joined = join(computers, fleet)
     report = EstateReport(laps=laps)
-    if not laps:
+    if not laps and cfg.directory.flavour == "ad":  # LAPS lives in AD; OpenLDAP has no equivalent to ask for
         report.findings.append(laps_not_in_use(cfg))
     for c in computers:
         lap = joined.get(c.dn)

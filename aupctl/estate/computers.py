@@ -104,7 +104,8 @@ def attributes(cfg: Config, laps: list[str]) -> list[str]:
 def search_filter(cfg: Config) -> str:
     if cfg.directory.flavour == "ad":
         return "(objectClass=computer)"
-    return f"(objectClass={escape_filter_chars(cfg.estate.object_class)})"
+    # ppolicy's policy entries are often `device` + pwdPolicy (a structural class to hang it on): not computers
+    return f"(&(objectClass={escape_filter_chars(cfg.estate.object_class)})(!(objectClass=pwdPolicy)))"
 
 
 def computer(cfg: Config, dn: str, raw: dict[str, list[bytes]], laps: list[str]) -> Computer:

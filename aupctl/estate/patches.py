@@ -183,37 +183,47 @@ def apt_state(pending: list[tuple[str, str, str]], pending_since: dict[str, str]
 
 # -- Linux: dnf --
 def dnf_security(output: str) -> list[tuple[str, dt.date | None]]:
-    """(advisory, issued) from `dnf updateinfo info --security`: blocks with "Update ID" and "Issued"."""
-    found: list[tuple[str, dt.date | None]] = []
+    """(advisory, date) from `dnf updateinfo info --security` (dnf 4: blocks with "Update ID" and
+    "Updated", with -v also "Issued"; Issued wins, Updated is a lower bound of the age) or from dnf 5's
+    `updateinfo list --security` (an Issued column)."""
+    found: dict[str, dt.date | None] = {}
+    issued: set[str] = set()
     current: str | None = None
     for line in output.replace("\r\n", "\n").split("\n"):
+        m5 = re.match(r"^(\S+)\s+security\s+\S+\s+\S+\s+(\d{4}-\d\d-\d\d)", line.strip())
+        if m5:
+            found[m5.group(1)] = dt.date.fromisoformat(m5.group(2))
+            continue
         key, sep, value = line.partition(":")
         if not sep:
             continue
         key, value = key.strip().lower(), value.strip()
         if key == "update id":
             current = value
-            found.append((current, None))
-        elif key == "issued" and current and found and found[-1][0] == current:
+            found.setdefault(current, None)
+        elif key in ("issued", "updated") and current:
             m = re.match(r"(\d{4}-\d\d-\d\d)", value)
-            found[-1] = (current, dt.date.fromisoformat(m.group(1)) if m else None)
-    return found
+            if m and (key == "issued" or current not in issued):
+                found[current] = dt.date.fromisoformat(m.group(1))
+                if key == "issued":
+                    issued.add(current)
+    return list(found.items())
 
 
 def dnf_state(advisories: list[tuple[str, dt.date | None]], today: dt.date) -> UpdateState:
     if not advisories:
         return UpdateState("dnf", False, "no pending security advisories (dnf)")
-    old = [f"{a} (issued {d})" for a, d in advisories if d and (today - d).days > GRACE_DAYS]
+    old = [f"{a} (released {d})" for a, d in advisories if d and (today - d).days > GRACE_DAYS]
     if old:
         return UpdateState(
             "dnf",
             True,
-            f"{len(old)} security advisory(ies) issued more than {GRACE_DAYS} days ago still pending: "
+            f"{len(old)} security advisory(ies) released more than {GRACE_DAYS} days ago still pending: "
             + ", ".join(old[:5]),
             old,
         )
     return UpdateState(
-        "dnf", False, f"{len(advisories)} security advisory(ies) pending, all issued within {GRACE_DAYS} days"
+        "dnf", False, f"{len(advisories)} security advisory(ies) pending, all released within {GRACE_DAYS} days"
     )
 
 
