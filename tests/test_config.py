@@ -40,7 +40,15 @@ def test_example_config_loads_and_documents_every_key() -> None:
     # every field of every section appears in the example with a comment
     import dataclasses
 
-    for section in (config.School, config.Directory, config.Accounts, config.Access, config.Passwords, config.Laptops):
+    for section in (
+        config.School,
+        config.Directory,
+        config.Accounts,
+        config.Access,
+        config.Passwords,
+        config.Laptops,
+        config.Estate,
+    ):
         for f in dataclasses.fields(section):
             assert (
                 f"\n{f.name} =" in text or f"\n{f.name}=" in text or f"[{section.__name__.lower()}.{f.name}]" in text
@@ -152,6 +160,7 @@ def test_configuration_doc_names_every_key() -> None:
         "systems.KEY": config.System,
         "passwords": config.Passwords,
         "laptops": config.Laptops,
+        "estate": config.Estate,
         "[licences]": config.Licence,
         "state": config.State,
     }
