@@ -93,8 +93,24 @@ def _days(since: dt.datetime | None, now: dt.datetime) -> int | None:
     return None if since is None else max(0, (now - since).days)
 
 
-def row(c: Computer, rels: list[Release], lap: Laptop | None, now: dt.datetime, stale_days: int) -> dict[str, Any]:
-    rel = support.match(rels, c.os, c.os_version)
+class Matcher:
+    """support.match, remembered per (OS, version): thousands of computers share a handful of OS strings."""
+
+    def __init__(self, rels: list[Release]) -> None:
+        self.rels = rels
+        self.seen: dict[tuple[str, str], Release | None] = {}
+
+    def __call__(self, os_name: str, version: str) -> Release | None:
+        key = (os_name, version)
+        if key not in self.seen:
+            self.seen[key] = support.match(self.rels, os_name, version)
+        return self.seen[key]
+
+
+def row(
+    c: Computer, rels: list[Release] | Matcher, lap: Laptop | None, now: dt.datetime, stale_days: int
+) -> dict[str, Any]:
+    rel = rels(c.os, c.os_version) if isinstance(rels, Matcher) else support.match(rels, c.os, c.os_version)
     end = rel.end_for(c.os) if rel else None
     seen = _days(c.last_seen or c.password_set, now)  # never logged on: its machine password's age
     return {
@@ -228,7 +244,8 @@ def listing(
     computers, _ = read(cfg, directory)
     rels = releases(cfg)
     joined = join(computers, laptops(state))
-    rows = [row(c, rels, joined.get(c.dn), now, stale_days) for c in computers]
+    match = Matcher(rels)
+    rows = [row(c, match, joined.get(c.dn), now, stale_days) for c in computers]
     if os_glob:
         want = os_glob.casefold()
         rows = [
@@ -260,11 +277,12 @@ def audit(
     fleet = laptops(state)
     joined = join(computers, fleet)
     report = EstateReport(laps=laps)
+    match = Matcher(rels)
     if not laps and cfg.directory.flavour == "ad":  # LAPS lives in AD; OpenLDAP has no equivalent to ask for
         report.findings.append(laps_not_in_use(cfg))
     for c in computers:
         lap = joined.get(c.dn)
-        r = row(c, rels, lap, now, stale_days)
+        r = row(c, match, lap, now, stale_days)
         report.computers.append(r)
         report.findings += findings_for(c, r, lap, laps, stale_days, now, cfg.estate.laps_max_overdue_days)
     if connector is not None and fleet:
