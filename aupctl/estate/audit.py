@@ -79,13 +79,13 @@ def join(computers: list[Computer], fleet: list[Laptop]) -> dict[str, Laptop]:
         by_name.setdefault(lap.tag.casefold(), lap)
         if lap.hostname:
             by_name.setdefault(lap.hostname, lap)
-    out = {}
+    out: dict[str, Laptop] = {}
     for c in computers:
-        lap = by_serial.get((c.serial or "").strip().casefold()) if c.serial else None
-        if lap is None:
-            lap = by_name.get(c.name.casefold()) or by_name.get((c.dns_host or "").split(".")[0].casefold())
-        if lap is not None:
-            out[c.dn] = lap
+        found = by_serial.get((c.serial or "").strip().casefold()) if c.serial else None
+        if found is None:
+            found = by_name.get(c.name.casefold()) or by_name.get((c.dns_host or "").split(".")[0].casefold())
+        if found is not None:
+            out[c.dn] = found
     return out
 
 

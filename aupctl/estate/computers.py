@@ -85,7 +85,7 @@ def laps_attributes(directory: Any) -> list[str]:
         return []
     sub = sub.decode() if isinstance(sub, bytes) else str(sub)
     schema = directory.read(sub, ["attributeTypes"], raw=True) or {}
-    types = next((v for k, v in schema.items() if k.lower() == "attributetypes"), [])
+    types: list[Any] = next((v for k, v in schema.items() if k.lower() == "attributetypes"), [])
     found = set()
     for value in types:
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
