@@ -171,6 +171,7 @@ def test_laps_findings_read_expiry_dates() -> None:
     assert checks(_computer(laps_expiry=NOW + dt.timedelta(days=20), laps_attribute=laps[0])) == []
     assert checks(_computer(laps_expiry=NOW - dt.timedelta(days=40), laps_attribute=laps[0])) == ["laps-not-rotated"]
     assert checks(_computer(os="macOS", os_version="26.1")) == []  # LAPS is for Windows
+    assert checks(_computer(domain_controller=True)) == []  # a DC has no local accounts for LAPS
     assert checks(_computer(enabled=False, os_version="10.0 (19045)")) == []  # disabled: nothing to say
     never = _computer(last_seen=None, password_set=NOW - dt.timedelta(days=200), laps_expiry=NOW)
     f = findings_for(never, row(never, rels, None, NOW, 90), None, laps, 90, NOW, 0)

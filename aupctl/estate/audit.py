@@ -183,7 +183,7 @@ def findings_for(
                     f"({DFE_DEVICES}; Cyber Essentials: devices in scope are known and managed)",
                 )
             )
-    if laps and c.enabled is not False and (c.os.lower().startswith("windows")):
+    if laps and c.enabled is not False and c.os.lower().startswith("windows") and not c.domain_controller:
         if c.laps_expiry is None:
             found.append(
                 Finding(

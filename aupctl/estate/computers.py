@@ -28,6 +28,7 @@ AD_ATTRS = [
     "serialNumber",
 ]
 ACCOUNTDISABLE = 0x2
+SERVER_TRUST_ACCOUNT = 0x2000  # a domain controller: it has no local accounts for LAPS to manage
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, per entry of thousands
@@ -44,6 +45,7 @@ class Computer:
     serial: str | None = None
     laps_expiry: dt.datetime | None = None
     laps_attribute: str | None = None  # which LAPS attribute it was read from
+    domain_controller: bool = False
 
 
 def _text(attrs: dict[str, list[bytes]], name: str | None) -> str | None:
@@ -150,8 +152,9 @@ def computer(names: Names, dn: str, raw: dict[str, list[bytes]], laps: list[str]
             laps_attr = a
             break
     enabled: bool | None = None  # OpenLDAP does not say
+    flags = int(uac) if uac and uac.lstrip("-").isdigit() else 0
     if ad:
-        enabled = not int(uac) & ACCOUNTDISABLE if uac and uac.lstrip("-").isdigit() else True
+        enabled = not flags & ACCOUNTDISABLE
     return Computer(
         name=name,
         dn=dn,
@@ -165,6 +168,7 @@ def computer(names: Names, dn: str, raw: dict[str, list[bytes]], laps: list[str]
         serial=_text(attrs, names.serial),
         laps_expiry=laps_at,
         laps_attribute=laps_attr,
+        domain_controller=bool(flags & SERVER_TRUST_ACCOUNT),
     )
 
 
