@@ -432,3 +432,14 @@ def test_ad_laps_after_a_schema_extension(ad_estate) -> None:
     assert not {s for s, _ in laps if s in ("HB-W11-24", "HB-PRESTAGED", info.base_dn)}  # rotated; disabled; in use
     rows = {r["name"]: r for r in doc["data"]["computers"]}
     assert rows["HB-W11-24"]["laps_expires"] == (now + dt.timedelta(days=25)).date().isoformat()
+
+
+def test_help_names_the_options(tmp_path: Path) -> None:
+    res = _cli(tmp_path / "none.toml", "estate", "--help")
+    assert res.exit_code == 0 and "list" in res.output and "audit" in res.output
+    res = _cli(tmp_path / "none.toml", "estate", "audit", "--help")
+    assert res.exit_code == 0 and "--stale-days" in res.output and "--no-probe" in res.output
+    res = _cli(tmp_path / "none.toml", "estate", "list", "--help")
+    assert res.exit_code == 0 and "--os" in res.output and "--stale" in res.output
+    res = _cli(tmp_path / "none.toml", "estate", "list", "--bogus")
+    assert res.exit_code == 2
