@@ -30,6 +30,13 @@ DATA = Path(__file__).resolve().parent / "data" / "estate"
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 
 
+def _ended(os_name: str, version: str = "") -> bool:
+    """Has this OS's support ended today, by the shipped table? (Keeps the tests true as the dates pass.)"""
+    rel = support.match(support.table(), os_name, version)
+    assert rel is not None, (os_name, version)
+    return rel.end_for(os_name) < dt.date.today()
+
+
 def _cli(config: Path, *args: str):
     from aupctl.commands import cli
 
@@ -204,7 +211,14 @@ def test_openldap_device_entries(openldap_sandbox) -> None:
     res = _cli(info.config_path, "--format", "json", "estate", "audit", "--no-probe")
     assert res.exit_code == 1, res.output
     found = {(f["subject"], f["check"]) for f in _envelope(res.output)["findings"]}
-    assert found == {("HB-LT-101", "os-unsupported"), ("Zoë's iMac", "os-unsupported"), ("HB-SRV-1", "os-unsupported")}
+    oses = {
+        "HB-LT-101": "Windows 10 Pro 10.0 (19045)",
+        "HB-LT-102": "Windows 11 Education 10.0 (26100)",
+        "Zoë's iMac": "macOS 12.7.6",
+        "HB-SRV-1": "Windows Server 2012 R2 Standard",
+    }
+    assert found == {(name, "os-unsupported") for name, text in oses.items() if _ended(text)}
+    assert ("HB-LT-101", "os-unsupported") in found and ("HB-SRV-1", "os-unsupported") in found
     res = _cli(info.config_path, "estate", "list", "--os")
     assert res.exit_code == 2
 
@@ -278,17 +292,20 @@ def test_ad_computers_audit(ad_estate) -> None:
     assert res.exit_code == 1, res.output
     doc = _envelope(res.output)
     found = {(f["subject"], f["check"]) for f in doc["findings"]}
-    today = dt.date.today()
     want = {
         ("HB-W10-01", "os-unsupported"),
         ("HB-SRV-2012", "os-unsupported"),
         ("HB-W11-OLD", "stale-computer"),
         (info.base_dn, "laps-not-in-use"),  # Samba 4.17's schema has no LAPS attributes
     }
-    if today >= dt.date(2026, 11, 11):
-        want.add(("HB-W11-23", "os-unsupported"))  # Education 23H2 ended 10 Nov 2026
+    for name in ("HB-W11-23", "HB-W11-24"):  # Education 23H2 ended 10 Nov 2026; 24H2 ends 12 Oct 2027
+        if _ended(*AD_COMPUTERS[name][:2]):
+            want.add((name, "os-unsupported"))
     assert want <= found
-    assert not {c for s, c in found if s in ("HB-W11-24", "HB-PRESTAGED")}
+    assert {c for s, c in found if s == "HB-W11-24"} == (
+        {"os-unsupported"} if _ended(*AD_COMPUTERS["HB-W11-24"][:2]) else set()
+    )
+    assert not {c for s, c in found if s == "HB-PRESTAGED"}
     stale = next(f for f in doc["findings"] if f["check"] == "stale-computer")
     assert "at least 186 days" in stale["detail"] and stale["clause"] == "1.4"
     assert all("DfE" in f["detail"] for f in doc["findings"])
