@@ -135,6 +135,33 @@ class Laptops:
 
 
 @dataclass(frozen=True)
+class OsRelease:
+    """A row of the OS support table (aupctl/estate/os_support.toml) laid over or added to it."""
+
+    family: str = ""  # windows | windows-server | macos ("" = as the shipped row of the same name)
+    build: int = 0  # Windows build number
+    version: str = ""  # macOS major
+    end: str = ""  # YYYY-MM-DD: last day of security updates
+    end_enterprise: str = ""
+    latest: str = ""  # macOS: newest release of the major
+
+
+@dataclass(frozen=True)
+class Estate:
+    """`estate audit` / `estate list`: the computers the directory knows (docs/estate.md)."""
+
+    base: str = ""  # where computers are read from ("" = base_dn); relative to base_dn or a full DN
+    object_class: str = "device"  # OpenLDAP: the object class of computer entries (AD: computer)
+    os_attribute: str = ""  # "" = operatingSystem (AD), description (OpenLDAP)
+    version_attribute: str = ""  # "" = operatingSystemVersion (AD), none (OpenLDAP)
+    last_seen_attribute: str = ""  # "" = lastLogonTimestamp (AD), none (OpenLDAP)
+    serial_attribute: str = "serialNumber"
+    stale_days: int = field(default=90, metadata=_range(1, 3650))
+    laps_max_overdue_days: int = field(default=0, metadata=_range(0, 365))  # LAPS expiry passed by more: not rotated
+    os_support: dict[str, OsRelease] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Licence:
     product: str
     match: list[str]
@@ -205,6 +232,7 @@ class Config:
     systems: dict[str, System] = field(default_factory=dict)
     passwords: Passwords = field(default_factory=Passwords)
     laptops: Laptops = field(default_factory=Laptops)
+    estate: Estate = field(default_factory=Estate)
     licences: list[Licence] = field(default_factory=list)
     import_: Import = field(default_factory=Import)
     mis: Mis = field(default_factory=Mis)
@@ -454,7 +482,7 @@ class SchoolSection:
 
 # Tables a [schools.KEY] may hold: merged key by key (roles and systems name by name) over the trust's.
 SCHOOL_TABLES = (
-    "directory", "accounts", "access", "roles", "systems", "passwords", "laptops", "import", "mis", "domain", "report",
+    "directory", "accounts", "access", "roles", "systems", "passwords", "laptops", "import", "mis", "domain", "report", "estate",
 )
 _TOP_KEYS = ("school", "state", "licences", *SCHOOL_TABLES)  # where a message's dotted key may start
 

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("config", "cli", "Check the config file, discover a first one, store the bind password."),
     "doctor": ("doctor", "cli", "Check config, directory, TLS, bind, state store and keyring."),
     "domain": ("domain", "cli", "The directory's own settings and admin accounts (policy 6.2, 6.1)."),
+    "estate": ("estate", "cli", "Every computer the directory knows: OS support, stale, LAPS, updates (1.4, 6.7)."),
     "laptop": ("laptop", "cli", "School laptops: enrol, check in over SSH, audit (policy 1.4, 6.7, 6.8)."),
     "evidence": ("evidence", "cli", "Evidence no tool can check (backups tested, training...), for the report."),
     "leaver": ("leaver", "cli", "Staff leavers: withdraw access, schedule, restore (policy 4.2, 9.2)."),

@@ -41,7 +41,7 @@ def test_example_config_loads_and_documents_every_key() -> None:
     import dataclasses
 
     sections = (config.School, config.Directory, config.Accounts, config.Access, config.Passwords, config.Laptops)
-    for section in (*sections, config.Domain, config.Report):
+    for section in (*sections, config.Domain, config.Report, config.Estate):
         for f in dataclasses.fields(section):
             assert (
                 f"\n{f.name} =" in text or f"\n{f.name}=" in text or f"[{section.__name__.lower()}.{f.name}]" in text
@@ -154,6 +154,7 @@ def test_configuration_doc_names_every_key() -> None:
         "passwords": config.Passwords,
         "laptops": config.Laptops,
         "domain": config.Domain,
+        "estate": config.Estate,
         "[licences]": config.Licence,
         "state": config.State,
         "report": config.Report,

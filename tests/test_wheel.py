@@ -63,6 +63,8 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
 
     probes = "from aupctl.laptops.probes import script; print(all(script(o) for o in ('windows', 'linux', 'macos')))"
     assert _run([str(py), "-c", probes], tmp_path, env).stdout.strip() == "True"
+    table = "from aupctl.estate.support import shipped; print(len(shipped()) > 10)"
+    assert _run([str(py), "-c", table], tmp_path, env).stdout.strip() == "True"
 
     box = tmp_path / "box"
     started = _run([str(aupctl), "sandbox", "start", "--dir", str(box)], tmp_path, env)

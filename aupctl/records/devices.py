@@ -115,3 +115,11 @@ def seen(state: State, tag: str, at: str, *, next_due: str | None = None) -> Non
     state.execute("UPDATE devices SET last_seen = ? WHERE tag = ?", (at, tag))
     if next_due is not None:
         state.execute("UPDATE devices SET next_due = ? WHERE tag = ?", (next_due, tag))
+
+
+def checkin_facts(state: State, tag: str, since: str) -> list[sqlite3.Row]:
+    """(at, facts) of a laptop's probes that worked since an ISO time, oldest first (estate audit reads
+    when a pending update was first seen)."""
+    return state.query(
+        "SELECT at, facts FROM checkins WHERE tag = ? AND ok = 1 AND at >= ? ORDER BY id", (tag, since)
+    )
