@@ -40,10 +40,14 @@ def test_example_config_loads_and_documents_every_key() -> None:
     # every field of every section appears in the example with a comment
     import dataclasses
 
-    for section in (config.School, config.Directory, config.Accounts, config.Access, config.Passwords, config.Laptops):
+    for section in (
+        config.School, config.Directory, config.Accounts, config.Access, config.Passwords, config.Laptops,
+        config.Mail, config.Notify,
+    ):  # fmt: skip
         for f in dataclasses.fields(section):
+            name = f.name.rstrip("_")  # from_ is the TOML key "from"
             assert (
-                f"\n{f.name} =" in text or f"\n{f.name}=" in text or f"[{section.__name__.lower()}.{f.name}]" in text
+                f"\n{name} =" in text or f"\n{name}=" in text or f"[{section.__name__.lower()}.{name}]" in text
             ), f"{section.__name__}.{f.name} is not documented in config.example.toml"
 
 
@@ -153,12 +157,15 @@ def test_configuration_doc_names_every_key() -> None:
         "passwords": config.Passwords,
         "laptops": config.Laptops,
         "[licences]": config.Licence,
+        "mail": config.Mail,
+        "notify": config.Notify,
         "state": config.State,
     }
     for title, cls in sections.items():
         assert f"## [{title}]" in doc, title
         for f in dataclasses.fields(cls):
-            assert f"`{f.name}`" in doc or "`update_commands.windows`" in doc and f.name == "update_commands", (
+            name = f.name.rstrip("_")  # from_ is the TOML key "from"
+            assert f"`{name}`" in doc or "`update_commands.windows`" in doc and f.name == "update_commands", (
                 f"docs/configuration.md does not document {title}.{f.name}"
             )
 

@@ -229,3 +229,12 @@ def test_mail_password_comes_from_env_file_or_keyring(smtp_server, monkeypatch: 
     with pytest.raises(ConfigError, match="no mail password") as err:
         mail_password("smtp.test", "ict", None)
     assert ENV_MAIL in str(err.value)
+
+
+def test_set_password_mail_needs_a_mail_login(tmp_path: Path) -> None:
+    from cli_helpers import run_main
+
+    path = tmp_path / "aupctl.toml"
+    path.write_text(BASE)
+    code, out, err = run_main("config", "set-password", "--mail", config=path, input="secret\n")
+    assert code == 2 and "set [mail] host and username first" in err and "secret" not in out + err
