@@ -25,12 +25,14 @@ def cli(ctx: Ctx, dry_run: bool, yes: bool) -> None:
     what is left. Someone with no mail address in the directory is reported (exit 1).
     """
     from aupctl.credentials import mail_password
-    from aupctl.notify import Outbox, build
+    from aupctl.notify import Outbox, build, check_letters
     from aupctl.state import today
 
     cfg = ctx.config
     outbox = Outbox(cfg)
     result = build(cfg, ctx.state, ctx.directory, outbox, today=today())
+    if not dry_run or cfg.mail.from_:
+        check_letters(cfg, result.reminders)  # a broken template stops here (exit 2), before the first letter
     if not dry_run and not result.plan.empty:
         m = cfg.mail
         outbox.ready(mail_password(m.host, m.username, m.password_file) if m.host and m.username else None)

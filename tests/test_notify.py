@@ -240,3 +240,20 @@ def test_recertification_hook_letters_and_missing_addresses(env) -> None:
     assert len(got) == 3 and all(g.rcpt_tos == ("apatel@hollybank.test",) for g in got)
     assert "Target Tracker" not in got[0].message.get_body(("plain",)).get_content()
     assert "RAISE Online" in got[0].message.get_body(("plain",)).get_content()
+
+
+def test_a_broken_template_stops_before_the_first_letter(env, tmp_path) -> None:
+    info, cfg, d, st, server, _ = env
+    approvals.record(st, username="supply", system="sims", approver="Mrs A Patel (Headteacher)", status="waiting")
+    folder = info.config_path.parent / "templates"
+    folder.mkdir(exist_ok=True)
+    (folder / "aup-unsigned.html").write_text("<p>{{ name }} {% if %}</p>")
+    before = len(server.received)
+    try:
+        code, out, err = run("notify", "--yes", config=info.config_path)
+    finally:
+        (folder / "aup-unsigned.html").unlink()
+    assert code == 2 and "aup-unsigned.html, line 1" in err
+    assert len(server.received) == before  # nothing sent, not even the letters before it
+    code, out, err = run("notify", "--yes", config=info.config_path)
+    assert code == 0 and any(g.rcpt_tos == ("supply@hollybank.test",) for g in server.received[before:])

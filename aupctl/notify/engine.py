@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Finding
-from ..mail import Letter, Postbox, parse_address
+from ..mail import Letter, Postbox, parse_address, render
 from ..plan import Change, Plan
 from ..records import approvals, notices
 from ..records import tasks as task_records
@@ -375,6 +375,13 @@ def pending_recertifications(cfg: Config, state: State) -> list[Pending]:
     """Where the recertification campaign's undecided (approver, system, due) come from. Wired by the
     coordinator to the recertify tables (aupctl/recertify/); until then, none."""
     return []
+
+
+def check_letters(cfg: Config, reminders: Iterable[Reminder]) -> None:
+    """Render every letter once before any is sent: a broken template (or a bad address) stops the run with
+    its message (exit 2) before the first letter, not part-way."""
+    for r in reminders:
+        render(r.letter, cfg.mail)
 
 
 # -- the plan --
