@@ -238,3 +238,15 @@ def test_set_password_mail_needs_a_mail_login(tmp_path: Path) -> None:
     path.write_text(BASE)
     code, out, err = run_main("config", "set-password", "--mail", config=path, input="secret\n")
     assert code == 2 and "set [mail] host and username first" in err and "secret" not in out + err
+
+
+def test_a_long_subject_with_brackets_arrives_as_written(smtp_server) -> None:
+    subject = "Please sign the staff Acceptable Use Policy (2024-09) to get your access – Zoë"
+    before = len(smtp_server.received)
+    with Postbox(settings_for(smtp_server), smtp_server.password) as box:
+        box.send(letter(subject=subject))
+    got = smtp_server.received[before].message
+    assert got["Subject"] == subject and got["Date"].endswith("+0000")  # UTC, not "-0000" (unknown)
+    plain = got.get_body(("plain",))
+    assert plain["Content-Transfer-Encoding"] in ("quoted-printable", "base64", "7bit")
+    assert max(len(line) for line in smtp_server.received[before].data.split(b"\r\n")) <= 998

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import email.utils
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ def render(letter: Letter, settings: Mail) -> EmailMessage:
     if settings.reply_to:
         msg["Reply-To"] = _address(settings.reply_to, "reply_to").header()
     msg["Subject"] = letter.subject
-    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Date"] = email.utils.formatdate(usegmt=True)
     msg["Message-ID"] = email.utils.make_msgid(domain=sender.email.rpartition("@")[2])
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to a reminder
     msg.set_content(text)
@@ -125,6 +126,9 @@ def render(letter: Letter, settings: Mail) -> EmailMessage:
     for filename, content, mime in letter.attachments:
         maintype, subtype = mime.split("/")
         msg.add_attachment(bytes(content), maintype=maintype, subtype=subtype, filename=filename)
+    # Headers folded only past RFC 5322's 998 (the bodies are already encoded in short lines): the default 78
+    # folds a subject holding "(...)" before its first word, which some readers show with a leading space.
+    msg.policy = email.policy.default.clone(max_line_length=998)
     return msg
 
 
