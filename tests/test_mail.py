@@ -80,6 +80,7 @@ def letter(**over: object) -> Letter:
         ("Mrs A Patel <apatel@hollybank.test>", "Mrs A Patel", "apatel@hollybank.test"),
         ('"Okafor, D" <d.okafor@hollybank.test>', "Okafor, D", "d.okafor@hollybank.test"),
         ("ict@hollybank.test", "", "ict@hollybank.test"),
+        ("Okafor, D (Business Manager)", "Okafor, D (Business Manager)", ""),  # a plain name keeps working
         ("Zoë O'Brien <zob@hollybank.test>", "Zoë O'Brien", "zob@hollybank.test"),
     ],
 )
@@ -88,7 +89,7 @@ def test_parse_address(text: str, name: str, email: str) -> None:
     assert (a.name, a.email) == (name, email)
 
 
-@pytest.mark.parametrize("text", ["A <b@c", "a@b.test, c@d.test", "x <nope>", "x <a@b@c>", "", "x <a@-b.test>"])
+@pytest.mark.parametrize("text", ["A <b@c", "a@b.test, c@d.test", "Mrs Patel apatel@x.test", "x <nope>", "x <a@b@c>", "", "x <a@-b.test>"])
 def test_parse_address_refuses_broken_ones(text: str) -> None:
     with pytest.raises(ValueError):
         parse_address(text)
@@ -250,3 +251,16 @@ def test_a_long_subject_with_brackets_arrives_as_written(smtp_server) -> None:
     plain = got.get_body(("plain",))
     assert plain["Content-Transfer-Encoding"] in ("quoted-printable", "base64", "7bit")
     assert max(len(line) for line in smtp_server.received[before].data.split(b"\r\n")) <= 998
+
+
+def test_an_approver_written_with_an_address_is_named_by_the_name_alone() -> None:
+    from aupctl.access.grant import canonical_approver
+
+    cfg = config.parse(
+        BASE + '\n[systems.sims]\nname = "SIMS"\n'
+        'approvers = ["Mrs A Patel <apatel@hollybank.test>", "Mrs A Patelson", "Okafor, D (Business Manager)"]\n',
+        "t.toml",
+    )
+    assert canonical_approver(cfg, "sims", "mrs a patel") == "Mrs A Patel <apatel@hollybank.test>"
+    assert canonical_approver(cfg, "sims", "Mrs A Patel <apatel@hollybank.test>") == "Mrs A Patel <apatel@hollybank.test>"
+    assert canonical_approver(cfg, "sims", "Okafor") == "Okafor, D (Business Manager)"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Finding
-from ..mail import Letter, Postbox, parse_address, render
+from ..mail import Address, Letter, Postbox, parse_address, render
 from ..plan import Change, Plan
 from ..records import approvals, notices
 from ..records import tasks as task_records
@@ -196,8 +196,6 @@ def laptop_reminders(cfg: Config, state: State, people: dict[str, Account], toda
 
 
 def _person(acct: Account) -> str:
-    from ..mail import Address
-
     return Address(acct.name, acct.email).header()
 
 
@@ -328,10 +326,11 @@ def recertify_reminders(cfg: Config, pending: Sequence[Pending], today: dt.date)
         if stage is not None:
             by_approver.setdefault(item.approver, []).append((item, stage))
     for approver, items in sorted(by_approver.items()):
+        addr: Address | None = None
         try:
             addr = parse_address(approver)
         except ValueError as exc:
-            addr, problem = None, str(exc)
+            problem = str(exc)
         else:
             problem = "" if addr.email else "it is written without an address"
         systems = sorted({i.system for i, _ in items})
