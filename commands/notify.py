@@ -31,11 +31,11 @@ def cli(ctx: Ctx, dry_run: bool, yes: bool) -> None:
     cfg = ctx.config
     outbox = Outbox(cfg)
     result = build(cfg, ctx.state, ctx.directory, outbox, today=today())
+    if not dry_run and not result.plan.empty:
+        m = cfg.mail  # no server, no sender or no password: exit 2 here, before the plan is shown
+        outbox.ready(mail_password(m.host, m.username, m.password_file) if m.host and m.username else None)
     if not dry_run or cfg.mail.from_:
         check_letters(cfg, result.reminders)  # a broken template stops here (exit 2), before the first letter
-    if not dry_run and not result.plan.empty:
-        m = cfg.mail
-        outbox.ready(mail_password(m.host, m.username, m.password_file) if m.host and m.username else None)
     try:
         run_plan(ctx, result.plan, dry_run=dry_run, yes=yes, done=f"{len(result.plan.changes)} letter(s) sent")
     finally:

@@ -264,3 +264,19 @@ def test_an_approver_written_with_an_address_is_named_by_the_name_alone() -> Non
     assert canonical_approver(cfg, "sims", "mrs a patel") == "Mrs A Patel <apatel@hollybank.test>"
     assert canonical_approver(cfg, "sims", "Mrs A Patel <apatel@hollybank.test>") == "Mrs A Patel <apatel@hollybank.test>"
     assert canonical_approver(cfg, "sims", "Okafor") == "Okafor, D (Business Manager)"
+
+
+def test_a_server_that_never_answers_times_out_and_no_server_is_a_config_error(smtp_server) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the backlog) but never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        settings = settings_for(smtp_server, port=silent.getsockname()[1], timeout=0.5)
+        with pytest.raises(MailError, match="timed out") as err:
+            Postbox(settings, smtp_server.password).open()
+    assert err.value.exit_code == EXIT_UNREACHABLE and "127.0.0.1" in str(err.value)
+    with pytest.raises(ConfigError, match=r"set \[mail\] host"):
+        Postbox(settings_for(smtp_server, host=""), "x")
+    with pytest.raises(ConfigError, match="no mail password"):
+        Postbox(settings_for(smtp_server), None)
