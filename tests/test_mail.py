@@ -280,3 +280,12 @@ def test_a_server_that_never_answers_times_out_and_no_server_is_a_config_error(s
         Postbox(settings_for(smtp_server, host=""), "x")
     with pytest.raises(ConfigError, match="no mail password"):
         Postbox(settings_for(smtp_server), None)
+
+
+def test_a_quoted_name_holding_angle_brackets_round_trips() -> None:
+    from aupctl.mail import Address
+
+    odd = Address("<script>alert('x')</script> \"Fi\" & Moss \\ x", "fmoss@hollybank.test")
+    assert parse_address(odd.header()) == odd
+    with pytest.raises(ValueError, match="quote a name"):
+        parse_address("A <b> <c@d.test>")

@@ -257,3 +257,29 @@ def test_a_broken_template_stops_before_the_first_letter(env, tmp_path) -> None:
     assert len(server.received) == before  # nothing sent, not even the letters before it
     code, out, err = run("notify", "--yes", config=info.config_path)
     assert code == 0 and any(g.rcpt_tos == ("supply@hollybank.test",) for g in server.received[before:])
+
+
+def test_a_hostile_name_is_escaped_and_an_unusable_address_reported(env) -> None:
+    info, cfg, d, st, server, _ = env
+    acct = d.flavour.find_user(d, "fmoss")
+    hostile = "<script>alert('x')</script> Fiona & Moss"
+    day = TODAY + dt.timedelta(days=600)
+    d.modify(acct.dn, {"displayName": [(ldap3.MODIFY_REPLACE, [hostile])]})
+    try:
+        result = build(cfg, st, d, None, today=day)
+        aup = next(r for r in result.reminders if r.kind == "aup" and r.about == "fmoss")
+        from aupctl.mail import render
+
+        msg = render(aup.letter, cfg.mail)
+        html = msg.get_body(("html",)).get_content()
+        assert "<script>" not in html and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; Fiona &amp; Moss" in html
+        assert hostile in msg.get_body(("plain",)).get_content()
+        assert msg["To"].addresses[0].display_name == hostile
+        d.modify(acct.dn, {"mail": [(ldap3.MODIFY_REPLACE, ["not-an-address"])]})
+        result = build(cfg, st, d, None, today=day)
+        found = [f for f in result.findings if f.subject == "fmoss"]
+        assert len(found) == 1 and "not usable" in found[0].detail and "not-an-address" in found[0].detail
+        assert any(r.kind == "laptop" for r in result.reminders)  # the others still go
+    finally:
+        d.modify(acct.dn, {"displayName": [(ldap3.MODIFY_REPLACE, [acct.display_name] if acct.display_name else [])],
+                           "mail": [(ldap3.MODIFY_REPLACE, [acct.email])]})  # fmt: skip

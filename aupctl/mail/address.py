@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass
 from email.headerregistry import Address as _HeaderAddress
 
-_ANGLE = re.compile(r"^(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>$")
 # local@domain: the local part as RFC 5321's dot-atom (no quoting), the domain as DNS labels (Unicode allowed)
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$", re.UNICODE)
@@ -52,10 +51,14 @@ def parse_address(text: str) -> Address:
         raise ValueError("it holds a control character")
     if not value:
         raise ValueError("it is empty")
-    m = _ANGLE.match(value)
-    if m:
-        name = m.group("name").strip().strip('"').strip()
-        return Address(name, check_email(m.group("email").strip()))
+    if value.endswith(">") and "<" in value:
+        cut = value.rindex("<")
+        name, email = value[:cut].strip(), value[cut + 1 : -1].strip()
+        if len(name) >= 2 and name[0] == name[-1] == '"':  # a quoted name may hold anything: "<script> & Co"
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\").strip()
+        elif "<" in name or ">" in name:
+            raise ValueError('write it as Name <address>, with one \'<\' and one \'>\' (quote a name holding them: "Name")')
+        return Address(name, check_email(email))
     if "<" in value or ">" in value:
         raise ValueError("write it as Name <address>, with one '<' and one '>' (the address last)")
     if "@" in value and " " not in value:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Finding
-from ..mail import Address, Letter, Postbox, parse_address, render
+from ..mail import Address, Letter, Postbox, check_email, parse_address, render
 from ..plan import Change, Plan
 from ..records import approvals, notices
 from ..records import tasks as task_records
@@ -153,15 +153,10 @@ def laptop_reminders(cfg: Config, state: State, people: dict[str, Account], toda
             continue
         user = device.assigned_to
         what = f"the laptop {device.tag} reminder ({stage}, check-in due {due.isoformat()})"
-        acct = people.get(user.lower())
-        if acct is None:
-            out.findings.append(_no_address(user, "1.4", what, f"no account {user!r} in the directory"))
+        reached = _reach(people, user, "1.4", what, out)
+        if reached is None:
             continue
-        if not acct.email:
-            out.findings.append(
-                _no_address(user, "1.4", what, f"{acct.name} ({user}) has no mail address in the directory")
-            )
-            continue
+        acct, to = reached
         late = (today - due).days
         if stage == "before":
             subject = f"Your laptop {device.tag} is due for its check-in on {_when(due)}"
@@ -183,7 +178,7 @@ def laptop_reminders(cfg: Config, state: State, people: dict[str, Account], toda
             "days_late": late,
         }
         letter = Letter(
-            to=(_person(acct),),
+            to=(to,),
             cc=(tech,) if tech else (),
             subject=subject,
             template="laptop-due",
@@ -195,8 +190,25 @@ def laptop_reminders(cfg: Config, state: State, people: dict[str, Account], toda
     return out
 
 
-def _person(acct: Account) -> str:
-    return Address(acct.name, acct.email).header()
+def _reach(
+    people: dict[str, Account], user: str, clause: str, what: str, out: Batch
+) -> tuple[Account, str] | None:
+    """The person's account and their To header; else a finding in `out` saying why they cannot be mailed."""
+    acct = people.get(user.lower())
+    if acct is None:
+        out.findings.append(_no_address(user, clause, what, f"no account {user!r} in the directory"))
+        return None
+    if not acct.email:
+        out.findings.append(
+            _no_address(user, clause, what, f"{acct.name} ({user}) has no mail address in the directory")
+        )
+        return None
+    name = " ".join("".join(ch if ch.isprintable() else " " for ch in acct.name).split())  # one line, whatever it holds
+    try:
+        return acct, Address(name, check_email(acct.email.strip())).header()
+    except ValueError as exc:
+        out.findings.append(_no_address(user, clause, what, f"the directory's mail of {user} is not usable: {exc}"))
+        return None
 
 
 # -- the AUP (policy 9.1): new starters whose grants wait for their signature, weekly --
@@ -213,15 +225,10 @@ def aup_reminders(cfg: Config, state: State, people: dict[str, Account], today: 
         systems = sorted({cfg.systems[r["system"]].name if r["system"] in cfg.systems else r["system"] for r in rows})
         name = rows[0]["username"]
         what = f"the AUP reminder ({stage}, waiting since {since.isoformat()})"
-        acct = people.get(user)
-        if acct is None:
-            out.findings.append(_no_address(name, "9.1", what, f"no account {name!r} in the directory"))
+        reached = _reach(people, name, "9.1", what, out)
+        if reached is None:
             continue
-        if not acct.email:
-            out.findings.append(
-                _no_address(name, "9.1", what, f"{acct.name} ({name}) has no mail address in the directory")
-            )
-            continue
+        acct, to = reached
         key = f"aup:{user}:{cfg.school.aup_version}"
         context = {
             **_common(cfg, today),
@@ -234,7 +241,7 @@ def aup_reminders(cfg: Config, state: State, people: dict[str, Account], today: 
             "stage": stage,
         }
         letter = Letter(
-            to=(_person(acct),),
+            to=(to,),
             subject=f"Please sign the staff Acceptable Use Policy ({cfg.school.aup_version}) to get your access",
             template="aup-unsigned",
             context=context,
