@@ -283,3 +283,14 @@ def test_a_hostile_name_is_escaped_and_an_unusable_address_reported(env) -> None
     finally:
         d.modify(acct.dn, {"displayName": [(ldap3.MODIFY_REPLACE, [acct.display_name] if acct.display_name else [])],
                            "mail": [(ldap3.MODIFY_REPLACE, [acct.email])]})  # fmt: skip
+
+
+def test_doctor_checks_the_mail_server(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    info, cfg, d, st, server, _ = env
+    code, out, err = run("--format", "json", "doctor", config=info.config_path)
+    rows = {r["check"]: r for r in json.loads(out)["data"]} if "data" in json.loads(out) else {}
+    assert code == 0 and rows["mail"]["ok"] and "logged in as aupctl-sandbox" in rows["mail"]["detail"]
+    secret = "Doctor-Wrong-Pass-9"
+    monkeypatch.setenv(ENV_MAIL, secret)
+    code, out, err = run("doctor", config=info.config_path)
+    assert code == EXIT_UNREACHABLE and "refused the login" in out + err and secret not in out + err
