@@ -123,8 +123,8 @@ def mail_checks(cfg: Config) -> list[Check]:
         return [Check("mail", False, exc.message)]
     box.close()
     login = f", logged in as {m.username}" if m.username else ", no AUTH"
-    return [Check("mail", True, f"{m.host}:{port_of(m)} answered ({m.security}, TLS verified{login})"
-                  if m.security != "none" else f"{m.host}:{port_of(m)} answered (NO TLS: allow_insecure{login})")]
+    how = f"{m.security}, TLS verified" if m.security != "none" else "NO TLS: allow_insecure"
+    return [Check("mail", True, f"{m.host}:{port_of(m)} answered ({how}{login})")]
 
 
 def exit_code(checks: list[Check]) -> int:

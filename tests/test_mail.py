@@ -89,7 +89,9 @@ def test_parse_address(text: str, name: str, email: str) -> None:
     assert (a.name, a.email) == (name, email)
 
 
-@pytest.mark.parametrize("text", ["A <b@c", "a@b.test, c@d.test", "Mrs Patel apatel@x.test", "x <nope>", "x <a@b@c>", "", "x <a@-b.test>"])
+@pytest.mark.parametrize(
+    "text", ["A <b@c", "a@b.test, c@d.test", "Mrs Patel apatel@x.test", "x <nope>", "x <a@b@c>", "", "x <a@-b.test>"]
+)
 def test_parse_address_refuses_broken_ones(text: str) -> None:
     with pytest.raises(ValueError):
         parse_address(text)
@@ -216,7 +218,9 @@ def test_security_none_needs_allow_insecure(smtp_server) -> None:
         Postbox(settings_for(smtp_server, security="none"), "x")
 
 
-def test_mail_password_comes_from_env_file_or_keyring(smtp_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_mail_password_comes_from_env_file_or_keyring(
+    smtp_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv(ENV_MAIL, "from-env")
     assert mail_password("h", "u", str(smtp_server.password_file)) == "from-env"
     monkeypatch.delenv(ENV_MAIL)
@@ -262,7 +266,9 @@ def test_an_approver_written_with_an_address_is_named_by_the_name_alone() -> Non
         "t.toml",
     )
     assert canonical_approver(cfg, "sims", "mrs a patel") == "Mrs A Patel <apatel@hollybank.test>"
-    assert canonical_approver(cfg, "sims", "Mrs A Patel <apatel@hollybank.test>") == "Mrs A Patel <apatel@hollybank.test>"
+    assert (
+        canonical_approver(cfg, "sims", "Mrs A Patel <apatel@hollybank.test>") == "Mrs A Patel <apatel@hollybank.test>"
+    )
     assert canonical_approver(cfg, "sims", "Okafor") == "Okafor, D (Business Manager)"
 
 

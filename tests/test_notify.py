@@ -119,7 +119,10 @@ def test_aup_and_leaver_task_reminders(env) -> None:
     assert kinds["aup"] and kinds["tasks"]
     aup = next(g for g in got if "Acceptable Use Policy" in g.message["Subject"])
     assert aup.rcpt_tos == ("fmoss@hollybank.test",)
-    assert "SIMS" in aup.message.get_body(("plain",)).get_content() and "9.1" in aup.message.get_body(("html",)).get_content()
+    assert (
+        "SIMS" in aup.message.get_body(("plain",)).get_content()
+        and "9.1" in aup.message.get_body(("html",)).get_content()
+    )
     task = next(g for g in got if "leaver task" in g.message["Subject"])
     assert task.rcpt_tos == ("kmensah@hollybank.test",) and "tbarker" in task.message.get_body(("plain",)).get_content()
     again, got = send(env, day)

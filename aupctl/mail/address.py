@@ -57,7 +57,9 @@ def parse_address(text: str) -> Address:
         if len(name) >= 2 and name[0] == name[-1] == '"':  # a quoted name may hold anything: "<script> & Co"
             name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\").strip()
         elif "<" in name or ">" in name:
-            raise ValueError('write it as Name <address>, with one \'<\' and one \'>\' (quote a name holding them: "Name")')
+            raise ValueError(
+                "write it as Name <address>, with one '<' and one '>' (quote a name holding them: \"Name\")"
+            )
         return Address(name, check_email(email))
     if "<" in value or ">" in value:
         raise ValueError("write it as Name <address>, with one '<' and one '>' (the address last)")

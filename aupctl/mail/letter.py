@@ -134,7 +134,7 @@ def render(letter: Letter, settings: Mail) -> EmailMessage:
 
 def _sender(settings: Mail) -> Address:
     if not settings.from_:
-        raise ConfigError("mail.from is not set: write the sender, e.g. \"ICT Support <ict@school.example>\"")
+        raise ConfigError('mail.from is not set: write the sender, e.g. "ICT Support <ict@school.example>"')
     try:
         addr = parse_address(settings.from_)
     except ValueError as exc:

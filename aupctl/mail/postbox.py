@@ -61,9 +61,7 @@ class Postbox:
         self.open()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     @property
@@ -133,7 +131,9 @@ class Postbox:
         try:
             refused = self._smtp.send_message(msg, from_addr=sender, to_addrs=envelope_to)
         except smtplib.SMTPRecipientsRefused as exc:
-            who = "; ".join(f"{addr}: {_reply(smtplib.SMTPResponseException(*r))}" for addr, r in exc.recipients.items())
+            who = "; ".join(
+                f"{addr}: {_reply(smtplib.SMTPResponseException(*r))}" for addr, r in exc.recipients.items()
+            )
             self.close()
             raise MailError(f"{where} refused every recipient of {letter.subject!r} ({who})") from None
         except smtplib.SMTPResponseException as exc:

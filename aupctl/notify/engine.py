@@ -104,7 +104,9 @@ def accounts_of(directory: Directory, usernames: Iterable[str]) -> dict[str, Acc
     base = directory.cfg.directory.base_dn
     for i in range(0, len(wanted), 100):
         chunk = wanted[i : i + 100]
-        for acct in flavour.iter_accounts(directory, base=base, ldap_filter=flavour.users_filter(chunk), with_groups=False):
+        for acct in flavour.iter_accounts(
+            directory, base=base, ldap_filter=flavour.users_filter(chunk), with_groups=False
+        ):
             out[acct.username.lower()] = acct
     return out
 
@@ -190,9 +192,7 @@ def laptop_reminders(cfg: Config, state: State, people: dict[str, Account], toda
     return out
 
 
-def _reach(
-    people: dict[str, Account], user: str, clause: str, what: str, out: Batch
-) -> tuple[Account, str] | None:
+def _reach(people: dict[str, Account], user: str, clause: str, what: str, out: Batch) -> tuple[Account, str] | None:
     """The person's account and their To header; else a finding in `out` saying why they cannot be mailed."""
     acct = people.get(user.lower())
     if acct is None:
@@ -352,9 +352,7 @@ def recertify_reminders(cfg: Config, pending: Sequence[Pending], today: dt.date)
                 )
             )
             continue
-        marks = tuple(
-            (f"recertify:{approver.casefold()}:{i.system}:{i.due.isoformat()}", stage) for i, stage in items
-        )
+        marks = tuple((f"recertify:{approver.casefold()}:{i.system}:{i.due.isoformat()}", stage) for i, stage in items)
         first_due = min(i.due for i, _ in items)
         rows = [
             {

@@ -87,7 +87,9 @@ class MailCatcher:
         )
         if not ok:
             self.auth_failures += 1
-        return AuthResult(success=ok, handled=False, auth_data=auth_data.login.decode("utf-8", "replace") if ok else None)
+        return AuthResult(
+            success=ok, handled=False, auth_data=auth_data.login.decode("utf-8", "replace") if ok else None
+        )
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         if address.lower() in self.reject:
