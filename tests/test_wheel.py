@@ -63,6 +63,9 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
 
     probes = "from aupctl.laptops.probes import script; print(all(script(o) for o in ('windows', 'linux', 'macos')))"
     assert _run([str(py), "-c", probes], tmp_path, env).stdout.strip() == "True"
+    shipped = "from aupctl.mail.letter import SHIPPED; print(' '.join(sorted(p.name for p in SHIPPED.iterdir())))"
+    names = _run([str(py), "-c", shipped], tmp_path, env).stdout.split()
+    assert {"base.html", "laptop-due.txt", "laptop-due.html", "aup-unsigned.html", "recertify-due.txt"} <= set(names)
 
     box = tmp_path / "box"
     started = _run([str(aupctl), "sandbox", "start", "--dir", str(box)], tmp_path, env)
