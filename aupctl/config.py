@@ -200,6 +200,33 @@ class Domain:
 
 
 @dataclass(frozen=True)
+class Mail:
+    """Outgoing mail for reminders and recertification (docs/notify.md). The password is never here: it
+    comes from AUPCTL_MAIL_PASSWORD, password_file or the OS keyring, as the bind password does."""
+
+    host: str = ""  # "" = no mail configured
+    port: int = field(default=0, metadata=_range(0, 65535))  # 0 = 587 (starttls), 465 (tls), 25 (none)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    allow_insecure: bool = False  # security = "none" sends the password and letters in clear
+    username: str = ""  # "" = no AUTH
+    password_file: str | None = None
+    from_: str = ""  # TOML key "from": "Name <address>"
+    reply_to: str = ""
+    timeout: float = field(default=30.0, metadata=_range(0.1, 600))
+    ca_file: str | None = None  # a private CA for the server's certificate
+    templates: str | None = None  # folder of templates overriding the shipped ones; default: templates/ beside the config
+
+
+@dataclass(frozen=True)
+class Notify:
+    """`aupctl notify`: the reminders (docs/notify.md)."""
+
+    technician: str = ""  # "Name <address>": copied on laptop reminders; gets the leaver task reminders
+    laptop_days_before: int = field(default=7, metadata=_range(0, 365))
+    task_days: int = field(default=14, metadata=_range(1, 3650))
+
+
+@dataclass(frozen=True)
 class State:
     path: str | None = None
     checkpoints: str | None = None  # signed audit checkpoints (JSON lines); default: user config dir
@@ -237,6 +264,8 @@ class Config:
     import_: Import = field(default_factory=Import)
     mis: Mis = field(default_factory=Mis)
     domain: Domain = field(default_factory=Domain)
+    mail: Mail = field(default_factory=Mail)
+    notify: Notify = field(default_factory=Notify)
     state: State = field(default_factory=State)
     report: Report = field(default_factory=Report)
     source: str = ""  # the file it came from, for messages
@@ -299,7 +328,7 @@ class Config:
 
 
 # TOML key -> dataclass field where the key is a Python keyword
-_RENAMES = {"import": "import_"}
+_RENAMES = {"import": "import_", "from": "from_"}
 
 
 def _type_name(tp: Any) -> str:
@@ -482,7 +511,7 @@ class SchoolSection:
 
 # Tables a [schools.KEY] may hold: merged key by key (roles and systems name by name) over the trust's.
 SCHOOL_TABLES = (
-    "directory", "accounts", "access", "roles", "systems", "passwords", "laptops", "import", "mis", "domain", "report", "estate",
+    "directory", "accounts", "access", "roles", "systems", "passwords", "laptops", "import", "mis", "domain", "report", "estate", "mail", "notify",
 )
 _TOP_KEYS = ("school", "state", "licences", *SCHOOL_TABLES)  # where a message's dotted key may start
 
@@ -679,7 +708,15 @@ def _anchor_paths(cfg: Config, base: Path) -> Config:
         audit_key_file=_anchor(base, cfg.state.audit_key_file),
     )
     access = dataclasses.replace(cfg.access, recertify_dir=_anchor(base, cfg.access.recertify_dir))
-    return dataclasses.replace(cfg, directory=d, school=school, laptops=laptops, state=state, access=access)
+    mail = dataclasses.replace(
+        cfg.mail,
+        password_file=_anchor(base, cfg.mail.password_file),
+        ca_file=_anchor(base, cfg.mail.ca_file),
+        templates=_anchor(base, cfg.mail.templates or "templates"),
+    )
+    return dataclasses.replace(
+        cfg, directory=d, school=school, laptops=laptops, state=state, access=access, mail=mail
+    )
 
 
 EMAIL_FIELDS = ("username", "first_name", "last_name")
@@ -781,6 +818,7 @@ def _check(cfg: Config) -> None:
                     f"(known: {', '.join(cfg.systems) or 'none'})"
                 )
     _check_groups_and_posix(cfg)
+    _check_mail(cfg)
     if cfg.accounts.max_length < 1:
         raise ConfigError(f"{src}: accounts.max_length must be at least 1")
     if cfg.directory.flavour == "ad" and cfg.accounts.max_length > 20:
@@ -818,6 +856,34 @@ def _check_groups_and_posix(cfg: Config) -> None:
             raise ConfigError(f"{src}: accounts.{key}: {exc}") from None
     if cfg.directory.placeholder_member is not None:
         _check_dn(src, "directory.placeholder_member", cfg.directory.placeholder_member, example="cn=nobody,ou=Groups")
+
+
+def _check_mail(cfg: Config) -> None:
+    """[mail], [notify] and approvers written `Name <address>`: addresses that parse, no clear text by accident."""
+    from .mail.address import parse_address
+
+    src, m = cfg.source, cfg.mail
+    if m.security == "none" and not m.allow_insecure:
+        raise ConfigError(
+            f'{src}: mail.security = "none" sends the password and every letter in clear text',
+            hint='use "starttls" or "tls", or set mail.allow_insecure = true for a relay on this machine',
+        )
+    if m.host and not m.from_:
+        raise ConfigError(f'{src}: mail.from is missing: write the sender, e.g. "ICT Support <ict@school.example>"')
+    checks = [("mail.from", m.from_), ("mail.reply_to", m.reply_to), ("notify.technician", cfg.notify.technician)]
+    for key, value in checks:
+        if value:
+            try:
+                if not parse_address(value).email:
+                    raise ValueError("it has no address: write it as Name <address>")
+            except ValueError as exc:
+                raise ConfigError(f"{src}: {key} = {value!r} is not a mail address: {exc}") from None
+    for key, system in cfg.systems.items():
+        for i, approver in enumerate(system.approvers):
+            try:
+                parse_address(approver)
+            except ValueError as exc:
+                raise ConfigError(f"{src}: systems.{key}.approvers[{i}] = {approver!r}: {exc}") from None
 
 
 # -- warnings: things config check prints but does not refuse --

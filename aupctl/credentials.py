@@ -17,6 +17,7 @@ from .errors import ConfigError
 SERVICE = "aupctl"
 ENV_BIND = "AUPCTL_BIND_PASSWORD"
 ENV_SSH = "AUPCTL_SSH_PASSPHRASE"
+ENV_MAIL = "AUPCTL_MAIL_PASSWORD"
 
 
 def read_secret_file(path: str, what: str) -> str:
@@ -96,6 +97,29 @@ def bind_password(bind_dn: str, password_file: str | None) -> str:
     )
 
 
+def mail_account(host: str, username: str) -> str:
+    """The keyring user under which the SMTP password is kept (service 'aupctl')."""
+    return f"mail:{username}@{host}"
+
+
+def mail_password(host: str, username: str, password_file: str | None) -> str:
+    """The SMTP password, found as the bind password is: env, then an owner-only file, then the keyring."""
+    if os.environ.get(ENV_MAIL):
+        return os.environ[ENV_MAIL]
+    if password_file:
+        return read_secret_file(password_file, "mail password")
+    account = mail_account(host, username)
+    secret, problem = _keyring_get(account)
+    if secret:
+        return secret
+    why = problem or f"the keyring holds no password for {account!r} (service {SERVICE!r})"
+    raise ConfigError(
+        f"no mail password: {why}",
+        hint=f"run `aupctl config set-password --mail`, set {ENV_MAIL}, or set mail.password_file "
+        f"to a file readable only by you ({_owner_only_how()})",
+    )
+
+
 def keyring_status(account: str) -> tuple[bool, str]:
     """For doctor: (usable, what it says)."""
     secret, problem = _keyring_get(account)
@@ -105,6 +129,7 @@ def keyring_status(account: str) -> tuple[bool, str]:
 
 
 def store_bind_password(bind_dn: str, secret: str) -> None:
+    """Keep the bind password (or, under mail_account(...), the SMTP password) in the OS keyring."""
     import keyring
     from keyring.errors import KeyringError, NoKeyringError
 

@@ -72,6 +72,7 @@ def run(config_path: str | None, school: str | None = None) -> list[Check]:
         password = None
 
     checks.extend(state_checks(cfg))
+    checks.extend(mail_checks(cfg))
 
     if password is None:
         return checks
@@ -103,13 +104,36 @@ def run(config_path: str | None, school: str | None = None) -> list[Check]:
     return checks
 
 
+def mail_checks(cfg: Config) -> list[Check]:
+    """[mail], when set: the password found, the server reached over verified TLS and the login taken (no letter sent)."""
+    if not cfg.mail.host:
+        return []
+    from .credentials import mail_password
+    from .mail import Postbox, port_of
+
+    m = cfg.mail
+    try:
+        secret = mail_password(m.host, m.username, m.password_file) if m.username else None
+        box = Postbox(m, secret)
+    except AupctlError as exc:
+        return [Check("mail credentials", False, exc.message)]
+    try:
+        box.open()
+    except AupctlError as exc:
+        return [Check("mail", False, exc.message)]
+    box.close()
+    login = f", logged in as {m.username}" if m.username else ", no AUTH"
+    how = f"{m.security}, TLS verified" if m.security != "none" else "NO TLS: allow_insecure"
+    return [Check("mail", True, f"{m.host}:{port_of(m)} answered ({how}{login})")]
+
+
 def exit_code(checks: list[Check]) -> int:
     """0 when nothing failed (warnings included), 3 reach/TLS/bind, 2 config, credentials, state store or an
     OU or group the config names that the directory does not hold, 1 anything else."""
     failed = {c.check for c in checks if c.status == "fail"}
-    if failed & {"reach", "tls", "bind"}:
+    if failed & {"reach", "tls", "bind", "mail"}:
         return EXIT_UNREACHABLE
-    if failed & ({"config", "credentials", "state store", "audit key"} | CONFIG_MISMATCH):
+    if failed & ({"config", "credentials", "mail credentials", "state store", "audit key"} | CONFIG_MISMATCH):
         return EXIT_USAGE
     return EXIT_FINDINGS if failed else EXIT_OK
 

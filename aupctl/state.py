@@ -300,6 +300,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE approvals ADD COLUMN recertified_at TEXT;
     ALTER TABLE approvals ADD COLUMN recertified_by TEXT;
     """,
+    # 7: reminders sent (`aupctl notify`): one row per key and stage, written once the SMTP server took the
+    # letter, so a re-run sends nothing twice and a run stopped by the server sends the rest next time
+    """
+    CREATE TABLE IF NOT EXISTS notices (
+        id INTEGER PRIMARY KEY,
+        notice_key TEXT NOT NULL,      -- what it is about, e.g. 'laptop:HB-LT-0042:2026-12-07:jdoe'
+        stage TEXT NOT NULL,           -- e.g. 'before', 'due', 'overdue-2', 'week-0'
+        sent_at TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        UNIQUE (notice_key, stage)
+    );
+    """,
     # 8: `domain audit` counts the admin accounts each run, so the next run can say what changed since
     """
     CREATE TABLE admin_counts (

@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "leaver": ("leaver", "cli", "Staff leavers: withdraw access, schedule, restore (policy 4.2, 9.2)."),
     "licence": ("licence", "cli", "Software licences: seats used against seats owned (policy 6.7)."),
     "log": ("log", "cli", "The audit log: show it, verify it, sign a checkpoint (cron)."),
+    "notify": ("notify", "cli", "Send the day's reminders by email: laptops, AUP, leaver tasks (policy 1.3, 1.4, 9.1)."),
     "password": ("password", "cli", "Password hygiene: audit, check, reset (policy 6.2)."),
     "report": ("termly_report", "cli", "The termly report for the head teacher and governors: HTML and PDF."),
     "sandbox": ("sandbox", "cli", "A throwaway school directory to try aupctl on."),

@@ -108,19 +108,23 @@ def discover_cmd(
 
 
 @cli.command("set-password")
+@click.option("--mail", "mail", is_flag=True, help="The SMTP password of [mail] username instead (docs/notify.md).")
 @pass_ctx
-def set_password(ctx: Ctx) -> None:
-    """Store the directory bind password in the OS keyring (asked at a hidden prompt)."""
-    from aupctl.credentials import store_bind_password
+def set_password(ctx: Ctx, mail: bool) -> None:
+    """Store the directory bind password (or, with --mail, the SMTP password) in the OS keyring (asked at a
+    hidden prompt)."""
+    from aupctl.credentials import mail_account, store_bind_password
 
     cfg = ctx.config
+    if mail and not (cfg.mail.host and cfg.mail.username):
+        raise InputError("--mail: set [mail] host and username first; a server without AUTH needs no password")
+    account = mail_account(cfg.mail.host, cfg.mail.username) if mail else cfg.directory.bind_dn
+    what = f"SMTP password for {cfg.mail.username} at {cfg.mail.host}" if mail else f"Bind password for {account}"
     if not click.get_text_stream("stdin").isatty():
         secret = click.get_text_stream("stdin").readline().rstrip("\r\n")
     else:
-        secret = click.prompt(
-            f"Bind password for {cfg.directory.bind_dn}", hide_input=True, confirmation_prompt=True, err=True
-        )
+        secret = click.prompt(what, hide_input=True, confirmation_prompt=True, err=True)
     if not secret:
         raise InputError("empty password: nothing stored")
-    store_bind_password(cfg.directory.bind_dn, secret)
-    message(f"stored in the keyring (service 'aupctl', user {cfg.directory.bind_dn!r})")
+    store_bind_password(account, secret)
+    message(f"stored in the keyring (service 'aupctl', user {account!r})")

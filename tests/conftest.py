@@ -47,6 +47,12 @@ Helpers: ``ad_slot()`` (a context manager) takes the same AD lock, for a test th
 (e.g. detach=True); it fails at once if this process already holds it. ``ad_unavailable()`` says why
 AD cannot run here, or None.
 
+- ``smtp_server`` (module): a real SMTP server on loopback (aupctl.sandbox.smtp.MailCatcher, aiosmtpd):
+  STARTTLS with a throwaway CA (``.ca_file``), AUTH PLAIN/LOGIN checking ``.username``/``.password``
+  (``.password_file`` holds it, 0600); ``.received`` collects every letter (``.message`` parses one),
+  ``.reject`` is a set of recipients it answers 550, ``.stop()``/``.start()`` take it down and back on
+  the same port, ``.mail_toml()`` is a [mail] section that reaches it.
+
 The seeded school and its planted problems: aupctl.sandbox.school (PLANTED, PASSWORDS, ...).
 """
 
@@ -176,6 +182,18 @@ def _open_env(info: sb.SandboxInfo) -> Iterator[tuple]:
     yield info, cfg, d, st
     st.close()
     d.close()
+
+
+@pytest.fixture(scope="module")
+def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real SMTP server on loopback (STARTTLS + AUTH), one per module; see the module docstring."""
+    from aupctl.sandbox.smtp import MailCatcher
+
+    catcher = MailCatcher(tmp_path_factory.mktemp("smtp")).start()
+    try:
+        yield catcher
+    finally:
+        catcher.stop()
 
 
 @pytest.fixture(scope="module")

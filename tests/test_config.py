@@ -41,10 +41,11 @@ def test_example_config_loads_and_documents_every_key() -> None:
     import dataclasses
 
     sections = (config.School, config.Directory, config.Accounts, config.Access, config.Passwords, config.Laptops)
-    for section in (*sections, config.Domain, config.Report, config.Estate):
+    for section in (*sections, config.Domain, config.Report, config.Estate, config.Mail, config.Notify):
         for f in dataclasses.fields(section):
+            name = f.name.rstrip("_")  # from_ is the TOML key "from"
             assert (
-                f"\n{f.name} =" in text or f"\n{f.name}=" in text or f"[{section.__name__.lower()}.{f.name}]" in text
+                f"\n{name} =" in text or f"\n{name}=" in text or f"[{section.__name__.lower()}.{name}]" in text
             ), f"{section.__name__}.{f.name} is not documented in config.example.toml"
 
 
@@ -156,13 +157,16 @@ def test_configuration_doc_names_every_key() -> None:
         "domain": config.Domain,
         "estate": config.Estate,
         "[licences]": config.Licence,
+        "mail": config.Mail,
+        "notify": config.Notify,
         "state": config.State,
         "report": config.Report,
     }
     for title, cls in sections.items():
         assert f"## [{title}]" in doc, title
         for f in dataclasses.fields(cls):
-            assert f"`{f.name}`" in doc or "`update_commands.windows`" in doc and f.name == "update_commands", (
+            name = f.name.rstrip("_")  # from_ is the TOML key "from"
+            assert f"`{name}`" in doc or "`update_commands.windows`" in doc and f.name == "update_commands", (
                 f"docs/configuration.md does not document {title}.{f.name}"
             )
 

@@ -65,6 +65,9 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
     assert _run([str(py), "-c", probes], tmp_path, env).stdout.strip() == "True"
     table = "from aupctl.estate.support import shipped; print(len(shipped()) > 10)"
     assert _run([str(py), "-c", table], tmp_path, env).stdout.strip() == "True"
+    shipped = "from aupctl.mail.letter import SHIPPED; print(' '.join(sorted(p.name for p in SHIPPED.iterdir())))"
+    names = _run([str(py), "-c", shipped], tmp_path, env).stdout.split()
+    assert {"base.html", "laptop-due.txt", "laptop-due.html", "aup-unsigned.html", "recertify-due.txt"} <= set(names)
 
     box = tmp_path / "box"
     started = _run([str(aupctl), "sandbox", "start", "--dir", str(box)], tmp_path, env)

@@ -42,7 +42,8 @@ def canonical_approver(cfg: Config, system_key: str, given: str) -> str:
     wanted = " ".join(given.split()).casefold()
     if not wanted:
         raise InputError("--approved-by is empty: name who approved this (one of the system's approvers)")
-    exact = [a for a in system.approvers if " ".join(a.split()).casefold() == wanted]
+    # an approver written `Name <address>` is named by either; the record keeps the config's spelling
+    exact = [a for a in system.approvers if wanted in (" ".join(a.split()).casefold(), _display_name(a))]
     if exact:
         return exact[0]
     prefix = (
@@ -54,6 +55,15 @@ def canonical_approver(cfg: Config, system_key: str, given: str) -> str:
     raise RefusedError(
         f"{given!r} is not an approver for {system.name} (systems.{system_key}.approvers: {known}); nothing was changed"
     )
+
+
+def _display_name(approver: str) -> str:
+    from ..mail import parse_address
+
+    try:
+        return " ".join(parse_address(approver).name.split()).casefold()
+    except ValueError:
+        return ""
 
 
 def parse_until(value: str | dt.date | None) -> str | None:
