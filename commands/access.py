@@ -163,7 +163,8 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, all_schools: bo
     if all_schools:
         if fix:
             raise click.UsageError("--all-schools only reads: --fix changes one school at a time (--school KEY)")
-        run_all_schools(ctx, lambda sub: _review_one(sub, system), clean="no findings")
+        kind = "access-review" if system is None else None  # one system's review is no trend point
+        run_all_schools(ctx, lambda sub: _review_one(sub, system), clean="no findings", snapshot=kind)
         return
     from aupctl.access.review import first_contact_refusal, fix_plan
     from aupctl.access.review import review as run_review
@@ -212,15 +213,15 @@ def review(ctx: Ctx, system: str | None, fix: bool, force: bool, all_schools: bo
     exit_with(code)
 
 
-def _review_one(ctx: Ctx, system: str | None) -> list:
-    """One school's review for --all-schools: its findings (its missing groups as warnings)."""
+def _review_one(ctx: Ctx, system: str | None) -> tuple[list, int]:
+    """One school's review for --all-schools: its findings and members checked (missing groups as warnings)."""
     from aupctl.access.review import review as run_review
 
     key = ctx.config.system_key(system) if system else None
     result = run_review(ctx.config, ctx.directory, ctx.state, key)
     for name, dn in result.missing_groups.items():
         warn(f"school {ctx.config.school_key}: {name}: its group {dn} (systems.{name}.group) does not exist")
-    return result.findings
+    return result.findings, sum(result.checked.values())
 
 
 @cli.command("adopt", short_help="Record today's group members as approved (once, when starting).")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from aupctl.errors import AupctlError
+
 from .completion import complete_system, complete_user
 from .context import Ctx, pass_ctx
 from .output import (
@@ -17,6 +19,7 @@ from .output import (
     run_plan,
     set_json,
     wants_json,
+    warn,
 )
 
 CAMPAIGN_HELP = "The campaign's number or code (default: the open one)."
@@ -63,15 +66,51 @@ def start(ctx: Ctx, systems: tuple[str, ...], due: str | None, out_dir: str | No
     of their systems' members with empty `decision` and `note` columns.
 
     Refused (exit 2) while an open campaign covers one of the systems. Systems managed by hand are
-    asked about the people with an approval on record. `aupctl notify` mails the files, or send them
-    yourself.
+    asked about the people with an approval on record. With [mail] host set, each approver is mailed
+    their file (an approver written without an address is reported, exit 1); if the mail server cannot
+    be reached (exit 3) the campaign stays open and `aupctl notify --yes` sends the letters left.
+    Without mail, send the files yourself.
     """
     from aupctl.access.recertify.campaign import out_folder, start_plan
+    from aupctl.credentials import mail_password
 
+    m = ctx.config.mail
+    secret = None
+    if m.host and m.username and not dry_run:  # a missing mail password stops here, before the campaign
+        secret = mail_password(m.host, m.username, m.password_file)
     plan = start_plan(ctx.config, ctx.directory, ctx.state, list(systems) or None, due, out_dir)
     result = run_plan(ctx, plan, dry_run=dry_run, yes=yes)
+    if dry_run and m.host:
+        note(ctx, f"each approver would be mailed their file through {m.host}")
     if result is not None and result.done:
         note(ctx, f"the approvers' files are in {out_folder(ctx.config, ctx.state, out_dir)}")
+        if m.host:
+            _mail_letters(ctx, secret)
+
+
+def _mail_letters(ctx: Ctx, secret: str | None) -> None:
+    """Mail each approver the campaign's opening letter with their file: each a change of its own (audit
+    log, once per approver), so a re-run of `aupctl notify` sends only what the server did not take."""
+    from aupctl.notify import Outbox, check_letters
+    from aupctl.notify.engine import campaign_letters, plan_of
+    from aupctl.state import today
+
+    cfg = ctx.config
+    outbox = Outbox(cfg)
+    run = plan_of(cfg, ctx.state, campaign_letters(cfg, ctx.state, today()), outbox)
+    try:
+        if not run.plan.empty:
+            outbox.ready(secret)
+            check_letters(cfg, run.reminders)
+            # the technician confirmed the campaign; its letters are part of it
+            run_plan(ctx, run.plan, dry_run=False, yes=True, done=f"{len(run.plan.changes)} letter(s) sent")
+    except AupctlError:
+        warn("the campaign is open, but not every approver was mailed: `aupctl notify --yes` sends the rest")
+        raise
+    finally:
+        outbox.close()
+    if run.findings:
+        exit_for_findings(render_findings(ctx, run.findings))
 
 
 @recertify.command("status", short_help="Decided / undecided per system and approver.")

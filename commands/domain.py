@@ -8,6 +8,7 @@ import click
 
 from .context import Ctx, pass_ctx
 from .output import exit_with, note, render_findings, warn
+from .schools import all_schools_option, run_all_schools
 
 if TYPE_CHECKING:
     from aupctl.domain.audit import DomainAuditResult
@@ -25,8 +26,9 @@ def cli() -> None:
 
 
 @cli.command("audit", short_help="Password policy, admin accounts, Kerberos weaknesses; exit 1 on findings.")
+@all_schools_option
 @pass_ctx
-def audit(ctx: Ctx) -> None:
+def audit(ctx: Ctx, all_schools: bool) -> None:
     """Audit the directory's password and lockout policies and its admin accounts; exit 1 on findings.
 
     Policies: AD's domain policy and fine-grained password policies, or OpenLDAP's ppolicy entries,
@@ -43,8 +45,18 @@ def audit(ctx: Ctx) -> None:
     Output: one row per finding (severity, subject, check, clause, detail); a summary on stderr.
     --format json: the findings, and under "data" the policies, privileged groups, admin accounts
     and the admin count. Exit codes: 0 no findings, 1 findings, 2 bad config, 3 directory unreachable.
+    With --all-schools (a trust's config): every school's directory in one result with a school column.
     """
     from aupctl.domain.audit import audit as run_audit
+
+    if all_schools:
+
+        def one(sub: Ctx) -> tuple[list, int]:
+            found = run_audit(sub.config, sub.directory, _state_or_none(sub))
+            return found.findings, len(found.admins)
+
+        run_all_schools(ctx, one, clean="no findings", snapshot="domain-audit")
+        return
 
     result = run_audit(ctx.config, ctx.directory, _state_or_none(ctx))
     for line in result.warnings:
@@ -58,6 +70,8 @@ def audit(ctx: Ctx) -> None:
             result.findings,
             clean="no findings: the domain's policies and admin accounts pass",
             json_obj=result.data(),
+            snapshot="domain-audit",
+            subjects=len(result.admins),
         )
     )
 

@@ -8,6 +8,7 @@ import click
 
 from .context import Ctx, pass_ctx
 from .output import exit_with, note, render, render_findings
+from .schools import all_schools_option, run_all_schools
 
 LIST_COLUMNS = ["name", "os", "version", "release", "support", "last_seen", "enabled", "laptop", "ou"]
 JSON_COLUMNS = [
@@ -69,15 +70,32 @@ def _connector(ctx: Ctx) -> Any:
     help="Enabled computers not seen for N days are stale ([estate] stale_days, default 90).",
 )
 @click.option("--no-probe", is_flag=True, help="Skip the SSH probe of enrolled laptops (the 14-day patch rule).")
+@all_schools_option
 @pass_ctx
-def audit(ctx: Ctx, stale_days: int | None, no_probe: bool) -> None:
+def audit(ctx: Ctx, stale_days: int | None, no_probe: bool, all_schools: bool) -> None:
     """Audit the directory's computers, read-only: an OS out of support (os-unsupported), enabled but not
     seen (stale-computer), LAPS missing or not rotated, or not in use at all; and, over SSH, laptops
     enrolled in the register whose security updates are more than 14 days late (updates-overdue, or
-    updates-unknown when nothing could be read). Exit 0 clean, 1 findings."""
+    updates-unknown when nothing could be read). Exit 0 clean, 1 findings. With --all-schools (a trust's
+    config): every school's computers in one result with a school column."""
     from aupctl.estate.audit import audit as run
     from aupctl.laptops import inventory
 
+    if all_schools:
+
+        def one(sub: Ctx) -> tuple[list, int]:
+            probe = not no_probe and bool(inventory.devices(sub.state))
+            found = run(
+                sub.config,
+                sub.directory,
+                sub.state,
+                stale_days=stale_days,
+                connector=_connector(sub) if probe else None,
+            )
+            return found.findings, len(found.computers)
+
+        run_all_schools(ctx, one, clean="no findings", snapshot="estate-audit")
+        return
     connector = None
     if not no_probe and inventory.devices(ctx.state):
         connector = _connector(ctx)
@@ -89,4 +107,13 @@ def audit(ctx: Ctx, stale_days: int | None, no_probe: bool) -> None:
         "probed": report.probed,
         "laps_attributes": report.laps,
     }
-    exit_with(render_findings(ctx, report.findings, clean="no findings", json_obj=data))
+    exit_with(
+        render_findings(
+            ctx,
+            report.findings,
+            clean="no findings",
+            json_obj=data,
+            snapshot="estate-audit",
+            subjects=len(report.computers),
+        )
+    )

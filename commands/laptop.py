@@ -245,7 +245,7 @@ def audit(ctx: Ctx, no_probe: bool, parallel: int | None, all_schools: bool) -> 
 
     if all_schools:
 
-        def one(sub: Ctx) -> list:
+        def one(sub: Ctx) -> tuple[list, int]:
             probe = not no_probe and bool(inventory.devices(sub.state))
             connector = _connector(sub) if probe else None
             if connector is not None:
@@ -253,9 +253,9 @@ def audit(ctx: Ctx, no_probe: bool, parallel: int | None, all_schools: bool) -> 
             found = run(sub.config, sub.state, connector, do_probe=probe, parallel=parallel)
             for r in found.unreachable:
                 note(ctx, f"school {sub.config.school_key}: {r['tag']} could not be reached: {r['error']}")
-            return found.findings
+            return found.findings, len(found.laptops)
 
-        run_all_schools(ctx, one, clean="no findings")
+        run_all_schools(ctx, one, clean="no findings", snapshot="laptop-audit")
         return
 
     total = len(inventory.devices(ctx.state))

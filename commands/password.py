@@ -70,7 +70,7 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
         since = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     if all_schools:
 
-        def one(sub: Ctx) -> list:
+        def one(sub: Ctx) -> tuple[list, int]:
             found = run_audit(
                 sub.config,
                 sub.directory,
@@ -80,9 +80,10 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
             )
             for text in found.notes:
                 warn(f"school {sub.config.school_key}: {text}")
-            return found.findings
+            return found.findings, found.accounts
 
-        run_all_schools(ctx, one, clean="no findings")
+        usual = not changed_before and not include_disabled  # an incident's or a wider audit is no trend point
+        run_all_schools(ctx, one, clean="no findings", snapshot="password-audit" if usual else None)
         return
     label = "accounts checked" + ("" if no_hash_check else " (password hashes against the deny list)")
     with progress(ctx, label) as step:

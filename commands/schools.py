@@ -14,10 +14,10 @@ from aupctl.errors import EXIT_FINDINGS, EXIT_OK, AupctlError
 from aupctl.findings import Finding, sort_findings
 
 from .context import Ctx
-from .output import exit_with, note, render, set_json, wants_json, warn
+from .output import exit_with, keep_snapshot, note, render, set_json, wants_json, warn
 
-# Read-only jobs that take --all-schools: access review, password audit, laptop audit.
-# TODO(estate): `estate audit` takes it too when the estate lands: all_schools_option + run_all_schools.
+# Read-only jobs that take --all-schools: access review, password audit, laptop audit, estate audit,
+# domain audit.
 
 COLUMNS = ["school", "severity", "subject", "system", "check", "clause", "detail"]
 
@@ -46,9 +46,16 @@ def _school_given_too(ctx: Ctx) -> bool:
     return ctx.school is not None and source == click.core.ParameterSource.COMMANDLINE
 
 
-def run_all_schools(ctx: Ctx, job: Callable[[Ctx], list[Finding]], *, clean: str = "no findings") -> None:
-    """Run job(school's Ctx) -> findings for each school in turn; render them as one table / envelope; exit
-    with the worst code. A config of one school is run as its one school."""
+def run_all_schools(
+    ctx: Ctx,
+    job: Callable[[Ctx], list[Finding] | tuple[list[Finding], int]],
+    *,
+    clean: str = "no findings",
+    snapshot: str | None = None,
+) -> None:
+    """Run job(school's Ctx) -> findings (or (findings, subjects looked at)) for each school in turn; render
+    them as one table / envelope; exit with the worst code. A config of one school is run as its one school.
+    snapshot: the run's kind, kept in each school's own store for its termly report, as a single run is."""
     if _school_given_too(ctx):
         raise click.UsageError("give --school KEY or --all-schools, not both")
     keys: list[str | None] = list(ctx.trust.keys) or [None]
@@ -60,7 +67,10 @@ def run_all_schools(ctx: Ctx, job: Callable[[Ctx], list[Finding]], *, clean: str
             run.name = sub.config.school.name
             if key is None:
                 run.school = run.name
-            run.findings = job(sub)
+            got = job(sub)
+            run.findings, subjects = got if isinstance(got, tuple) else (got, 0)
+            if snapshot:
+                keep_snapshot(sub, snapshot, run.findings, subjects)
             run.exit_code = EXIT_FINDINGS if run.findings else EXIT_OK
         except AupctlError as exc:  # this school's failure; the others still run
             run.exit_code, run.error = exc.exit_code, exc.message

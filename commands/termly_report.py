@@ -8,8 +8,11 @@ from typing import Any
 
 import click
 
+from aupctl.errors import AupctlError
+
 from .context import Ctx, pass_ctx
 from .output import for_people, message, render, set_json, warn
+from .schools import all_schools_option
 
 
 @click.command("report")
@@ -23,9 +26,17 @@ from .output import for_people, message, render, set_json, warn
 )
 @click.option("--pdf", metavar="PATH", help="Also print the report to this PDF (headless Chromium).")
 @click.option("--no-directory", is_flag=True, help="Do not read the directory: figures about staff now are left out.")
+@all_schools_option
 @pass_ctx
 def cli(
-    ctx: Ctx, term: str | None, start: str | None, end: str | None, out: str | None, pdf: str | None, no_directory: bool
+    ctx: Ctx,
+    term: str | None,
+    start: str | None,
+    end: str | None,
+    out: str | None,
+    pdf: str | None,
+    no_directory: bool,
+    all_schools: bool,
 ) -> None:
     """The termly report for the head teacher and governors: one self-contained HTML page (and a PDF).
 
@@ -38,7 +49,8 @@ def cli(
     (so the term's trend needs no re-reading), the records (approvals, leavers, tasks, laptops) and
     `aupctl evidence`; the directory is read once for the staff list, admin groups and leavers. Terms:
     autumn 1 Sep-31 Dec, spring 1 Jan-31 Mar, summer 1 Apr-31 Aug. A part with no data says "not run
-    this term". --format json gives the report's data. Needs matplotlib (pip install 'aupctl[report]')
+    this term". With --all-schools (a trust's config): the trust's roll-up, a row per school, then each
+    school's pages; --school KEY: one school's. --format json gives the report's data. Needs matplotlib (pip install 'aupctl[report]')
     and, for --pdf, Chromium ([report] chromium); exit 2 when missing.
     """
     import datetime as dt
@@ -47,7 +59,7 @@ def cli(
 
     today = dt.date.today()
     period = data.period_of(term, start, end, today)
-    report = data.build(_schools(ctx, period, today, no_directory), period, today=today)
+    report = data.build(_schools(ctx, period, today, no_directory, all_schools), period, today=today)
     if out is None and pdf is None and for_people(ctx):
         out = f"aupctl-report-{period.term or period.lo + '-' + period.end.isoformat()}.html"
     if out or pdf:
@@ -64,15 +76,29 @@ def cli(
     render(ctx, _glance_rows(report), columns, wrap={"evidence": 60})
 
 
-def _schools(ctx: Ctx, period: Any, today: Any, no_directory: bool) -> list[dict]:
-    """Each school's part of the report, from its own store (and directory). One school today: the
-    multi-school config's --school KEY / --all-schools makes this a loop over each school's (key, config,
-    store, directory), calling data.build_school(..., key=KEY) for each; data.build() adds the roll-up."""
+def _schools(ctx: Ctx, period: Any, today: Any, no_directory: bool, all_schools: bool) -> list[dict]:
+    """Each school's part of the report, from its own store (and directory): this school's, or with
+    --all-schools every school's of the trust (data.build() then adds the roll-up)."""
     from aupctl.report import data
 
-    cfg, state = ctx.config, ctx.state
-    now = data.NOT_READ if no_directory else data.read_now(cfg, ctx.directory, state)
-    return [data.build_school(cfg, state, now, period, today=today)]
+    if not all_schools:
+        cfg, state = ctx.config, ctx.state
+        now = data.NOT_READ if no_directory else data.read_now(cfg, ctx.directory, state)
+        return [data.build_school(cfg, state, now, period, today=today, key=cfg.school_key or None)]
+    parts = []
+    for key in list(ctx.trust.keys) or [None]:
+        sub = ctx.for_school(key)
+        try:
+            now = data.NOT_READ
+            if not no_directory:
+                try:
+                    now = data.read_now(sub.config, sub.directory, sub.state)
+                except AupctlError as exc:  # that school's figures about staff now are left out; the rest stands
+                    warn(f"school {key}: its directory was not read ({exc.message}): staff figures are left out")
+            parts.append(data.build_school(sub.config, sub.state, now, period, today=today, key=key))
+        finally:
+            sub.close()
+    return parts
 
 
 def _glance_rows(report: dict) -> list[dict]:

@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..access.recertify import letters, load_campaign, pending_approvers
 from ..findings import Finding
 from ..mail import Address, Letter, Postbox, check_email, parse_address, render
 from ..plan import Change, Plan
 from ..records import approvals, notices
+from ..records import recertify as campaigns
 from ..records import tasks as task_records
 from ..state import State
 from .clauses import cite
@@ -376,9 +378,44 @@ def recertify_reminders(cfg: Config, pending: Sequence[Pending], today: dt.date)
 
 
 def pending_recertifications(cfg: Config, state: State) -> list[Pending]:
-    """Where the recertification campaign's undecided (approver, system, due) come from. Wired by the
-    coordinator to the recertify tables (aupctl/recertify/); until then, none."""
-    return []
+    """The open recertification campaigns' undecided (approver, system, due), from `access recertify`'s tables."""
+    return [Pending(a, s, due) for a, s, due in pending_approvers(state, dt.date.today())]
+
+
+def campaign_letters(cfg: Config, state: State, today: dt.date) -> Batch:
+    """The letter opening each open recertification campaign, to each approver, with their decisions CSV
+    attached. `access recertify start` sends them when [mail] host is set; `notify` sends any a failed or
+    mail-less start left unsent. Sending one also counts as the reminder's "open" stage for its systems."""
+    out = Batch()
+    for row in campaigns.campaigns(state, open_only=True):
+        camp = load_campaign(state, row["id"])
+        for d in letters(camp):
+            approver: str = d["to"]
+            systems = [s["key"] for s in d["context"]["systems"]]
+            try:
+                addr = parse_address(approver)
+                problem = "" if addr.email else "it is written without an address"
+            except ValueError as exc:
+                addr, problem = None, str(exc)
+            if addr is None or not addr.email:
+                where = "; ".join(f"systems.{s}.approvers" for s in systems)
+                what = f"recertification {camp.code}'s decisions file (left in {camp.out_dir or 'the campaign folder'})"
+                out.findings.append(
+                    _no_address(approver, "1.3", what, f"{problem}: write it as Name <address> in {where}")
+                )
+                continue
+            opened = tuple((f"recertify:{approver.casefold()}:{s}:{camp.due}", "open") for s in systems)
+            letter = Letter(
+                to=(addr.header(),),
+                subject=d["subject"],
+                template=d["template"],
+                context={**_common(cfg, today), **cite("1.3"), **d["context"], "name": addr.name or addr.email},
+                attachments=tuple(d["attachments"]),
+                why=d["why"],
+                key=d["key"],
+            )
+            out.reminders.append(Reminder(letter, ((d["key"], "start"), *opened), approver, "recertify", "start"))
+    return out
 
 
 def check_letters(cfg: Config, reminders: Iterable[Reminder]) -> None:
@@ -413,7 +450,14 @@ def build(
     batch.extend(laptop_reminders(cfg, state, people, today))
     batch.extend(aup_reminders(cfg, state, people, today))
     batch.extend(task_reminders(cfg, state, today))
-    batch.extend(recertify_reminders(cfg, (pending or pending_recertifications)(cfg, state), today))
+    opening = campaign_letters(cfg, state, today)
+    batch.extend(opening)
+    due = recertify_reminders(cfg, (pending or pending_recertifications)(cfg, state), today)
+    covered = {m for r in opening.reminders for m in r.marks}  # the opening letter is the "open" reminder
+    due.reminders = [r for r in due.reminders if not all(m in covered for m in r.marks)]
+    seen = {(f.subject, f.check) for f in batch.findings}
+    due.findings = [f for f in due.findings if (f.subject, f.check) not in seen]  # one per approver
+    batch.extend(due)
     return plan_of(cfg, state, batch, outbox)
 
 

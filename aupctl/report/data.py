@@ -176,9 +176,27 @@ OWNER = {
 
 
 def _plugin_recertification(cfg: Config, state: State, period: Period) -> dict[str, Any] | None:
-    """The last recertification and its answers (`access recertify`, migration 6): not on this branch yet.
-    Return {"date": ..., "answers": {"kept": n, "removed": n, "no answer": n}, "open": n} when it is."""
-    return None
+    """The last recertification opened in the period (`access recertify`) and its answers so far."""
+    from ..access.recertify import campaign_status
+    from ..records import recertify as campaigns
+
+    mine = [c for c in campaigns.campaigns(state) if period.lo <= c["opened_at"] < period.hi]
+    if not mine:
+        return None
+    status = campaign_status(state, mine[0]["id"])  # newest first
+    c, systems = status["campaign"], status["systems"]
+    return {
+        "date": c["opened_at"][:10],
+        "code": c["code"],
+        "due": c["due"],
+        "status": c["status"],
+        "answers": {
+            "kept": sum(s["keep"] for s in systems),
+            "removed": sum(s["remove"] for s in systems),
+            "no answer": c["undecided"],
+        },
+        "open": c["undecided"] if c["status"] == "open" else 0,
+    }
 
 
 # Records other jobs keep, each read by one function (config, store, period) -> dict or None (None: "not run
