@@ -164,6 +164,12 @@ class State:
     busy_timeout: float = field(default=30.0, metadata=_range(0.01, 3600))  # seconds a write waits for another run
     # seconds a bulk run's lease outlives its last sign of life (a holder killed on another host)
     lease_ttl: float = field(default=3600.0, metadata=_range(60, 7 * 86400))
+    # the shared store on PostgreSQL (docs/trust.md): postgresql://USER@HOST:PORT/DATABASE, never a password;
+    # when set, it is the store and path is not used
+    url: str | None = None
+    ca_file: str | None = None  # the CA of the server's certificate (sslmode=verify-full)
+    allow_insecure: bool = False  # TLS if offered, unverified: a trusted network only
+    password_file: str | None = None  # else AUPCTL_STATE_PASSWORD or the keyring (user: the URL)
 
 
 @dataclass(frozen=True)
@@ -417,6 +423,8 @@ def _anchor_paths(cfg: Config, base: Path) -> Config:
         path=_anchor(base, cfg.state.path),
         checkpoints=_anchor(base, cfg.state.checkpoints),
         audit_key_file=_anchor(base, cfg.state.audit_key_file),
+        ca_file=_anchor(base, cfg.state.ca_file),
+        password_file=_anchor(base, cfg.state.password_file),
     )
     return dataclasses.replace(cfg, directory=d, school=school, laptops=laptops, state=state)
 
@@ -532,6 +540,18 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{src}: accounts.username: {exc}") from None
     if cfg.state.audit_key == "keyring" and cfg.state.audit_key_file:
         raise ConfigError(f"{src}: state.audit_key_file is set, but state.audit_key is 'keyring': keep one")
+    if cfg.state.url:
+        from .pgstore import check_url
+
+        try:
+            check_url(cfg.state.url)
+        except ConfigError as exc:
+            raise ConfigError(f"{src}: {exc.message}", hint=exc.hint) from None
+        if not cfg.state.ca_file and not cfg.state.allow_insecure:
+            raise ConfigError(
+                f"{src}: state.url needs state.ca_file (the CA of the server's certificate; sslmode=verify-full)",
+                hint="or state.allow_insecure = true on a trusted network",
+            )
     for i, lic in enumerate(cfg.licences):
         if lic.expires:
             try:

@@ -143,12 +143,12 @@ STATE_CHECKS: list[Callable[[Config, State], list[Check]]] = [_integrity, _audit
 
 
 def state_checks(cfg: Config) -> list[Check]:
-    from .state import State
+    from .state import open_store
 
     try:
         from .auditlog import attach
 
-        st = attach(State(cfg.state.path, busy_timeout=cfg.state.busy_timeout), cfg)
+        st = attach(open_store(cfg.state), cfg)
     except AupctlError as exc:
         return [Check("state store", False, exc.message)]
     except Exception as exc:  # noqa: BLE001 - a broken store is a finding of doctor, never a traceback

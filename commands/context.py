@@ -41,10 +41,9 @@ class Ctx:
     def state(self) -> State:
         if self._state is None:
             from aupctl.auditlog import attach
-            from aupctl.state import State
+            from aupctl.state import open_store
 
-            cfg = self.config.state
-            state = State(cfg.path, busy_timeout=cfg.busy_timeout, lease_ttl=cfg.lease_ttl)
+            state = open_store(self.config.state)
             self._state = attach(state, self.config)  # with the config's audit key
         return self._state
 

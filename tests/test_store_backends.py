@@ -1,0 +1,247 @@
+"""The state store and its records on both backends (issue 17): each test runs on SQLite and on a real
+PostgreSQL server (the ``store`` fixture, tests/conftest.py): migrations, the keyed audit chain and the
+edits it catches, the append-only triggers, every records module, the journal, leases, eight processes
+changing records at once, `log verify` and `state verify` through the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_main
+
+from aupctl import auditlog
+from aupctl.errors import AupctlError
+from aupctl.records import approvals, devices, known, leavers, mis, provisioned, roles, signatures, tasks
+from aupctl.state import MIGRATIONS, expected_tables
+
+CONFIG = """
+[school]
+name = "Test School"
+aup_version = "2026.1"
+
+[directory]
+flavour = "openldap"
+url = "ldaps://127.0.0.1:1"
+bind_dn = "cn=aupctl,dc=school,dc=test"
+base_dn = "dc=school,dc=test"
+staff_ou = "ou=Staff"
+leavers_ou = "ou=Leavers"
+groups_ou = "ou=Groups"
+
+[state]
+checkpoints = "elsewhere/checkpoints.jsonl"
+audit_key_file = "keys/audit.key"
+"""
+
+
+def _config(store, tmp_path: Path) -> Path:
+    path = tmp_path / "aupctl.toml"
+    path.write_text(CONFIG + store.state_toml())
+    return path
+
+
+def test_schema_version_tables_and_reopen(store) -> None:
+    st = store.open()
+    assert st.backend == store.backend
+    assert st.schema_version() == len(MIGRATIONS)
+    assert expected_tables() <= st.tables()
+    assert st.integrity_check() == []
+    st.audit("test", "x", {"é": "ü"})
+    st.close()
+    st = store.open()  # no migration runs twice
+    assert [(e.action, e.details) for e in st.audit_entries()] == [("test", {"é": "ü"})]
+    st.close()
+
+
+def test_the_chain_catches_an_edit_and_a_deleted_entry(store) -> None:
+    st = store.open()
+    for i in range(5):
+        st.audit("grant", f"user{i}", {"system": "sims"})
+    assert st.verify_audit() == (5, None)
+    st.close()
+    store.admin("UPDATE audit SET target = 'someone-else' WHERE id = 3")
+    st = store.open()
+    _, broken = st.verify_audit()
+    assert broken is not None and broken.id == 3 and "edited" in broken.reason
+    st.close()
+    store.admin("DELETE FROM audit WHERE id = 2")
+    st = store.open()
+    _, broken = st.verify_audit()
+    assert broken is not None and broken.id == 2
+    st.close()
+
+
+@pytest.mark.parametrize("sql", ["UPDATE audit SET target = 'z'", "DELETE FROM audit"])
+def test_the_store_refuses_to_change_the_audit_log(store, sql: str) -> None:
+    st = store.open()
+    st.audit("x", "y")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        st.execute(sql)
+    assert st.verify_audit() == (1, None)
+    st.close()
+
+
+def test_a_newer_schema_is_refused(store) -> None:
+    store.open().close()
+    if store.backend == "sqlite":
+        db = sqlite3.connect(store.path)
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+        db.commit()
+        db.close()
+    else:
+        store.admin(f"UPDATE aupctl_schema SET version = {len(MIGRATIONS) + 5}")
+    with pytest.raises(AupctlError, match="newer aupctl"):
+        store.open()
+
+
+def test_every_records_module(store) -> None:
+    st = store.open()
+    # approvals: one live row per person and system, names matched without case
+    first = approvals.record(st, username="Zoë.OBrien", system="sims", approver="head")
+    second = approvals.record(st, username="Zoë.OBrien", system="sims", approver="head", reason="renewed")
+    assert first > 0 and second > first
+    assert [a["id"] for a in approvals.live(st, username="zoë.obrien")] == [second]
+    assert approvals.get(st, first)["ended_reason"] == "superseded"
+    assert approvals.set_waiting(st, second) is not None and approvals.live(st)[0]["status"] == "waiting"
+    assert [r["id"] for r in approvals.end(st, username="ZOë.OBRIEN", reason="left")] == [second]
+    assert approvals.ever_recorded(st, "sims") and not approvals.ever_recorded(st, "sap")
+    # tasks: a ref is not opened twice; under a prefix
+    t1 = tasks.open_task(st, kind="mailbox", text="decide", username="zobrien", ref="leaver:4")
+    assert tasks.open_task(st, kind="mailbox", text="decide", username="zobrien", ref="leaver:4") == t1
+    t2 = tasks.open_task(st, kind="collect-laptop", text="L1", username="zobrien", ref="leaver:4:laptop:L1")
+    tasks.open_task(st, kind="x", text="other", ref="leaver:44")
+    assert [t["id"] for t in tasks.tasks_under(st, "leaver:4")] == [t1, t2]
+    assert [t["id"] for t in tasks.list_tasks(st, username="ZOBRIEN", open_only=True)] == [t1, t2]
+    assert tasks.close_task(st, t1, note="kept")["closed_by"]
+    # signatures: one per person and version, whatever the case
+    day = dt.date(2026, 9, 1)
+    assert signatures.record(st, "Alice", "2026.1", day, "abc") is True
+    assert signatures.record(st, "alice", "2026.1", day, "abc") is False
+    assert signatures.signed_users(st, "2026.1") == {"alice"}
+    assert signatures.signature(st, "ALICE", "2026.1")["text_hash"] == "abc"
+    # roles and provisioned: upserts keyed by a name without case
+    roles.set_role(st, "Alice", "teacher", "created")
+    roles.set_role(st, "alice", "admin")
+    assert roles.recorded_roles(st) == {"alice": ("admin", "set")}
+    provisioned.mark_creating(
+        st, [provisioned.Creating("bob_x", "uid=bob_x,ou=Staff", "HB1", "teacher")], credentials_file="c", run_id="r"
+    )
+    provisioned.mark_done(st, "BOB_X")
+    assert provisioned.by_username(st)["bob_x"]["status"] == "done"
+    # known names: LIKE with its wildcards escaped
+    assert known.usernames(st, "bob_") == ["bob_x"] and known.usernames(st, "bo%") == []
+    assert known.usernames(st, "AL") == ["Alice"]
+    # devices
+    devices.enrol(st, tag="L-001", host="127.0.0.1", port=22, os_name="linux", key_type="ssh-ed25519",
+                  key_b64="AAAA", fp="SHA256:x", next_due="2027-01-01", replace=False)  # fmt: skip
+    assert devices.set_assigned(st, "l-001", "alice") is None
+    assert devices.assigned_to(st, "ALICE") == ["L-001"]
+    devices.add_event(st, "L-001", "assign", "alice", {"n": 1})
+    devices.add_checkin(st, "L-001", "2026-11-01T00:00:00+00:00", "checkin", ok=True, facts="{}", findings="[]")
+    devices.seen(st, "L-001", "2026-11-01T00:00:00+00:00", next_due="2027-02-01")
+    assert devices.latest_checkin(st, "l-001", probed=True)["ok"] == 1
+    assert devices.events(st, "L-001", 5)[0]["event"] == "assign"
+    assert devices.retire(st, "L-001") == "alice" and devices.active_tags(st, 10) == []
+    # leavers, and the audit entry that says a password was already replaced
+    lid = leavers.schedule(st, "Carol", "uid=carol", "2026-12-01", "resigned")
+    assert leavers.current(st, "carol")["id"] == lid and [r["id"] for r in leavers.due(st, "2026-12-31")] == [lid]
+    assert not leavers.password_replaced(st, "carol", lid)
+    st.audit("set-password", "CAROL", {"leaver_id": lid})
+    assert leavers.password_replaced(st, "carol", lid) and not leavers.password_replaced(st, "carol", lid + 1)
+    assert leavers.start_withdrawal(st, None, username="dan", dn="uid=dan", leave_on="2026-12-02", reason="",
+                                    snapshot={"groups": []}) > lid  # fmt: skip
+    # the MIS header record
+    mis.remember_headers(st, "sims", ["b", "a"])
+    mis.remember_headers(st, "sims", ["c"])
+    assert mis.last_headers(st, "sims") == ["c"]
+    assert st.verify_audit() == (2, None)  # aup-sign and set-password
+    st.close()
+
+
+def test_journal_intents_and_reconciling_once(store) -> None:
+    st = store.open()
+    jid = st.journal_intent("plan1", 1, "move", "alice", "move alice", {"to": "ou=Leavers"}, {"dn": "x"}, False)
+    st.journal_close(jid, "interrupted", "gone")
+    [open_one] = st.open_intents(include_live=True)
+    assert open_one["id"] == jid and open_one["details"] == {"to": "ou=Leavers"}
+    assert st.close_intent(jid, "done", "found in the directory") is True
+    assert st.close_intent(jid, "done", "again") is False
+    assert [e.action for e in st.audit_entries()] == ["reconciled"]
+    st.close()
+
+
+def test_a_lease_from_another_host_holds_until_it_expires(store) -> None:
+    st = store.open(lease_ttl=60)
+    now = dt.datetime.now(dt.UTC)
+    for expires, free in ((now + dt.timedelta(minutes=5), False), (now - dt.timedelta(seconds=1), True)):
+        st.execute("DELETE FROM leases")
+        st.execute(
+            "INSERT INTO leases (name, holder, owner, what, since, expires) VALUES (?,?,?,?,?,?)",
+            ("bulk-changes", "alice@other pid 7", f"not-{socket.gethostname()}:7:1", "staff import",
+             now.isoformat(), expires.replace(microsecond=0).isoformat()),
+        )  # fmt: skip
+        holder = st.try_lease("bulk-changes", "mine")
+        assert (holder is None) == free, holder
+        if holder is not None:
+            assert holder["holder"] == "alice@other pid 7" and holder["since"] == now.isoformat()
+    st.release_lease("bulk-changes")
+    assert st.query("SELECT count(*) AS n FROM leases")[0]["n"] == 0
+    st.close()
+
+
+WRITER = """
+import sys
+from aupctl.records import approvals, tasks
+from aupctl.state import State
+url, ns, ca, path, name = sys.argv[1:6]
+st = State(url=url, namespace=ns, ca_file=ca) if url != "-" else State(path)
+for i in range(25):
+    with st.transaction():
+        approvals.record(st, username=f"{name}-{i % 5}", system="sims", approver="head")
+        st.audit("access-grant", f"{name}-{i}", {"system": "sims"})
+    tasks.open_task(st, kind="grant", text=f"{name} {i}", ref=f"{name}:{i}")
+st.close()
+"""
+
+
+def test_eight_processes_changing_records_at_once(store) -> None:
+    store.open().close()
+    args = [store.url or "-", store.namespace or "-", str(store.cluster.ca_file) if store.cluster else "-",
+            str(store.path)]  # fmt: skip
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, *args, f"tech{n}"], stderr=subprocess.PIPE, text=True)
+        for n in range(8)
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert all(code == 0 for code, _ in results), results
+    st = store.open()
+    assert st.verify_audit() == (200, None)
+    assert st.query("SELECT count(*) AS n FROM tasks")[0]["n"] == 200
+    live = st.query("SELECT username, count(*) AS n FROM approvals WHERE status = 'active' GROUP BY username")
+    assert len(live) == 40 and all(r["n"] == 1 for r in live)  # one live row each: no lost update
+    st.close()
+
+
+def test_log_verify_and_state_verify_through_the_cli(store, tmp_path: Path) -> None:
+    cfg = _config(store, tmp_path)
+    st = auditlog.attach(store.open(), __import__("aupctl.config", fromlist=["load"]).load(str(cfg)))
+    for i in range(6):
+        st.audit("access-grant", f"user{i}", {"n": i})
+    st.close()
+    code, out, err = run_main("log", "checkpoint", config=cfg)
+    assert code == 0, err
+    code, out, err = run_main("log", "verify", config=cfg)
+    assert code == 0 and "intact: 6 entries" in out + err, out + err
+    code, out, err = run_main("state", "verify", config=cfg)
+    assert code == 0 and "6 entries" in out + err and f"schema {len(MIGRATIONS)}" in out + err, out + err
+    store.admin("UPDATE audit SET details = '{}' WHERE id = 4")
+    code, out, err = run_main("log", "verify", config=cfg)
+    assert code == 1 and "BROKEN at entry 4" in out + err, out + err
+    code, out, err = run_main("state", "verify", config=cfg)
+    assert code == 1 and "entry 4" in out + err, out + err
