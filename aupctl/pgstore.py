@@ -277,6 +277,16 @@ class Connection:
             return Cursor(cur, int(row[0]) if row else 0)
         return Cursor(cur)
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Many rows of one write, pipelined (no RETURNING: for copies, never for ids a caller needs)."""
+        import psycopg
+
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(translate(sql), [tuple(r) for r in rows])
+        except psycopg.Error as exc:
+            raise wrap(exc) from exc
+
     def executescript(self, script: str) -> None:
         from .state import _split_sql
 

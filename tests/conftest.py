@@ -240,7 +240,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # - ``pg_cluster`` (session): a throwaway PostgreSQL cluster (aupctl.sandbox.postgres: initdb/pg_ctl as the
 #   postgres user, loopback port, TLS on, fsync=off), about 1 s. With CI=true it FAILS if it cannot start.
 # - ``store`` (function, params "sqlite" / "postgresql"): a fresh, empty store on each backend (a file in
-#   tmp_path, or a schema of its own on ``pg_cluster``), as a StoreSpec: ``.open()`` a State on it,
+#   tmp_path, or a database of its own on ``pg_cluster``), as a StoreSpec: ``.open()`` a State on it,
 #   ``.state_toml()`` the [state] lines of a config naming it, ``.admin(sql)`` what someone with the
 #   database's own rights does (triggers off). Keys and checkpoints land under tmp_path (XDG_CONFIG_HOME).
 
@@ -263,15 +263,16 @@ def pg_cluster() -> Iterator[Any]:
 
 
 class StoreSpec:
-    def __init__(self, backend: str, tmp_path: Path, cluster: Any = None, namespace: str | None = None) -> None:
+    def __init__(self, backend: str, tmp_path: Path, cluster: Any = None, database: str | None = None) -> None:
         self.backend = backend
         self.path = tmp_path / "state.db"
         self.cluster = cluster
-        self.namespace = namespace
+        self.database = database
+        self.namespace: str | None = None  # a config names no namespace: the schema is "aupctl"
 
     @property
     def url(self) -> str | None:
-        return self.cluster.url if self.cluster is not None else None
+        return self.cluster.url.rsplit("/", 1)[0] + f"/{self.database}" if self.cluster is not None else None
 
     def open(self, **kwargs: Any) -> Any:
         from aupctl.state import State
@@ -304,7 +305,7 @@ class StoreSpec:
                 return rows
             finally:
                 db.close()
-        with self.cluster.admin() as conn:
+        with self.cluster.admin(self.database) as conn:
             conn.execute(f'SET search_path = "{self.namespace or "aupctl"}", public')
             conn.execute("SET session_replication_role = replica")  # row triggers off
             cur = conn.execute(sql.replace("?", "%s"), params)
@@ -320,4 +321,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
 
     cluster = request.getfixturevalue("pg_cluster")
     monkeypatch.setenv("AUPCTL_STATE_PASSWORD", cluster.password)
-    return StoreSpec("postgresql", tmp_path, cluster, f"t{uuid.uuid4().hex[:12]}")
+    database = f"t{uuid.uuid4().hex[:12]}"  # a database per test: a config that names no namespace still gets its own
+    with cluster.admin() as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+    return StoreSpec("postgresql", tmp_path, cluster, database)
