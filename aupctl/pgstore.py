@@ -84,9 +84,9 @@ def lost(exc: BaseException) -> bool:
     import psycopg
 
     state = getattr(exc, "sqlstate", None) or ""
-    return (
-        isinstance(pg, (psycopg.OperationalError, psycopg.InterfaceError)) and not state
-    ) or state.startswith(("08", "57P"))  # connection exceptions; admin/crash shutdown
+    return (isinstance(pg, (psycopg.OperationalError, psycopg.InterfaceError)) and not state) or state.startswith(
+        ("08", "57P")
+    )  # connection exceptions; admin/crash shutdown
 
 
 # -- SQL translation --

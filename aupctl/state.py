@@ -603,6 +603,8 @@ class State:
 
         db = self.db
         assert isinstance(db, pgstore.Connection)
+        if _PG_VERSION_TABLE in self.tables() and self.schema_version() == len(MIGRATIONS):
+            return  # up to date: no lock, no DDL (a role with no CREATE right opens it: docs/trust.md)
         with self.transaction():
             db.execute_raw(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             db.execute_raw("CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public")

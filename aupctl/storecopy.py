@@ -106,7 +106,9 @@ def copy_store(src: State, dst: State) -> CopyResult:
     for side in (src, dst):
         count, broken = side.verify_audit()
         if broken is not None:
-            raise StoreError(f"after the copy, the audit log of {side.path} breaks at entry {broken.id}: {broken.reason}")
+            raise StoreError(
+                f"after the copy, the audit log of {side.path} breaks at entry {broken.id}: {broken.reason}"
+            )
         result.entries = count
     if _head(src) != _head(dst) or src.verify_audit()[0] != dst.verify_audit()[0]:
         raise StoreError(f"after the copy, {dst.path} does not end where {src.path} does (entries or head differ)")

@@ -71,7 +71,7 @@ def _pg_config(info, cluster, tmp_path: Path, database: str) -> Path:
         conn.execute(f"CREATE DATABASE {database}")
     text = info.config_path.read_text()
     url = cluster.url.rsplit("/", 1)[0] + f"/{database}"
-    text = text.replace('[state]\n', f'[state]\nurl = "{url}"\nca_file = "{cluster.ca_file}"\n', 1)
+    text = text.replace("[state]\n", f'[state]\nurl = "{url}"\nca_file = "{cluster.ca_file}"\n', 1)
     cfg = info.dir / f"pg-{database}.toml"
     cfg.write_text(text)
     return cfg

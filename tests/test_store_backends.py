@@ -252,3 +252,61 @@ def test_log_verify_and_state_verify_through_the_cli(store, tmp_path: Path) -> N
     assert code == 1 and "BROKEN at entry 4" in out + err, out + err
     code, out, err = run_main("state", "verify", config=cfg)
     assert code == 1 and "entry 4" in out + err, out + err
+
+
+def _sql_blocks(heading: str) -> list[str]:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "trust.md").read_text()
+    section = doc.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    return [b.split("```", 1)[0] for b in section.split("```sql\n")[1:]]
+
+
+def test_the_roles_docs_trust_md_grants_are_enough_and_no_more(pg_cluster, monkeypatch, tmp_path: Path) -> None:
+    """The GRANT lines of docs/trust.md, run as written: the owner makes a school's schema, the daily role
+    changes records and appends to the audit log, and cannot edit or delete an audit entry."""
+    from aupctl.state import State
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    server, school = _sql_blocks("The shared database")[:2]
+    pw = {"OWNER-PASSWORD": "owner-Pw-1", "DAILY-PASSWORD": "daily-Pw-2"}
+    for old, new in pw.items():
+        server = server.replace(old, new)
+    conn = pg_cluster.admin("postgres")
+    try:
+        conn.execute("DROP DATABASE IF EXISTS aupctl_roles")
+        for role in ("aupctl_daily", "aupctl_owner"):
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+        # the doc's names, made unique on this shared cluster (its superuser is already called aupctl)
+        server = server.replace("DATABASE aupctl", "DATABASE aupctl_roles").replace("TO aupctl;", "TO aupctl_daily;")
+        server = server.replace("CREATE ROLE aupctl LOGIN", "CREATE ROLE aupctl_daily LOGIN")
+        for stmt in [s.strip() for s in server.split(";\n") if s.strip()]:
+            if stmt.startswith("\\c"):
+                conn.close()
+                conn = pg_cluster.admin("aupctl_roles")
+                stmt = stmt.split("\n", 1)[1].strip() if "\n" in stmt else ""
+            if stmt:
+                conn.execute(stmt.rstrip(";"))
+        base = f"postgresql://{{}}@127.0.0.1:{pg_cluster.port}/aupctl_roles"
+        monkeypatch.setenv("AUPCTL_STATE_PASSWORD", pw["OWNER-PASSWORD"])
+        owner = State(url=base.format("aupctl_owner"), namespace="oak", ca_file=str(pg_cluster.ca_file))
+        owner.audit("made", "oak")
+        owner.close()
+        for stmt in [s.strip() for s in school.split(";\n") if s.strip()]:
+            conn.execute(stmt.rstrip(";").replace("FROM aupctl", "FROM aupctl_daily"))
+        monkeypatch.setenv("AUPCTL_STATE_PASSWORD", pw["DAILY-PASSWORD"])
+        daily = State(url=base.format("aupctl_daily"), namespace="oak", ca_file=str(pg_cluster.ca_file))
+        approvals.record(daily, username="alice", system="sims", approver="head")
+        tasks.close_task(daily, tasks.open_task(daily, kind="grant", text="x"), note="done")
+        daily.try_lease("bulk-changes", "test")
+        daily.release_lease("bulk-changes")
+        daily.audit("access-grant", "alice")
+        for sql in ("UPDATE audit SET target = 'x'", "DELETE FROM audit", "DELETE FROM audit_keying"):
+            with pytest.raises(sqlite3.DatabaseError, match="permission denied"):
+                daily.execute(sql)
+        assert daily.verify_audit() == (2, None)
+        daily.close()
+    finally:
+        conn.close()
+        with pg_cluster.admin("postgres") as c:
+            c.execute("DROP DATABASE IF EXISTS aupctl_roles WITH (FORCE)")
+            c.execute("DROP ROLE IF EXISTS aupctl_daily")
+            c.execute("DROP ROLE IF EXISTS aupctl_owner")
