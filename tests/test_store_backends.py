@@ -344,3 +344,45 @@ def test_new_migrations_are_portable() -> None:
             assert number in (1, 3) or not found, number
             continue
         assert not found, f"migration {number} uses {found}: write it in portable SQL (docs/trust.md)"
+
+
+def test_unreachable_refused_and_unsafe_servers_are_clear_messages(pg_cluster, monkeypatch, tmp_path: Path) -> None:
+    """Exit 3 for a server that is down, a wrong password or a certificate not from ca_file; exit 2 for a
+    password in the URL or a URL without TLS settings. Never a traceback."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    url = pg_cluster.url
+
+    def run_with(state: str, password: str | None) -> tuple[int, str]:
+        cfg = tmp_path / "aupctl.toml"
+        cfg.write_text(CONFIG + state)
+        if password is None:
+            monkeypatch.delenv("AUPCTL_STATE_PASSWORD", raising=False)
+        else:
+            monkeypatch.setenv("AUPCTL_STATE_PASSWORD", password)
+        code, out, err = run_main("state", "verify", config=cfg)
+        assert "Traceback" not in err
+        return code, err
+
+    ca = f'ca_file = "{pg_cluster.ca_file}"\n'
+    code, err = run_with(f'url = "{url}"\n' + ca, "wrong-password")
+    assert code == 3 and "refused aupctl's login" in err and "AUPCTL_STATE_PASSWORD" in err, err
+    code, err = run_with(f'url = "{url}"\n' + ca, None)
+    assert code == 3 and "refused aupctl's login" in err, err
+    down = url.replace(f":{pg_cluster.port}/", ":1/")
+    code, err = run_with(f'url = "{down}"\n' + ca, pg_cluster.password)
+    assert code == 3 and "cannot reach the state store server postgresql://aupctl@127.0.0.1:1/aupctl" in err, err
+    other_ca = tmp_path / "other-ca.pem"
+    from aupctl.sandbox.tls import _make_tls
+
+    (tmp_path / "other").mkdir()
+    _make_tls(tmp_path / "other", "127.0.0.1")
+    other_ca.write_bytes((tmp_path / "other" / "ca.pem").read_bytes())
+    code, err = run_with(f'url = "{url}"\nca_file = "{other_ca}"\n', pg_cluster.password)
+    assert code == 3 and "over TLS" in err, err
+    with_pw = url.replace("aupctl@", "aupctl:s3cret@")
+    code, err = run_with(f'url = "{with_pw}"\n' + ca, pg_cluster.password)
+    assert code == 2 and "state.url holds a password" in err and "s3cret" not in err, err
+    code, err = run_with(f'url = "{url}"\n', pg_cluster.password)
+    assert code == 2 and "state.url needs state.ca_file" in err, err
+    code, err = run_with(f'url = "{url}"\n' + ca, pg_cluster.password)
+    assert code == 0, err
