@@ -191,7 +191,7 @@ class Row(tuple):
         row._names = names
         return row
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             try:
                 return tuple.__getitem__(self, self._names.index(key))
@@ -287,18 +287,12 @@ class Connection:
         except psycopg.Error as exc:
             raise wrap(exc) from exc
 
-    def executescript(self, script: str) -> None:
-        from .state import _split_sql
-
-        for stmt in _split_sql(script):
-            self.execute_raw(stmt)
-
     def execute_raw(self, sql: str) -> None:
         """A statement already in PostgreSQL's dialect (DDL, SET, advisory locks), no placeholders."""
         import psycopg
 
         try:
-            self.conn.execute(sql)  # type: ignore[arg-type]  # fixed text built here, never user input
+            self.conn.execute(sql)  # fixed text built here, never user input
         except psycopg.Error as exc:
             raise wrap(exc) from exc
 

@@ -89,7 +89,7 @@ def copy_store(src: State, dst: State) -> CopyResult:
             names = ", ".join(cols)
             rows = src.db.execute(f"SELECT {names} FROM {table}").fetchall()  # noqa: S608
             if rows:
-                db.executemany(  # type: ignore[attr-defined]
+                db.executemany(
                     f"INSERT INTO {table} ({names}) VALUES ({','.join('?' * len(cols))})",  # noqa: S608
                     [tuple(r) for r in rows],
                 )
@@ -141,7 +141,7 @@ def backup(st: State, target: Path) -> CopyResult:
             finally:
                 os.umask(old)
             try:
-                st.db.backup(out)  # type: ignore[union-attr]
+                st.db.backup(out)
             finally:
                 out.close()
             copy = State(tmp)
