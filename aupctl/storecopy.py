@@ -52,6 +52,7 @@ class CopyResult:
     rows: dict[str, int] = field(default_factory=dict)
     entries: int = 0
     head: str = ""
+    broken: Any = None  # the copy's first chain break (a backup of a broken log), else None
 
 
 def _head(st: State) -> str:
@@ -59,15 +60,31 @@ def _head(st: State) -> str:
     return str(row[0]) if row else ""
 
 
-def copy_store(src: State, dst: State) -> CopyResult:
-    """Every table of src into the empty store dst, in one transaction of dst; then both chains verified."""
+def copy_store(src: State, dst: State, *, require_intact: bool = True) -> CopyResult:
+    """Every table of src into the empty store dst, in one transaction of dst, read from one snapshot of src
+    (others may go on writing to it); then both chains verified. require_intact=False (a backup): a broken
+    log is copied as it is, and result.broken says where."""
+    if src.backend == "postgresql":
+        src.db.execute_raw("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # type: ignore[attr-defined]
+    else:
+        src.db.execute("BEGIN")  # a read transaction: one snapshot of the WAL
+    try:
+        return _copy(src, dst, require_intact)
+    finally:
+        try:
+            src.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _copy(src: State, dst: State, require_intact: bool) -> CopyResult:
     if src.schema_version() != dst.schema_version():
         raise StoreError(
             f"the store {src.path} has schema {src.schema_version()}, {dst.path} has {dst.schema_version()}",
             hint="run any aupctl command on the older one first (it migrates), then copy again",
         )
     broken = src.verify_audit()[1]
-    if broken is not None:
+    if broken is not None and require_intact:
         raise StoreError(
             f"the audit log of {src.path} does not verify (entry {broken.id}: {broken.reason}): not copied",
             hint="`aupctl log verify` says more; a broken log is not moved, so it cannot look sound elsewhere",
@@ -103,16 +120,18 @@ def copy_store(src: State, dst: State) -> CopyResult:
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
                 )
+    counts = []
     for side in (src, dst):
-        count, broken = side.verify_audit()
-        if broken is not None:
+        count, side_broken = side.verify_audit()
+        if side_broken is not None and require_intact:
             raise StoreError(
-                f"after the copy, the audit log of {side.path} breaks at entry {broken.id}: {broken.reason}"
+                f"after the copy, the audit log of {side.path} breaks at entry {side_broken.id}: {side_broken.reason}"
             )
-        result.entries = count
-    if _head(src) != _head(dst) or src.verify_audit()[0] != dst.verify_audit()[0]:
+        counts.append(count)
+        result.broken = side_broken
+    if _head(src) != _head(dst) or counts[0] != counts[1]:
         raise StoreError(f"after the copy, {dst.path} does not end where {src.path} does (entries or head differ)")
-    result.head = _head(dst)
+    result.entries, result.head = counts[1], _head(dst)
     return result
 
 
@@ -149,9 +168,7 @@ def backup(st: State, target: Path) -> CopyResult:
                 copy.use_audit_key(st.audit_key_source)
             try:
                 count, broken = copy.verify_audit()
-                if broken is not None:
-                    raise StoreError(f"the backup's audit log breaks at entry {broken.id}: {broken.reason}")
-                result = CopyResult(entries=count, head=_head(copy))
+                result = CopyResult(entries=count, head=_head(copy), broken=broken)
             finally:
                 copy.close()
         else:
@@ -159,7 +176,7 @@ def backup(st: State, target: Path) -> CopyResult:
             if st.audit_key_source is not None:
                 copy.use_audit_key(st.audit_key_source)
             try:
-                result = copy_store(st, copy)
+                result = copy_store(st, copy, require_intact=False)
             finally:
                 copy.close()
         os.replace(tmp, target)

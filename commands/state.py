@@ -73,14 +73,19 @@ def backup(ctx: Ctx, file: str) -> None:
     """Copy the whole store into FILE, a new SQLite file (owner-only), and verify the copy's audit chain.
 
     A SQLite store is copied with SQLite's backup API (safe while others write); a PostgreSQL store row
-    for row, in one snapshot of each table. `state verify FILE` checks a backup; `state migrate --from
+    for row. A log that does not verify is still copied as it is (the evidence), with exit 1 naming the break. `state verify FILE` checks a backup; `state migrate --from
     FILE --to URL` restores one to a server. Keep the audit key's backup apart from it.
     """
     from aupctl.storecopy import backup as take
 
     result = take(ctx.state, Path(file))
+    broken = result.broken
     if wants_json(ctx):
-        set_json(ctx, data={"file": file, "entries": result.entries, "head": result.head})
+        set_json(ctx, data={"file": file, "entries": result.entries, "head": result.head,
+                            "broken": None if broken is None else {"entry": broken.id, "reason": broken.reason}})  # fmt: skip
+    if broken is not None:  # kept as it is: the copy is the evidence
+        message(f"backed up {ctx.state.path} to {file}, but its audit log is BROKEN at entry {broken.id}: {broken.reason}")
+        sys.exit(EXIT_FINDINGS)
     message(f"backed up {ctx.state.path} to {file}: audit log of {result.entries} entries verified in the copy")
 
 

@@ -386,3 +386,26 @@ def test_unreachable_refused_and_unsafe_servers_are_clear_messages(pg_cluster, m
     assert code == 2 and "state.url needs state.ca_file" in err, err
     code, err = run_with(f'url = "{url}"\n' + ca, pg_cluster.password)
     assert code == 0, err
+
+
+def test_backup_of_either_backend_verifies_and_a_broken_log_is_kept_as_it_is(store, tmp_path: Path) -> None:
+    cfg = _config(store, tmp_path)
+    from aupctl.config import load
+
+    st = auditlog.attach(store.open(), load(str(cfg)))
+    for i in range(4):
+        st.audit("access-grant", f"user{i}")
+    tasks.open_task(st, kind="grant", text="Zoë's access")
+    st.close()
+    code, out, err = run_main("state", "backup", str(tmp_path / "good.db"), config=cfg)
+    assert code == 0 and "4 entries verified in the copy" in err, err
+    code, out, err = run_main("--format", "json", "state", "verify", str(tmp_path / "good.db"), config=cfg)
+    assert code == 0 and '"entries": 4' in out, out + err
+    copy = __import__("aupctl.state", fromlist=["State"]).State(tmp_path / "good.db")
+    assert copy.query("SELECT text FROM tasks")[0]["text"] == "Zoë's access"
+    copy.close()
+    store.admin("UPDATE audit SET actor = 'someone' WHERE id = 2")
+    code, out, err = run_main("state", "backup", str(tmp_path / "bad.db"), config=cfg)
+    assert code == 1 and "BROKEN at entry 2" in err and (tmp_path / "bad.db").exists(), err
+    code, out, err = run_main("state", "verify", str(tmp_path / "bad.db"), config=cfg)
+    assert code == 1 and "BROKEN at entry 2" in err, err
