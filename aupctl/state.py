@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auditchain import (
     GENESIS,
@@ -37,6 +37,9 @@ from .auditchain import (
     wrong_key_error,
 )
 from .errors import AupctlError, ConfigError, StoreBusyError, StoreError
+
+if TYPE_CHECKING:
+    from . import config
 
 # Each entry moves the schema one version on; never edit an entry that has shipped.
 MIGRATIONS: list[str] = [
@@ -1064,7 +1067,7 @@ def open_state(path: str | None) -> State:
     return State(path)
 
 
-def open_store(cfg: Any, namespace: str | None = None, *, path: str | Path | None = None) -> State:
+def open_store(cfg: config.State, namespace: str | None = None, *, path: str | Path | None = None) -> State:
     """The store a config's [state] names (cfg: config.State): PostgreSQL when `url` is set (the namespace is
     its schema, made and migrated on first use), else the SQLite file `path` (default cfg.path; a school's
     own file is passed by the caller, the namespace is only checked). Not attached to an audit key: use
