@@ -88,10 +88,16 @@ def audit_key_status(cfg: Config) -> tuple[bool, str]:
 # -- checkpoints file --
 
 
-def default_checkpoints_path(store: Path) -> Path:
-    """One file per store (named after the store's full path), in the user config folder."""
+def default_checkpoints_path(store: Path | str) -> Path:
+    """One file per store (named after the store's full path, or a PostgreSQL store's URL and schema), in the
+    user config folder."""
     from platformdirs import user_config_dir
 
+    if isinstance(store, str) and store.startswith("postgresql://"):
+        ident = hashlib.sha256(store.encode("utf-8")).hexdigest()[:12]
+        stem = store.rsplit("(schema ", 1)[-1].rstrip(")") if "(schema " in store else "postgresql"
+        return Path(user_config_dir("aupctl")) / "checkpoints" / f"pg-{stem}-{ident}.jsonl"
+    store = Path(store)
     ident = hashlib.sha256(str(store.resolve()).encode("utf-8")).hexdigest()[:12]
     return Path(user_config_dir("aupctl")) / "checkpoints" / f"{store.stem}-{ident}.jsonl"
 
@@ -232,14 +238,23 @@ def _normal(sql: str) -> str:
     return " ".join(sql.split()).rstrip(";").strip().lower()
 
 
-def expected_triggers() -> dict[str, str]:
-    """The audit triggers every migrated store must hold, by name, with their SQL normalised."""
+def expected_triggers(backend: str = "sqlite") -> dict[str, str]:
+    """The audit triggers every migrated store must hold, by name, with their SQL normalised (on PostgreSQL,
+    as aupctl/pgstore.py translates them)."""
     out: dict[str, str] = {}
     for script in MIGRATIONS:
         for stmt in _split_sql(script):
             m = re.match(r"CREATE\s+TRIGGER\s+(\w+)", stmt, re.IGNORECASE)
             if m and m.group(1).lower().startswith("audit"):
-                out[m.group(1)] = _normal(stmt)
+                if backend == "postgresql":
+                    from .pgstore import translate_ddl
+
+                    for pg in translate_ddl(stmt):
+                        name = re.match(r"CREATE\s+TRIGGER\s+(\w+)", pg, re.IGNORECASE)
+                        assert name is not None
+                        out[name.group(1)] = _normal(pg)
+                else:
+                    out[m.group(1)] = _normal(stmt)
     return out
 
 
@@ -280,24 +295,28 @@ class Verification:
         return f"intact: {self.entries} entries, hash chain verified, {tail}"
 
 
-def _tables(db: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-
-
 def verify(state: State, checkpoints: Path) -> Verification:
     """Everything `log verify` checks: the tables and triggers, the chain, and the checkpoints against it."""
     v = Verification(checkpoints_file=checkpoints)
     db = state.db
-    tables = _tables(db)
+    tables = state.tables()
 
-    found = {r[0]: r[1] or "" for r in db.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'")}
-    for name, sql in expected_triggers().items():
+    found = state.triggers()
+    for name, sql in expected_triggers(state.backend).items():
         if name not in found:
             v.problems.append(
                 f"the store's trigger {name} is missing (dropped): the audit records can be changed without the store refusing"
             )
-        elif _normal(found[name]) != sql:
+        elif found[name] != sql:
             v.problems.append(f"the store's trigger {name} was replaced by a different one")
+    if state.backend == "postgresql":
+        body = db.execute(
+            "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE p.proname = 'aupctl_refuse' AND n.nspname = ?",
+            (getattr(state, "schema", ""),),
+        ).fetchone()
+        if body is None or "RAISE EXCEPTION" not in body[0]:
+            v.problems.append("the store's function aupctl_refuse (what the audit triggers call) was replaced or dropped")
 
     v.store_id, v.keyed_from, problem = keying(db)
     if problem:

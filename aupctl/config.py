@@ -235,6 +235,12 @@ class State:
     busy_timeout: float = field(default=30.0, metadata=_range(0.01, 3600))  # seconds a write waits for another run
     # seconds a bulk run's lease outlives its last sign of life (a holder killed on another host)
     lease_ttl: float = field(default=3600.0, metadata=_range(60, 7 * 86400))
+    # the shared store on PostgreSQL (docs/trust.md): postgresql://USER@HOST:PORT/DATABASE, never a password;
+    # when set, it is the store and path is not used
+    url: str | None = None
+    ca_file: str | None = None  # the CA of the server's certificate (sslmode=verify-full)
+    allow_insecure: bool = False  # TLS if offered, unverified: a trusted network only
+    password_file: str | None = None  # else AUPCTL_STATE_PASSWORD or the keyring (user: the URL)
 
 
 @dataclass(frozen=True)
@@ -667,6 +673,14 @@ def parse_trust(text: str, source: str = "<config>", base: Path | None = None) -
                 raise ConfigError(f"{source}: {path}.{k} must be a table [{path}.{k}] (got {type(v).__name__})")
         plain = {k: v for k, v in raw.items() if k not in SCHOOL_TABLES and k != "licences"}
         sections[key] = _build(SchoolSection, plain, path, source)
+    schemas: dict[str, str] = {}  # a school's PostgreSQL schema is its key with _ for - (aupctl/schools.py)
+    for key in sections:
+        other = schemas.setdefault(key.replace("-", "_"), key)
+        if other != key:
+            raise ConfigError(
+                f"{source}: [schools.{other}] and [schools.{key}] would share one store (their keys differ only "
+                "by - and _): rename one"
+            )
         for i, who in enumerate(sections[key].technicians):
             if not who.strip() or (who.startswith("group:") and not who[6:].strip()):
                 raise ConfigError(f'{source}: {path}.technicians[{i}] is empty; write an OS user name or "group:NAME"')
@@ -706,6 +720,8 @@ def _anchor_paths(cfg: Config, base: Path) -> Config:
         path=_anchor(base, cfg.state.path),
         checkpoints=_anchor(base, cfg.state.checkpoints),
         audit_key_file=_anchor(base, cfg.state.audit_key_file),
+        ca_file=_anchor(base, cfg.state.ca_file),
+        password_file=_anchor(base, cfg.state.password_file),
     )
     access = dataclasses.replace(cfg.access, recertify_dir=_anchor(base, cfg.access.recertify_dir))
     mail = dataclasses.replace(
@@ -833,6 +849,18 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{src}: accounts.username: {exc}") from None
     if cfg.state.audit_key == "keyring" and cfg.state.audit_key_file:
         raise ConfigError(f"{src}: state.audit_key_file is set, but state.audit_key is 'keyring': keep one")
+    if cfg.state.url:
+        from .pgstore import check_url
+
+        try:
+            check_url(cfg.state.url)
+        except ConfigError as exc:
+            raise ConfigError(f"{src}: {exc.message}", hint=exc.hint) from None
+        if not cfg.state.ca_file and not cfg.state.allow_insecure:
+            raise ConfigError(
+                f"{src}: state.url needs state.ca_file (the CA of the server's certificate; sslmode=verify-full)",
+                hint="or state.allow_insecure = true on a trusted network",
+            )
     for i, lic in enumerate(cfg.licences):
         if lic.expires:
             try:

@@ -18,6 +18,7 @@ SERVICE = "aupctl"
 ENV_BIND = "AUPCTL_BIND_PASSWORD"
 ENV_SSH = "AUPCTL_SSH_PASSPHRASE"
 ENV_MAIL = "AUPCTL_MAIL_PASSWORD"
+ENV_STATE = "AUPCTL_STATE_PASSWORD"
 
 
 def read_secret_file(path: str, what: str) -> str:
@@ -118,6 +119,19 @@ def mail_password(host: str, username: str, password_file: str | None) -> str:
         hint=f"run `aupctl config set-password --mail`, set {ENV_MAIL}, or set mail.password_file "
         f"to a file readable only by you ({_owner_only_how()})",
     )
+
+
+def state_password(account: str, password_file: str | None) -> str | None:
+    """The PostgreSQL state store's password, found as the bind password is: the environment, a file only its
+    owner reads, then the keyring (service 'aupctl', user: the store's URL without password, e.g.
+    postgresql://aupctl@db.trust.example:5432/aupctl). None where none is set (a server that trusts a
+    client certificate or the OS user); the server then says whether it wanted one."""
+    if os.environ.get(ENV_STATE):
+        return os.environ[ENV_STATE]
+    if password_file:
+        return read_secret_file(password_file, "state store password")
+    secret, _ = _keyring_get(account)
+    return secret or None
 
 
 def keyring_status(account: str) -> tuple[bool, str]:

@@ -20,17 +20,19 @@ if TYPE_CHECKING:
 def store_for(cfg: Config) -> State:
     """The state store of cfg's school, with the config's audit key; every audit entry it writes names the
     school. One store per school: on SQLite a file of its own (cfg.state.path is already the school's,
-    see Trust._school_data); on PostgreSQL a schema per school, cfg.school_key being the namespace.
-
-    The one place a store is opened for a command: when the PostgreSQL backend's opener takes a
-    namespace, pass cfg.school_key to it here."""
+    see Trust._school_data); on PostgreSQL a schema per school, named after its key. The one place a store
+    is opened for a command (and for doctor)."""
     from .auditlog import attach
-    from .state import State
+    from .state import open_store
 
-    s = cfg.state
-    state = State(s.path, busy_timeout=s.busy_timeout, lease_ttl=s.lease_ttl)
+    state = open_store(cfg.state, namespace_of(cfg.school_key), path=cfg.state.path)
     state.school = cfg.school_key
     return attach(state, cfg)
+
+
+def namespace_of(key: str | None) -> str | None:
+    """A school key as a PostgreSQL schema name (no '-' there; config refuses two keys that would meet)."""
+    return key.replace("-", "_") if key else None
 
 
 def acting_names() -> list[str]:

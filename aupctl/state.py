@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auditchain import (
     GENESIS,
@@ -37,6 +37,9 @@ from .auditchain import (
     wrong_key_error,
 )
 from .errors import AupctlError, ConfigError, StoreBusyError, StoreError
+
+if TYPE_CHECKING:
+    from . import config
 
 # Each entry moves the schema one version on; never edit an entry that has shipped.
 MIGRATIONS: list[str] = [
@@ -486,6 +489,28 @@ def describe_store_error(
     """A failure of the store as a message naming the file and what to do (never an internal error)."""
     text = str(exc)
     low = text.lower()
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    if getattr(exc, "pg", None) is not None:  # PostgreSQL (aupctl/pgstore.py): its own words for the same cases
+        from .errors import UnreachableError
+        from .pgstore import lost
+
+        if lost(exc):
+            return UnreachableError(
+                f"the state store server went away or cannot be reached ({path}): {text}",
+                hint="check that PostgreSQL is running, then run the same command again: it picks up from where "
+                "it stopped",
+            )
+        if sqlstate == "55P03":  # lock_not_available: lock_timeout ([state] busy_timeout) passed
+            low = "locked " + low
+        elif sqlstate in ("42P01", "42703"):  # undefined table / column
+            low = "no such table " + low
+        elif sqlstate.startswith("53"):  # insufficient resources: disk full, out of memory
+            low = "full " + low
+        elif sqlstate == "42501":  # insufficient privilege
+            return StoreError(
+                f"the state store {path} refused aupctl's role: {text}",
+                hint="grant the role the rights docs/trust.md lists (\"The shared database\")",
+            )
     if "locked" in low or "busy" in low:
         return StoreBusyError(
             f"the state store {path} is locked by another aupctl run or a sqlite3 shell "
@@ -539,13 +564,30 @@ class State:
         *,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         lease_ttl: float = DEFAULT_LEASE_TTL,
+        url: str | None = None,
+        namespace: str | None = None,
+        ca_file: str | None = None,
+        allow_insecure: bool = False,
+        password: str | None = None,
     ) -> None:
-        self.path = Path(path) if path else default_state_path()
+        """A SQLite file (path), or with url a PostgreSQL server (aupctl/pgstore.py), in the schema named by
+        namespace (a school key; "aupctl" without one). On SQLite a namespace is a different file: the
+        caller passes its path."""
         self.busy_timeout = busy_timeout
         self.lease_ttl = lease_ttl
         self._leases: dict[str, float] = {}  # lease name -> when this process last renewed it
         self.audited = 0  # audit entries this process added (--quiet: did this run change anything?)
         self.school: str | None = None  # a trust's school this store is for: named in every audit entry
+        self.backend = "postgresql" if url else "sqlite"
+        self.namespace = namespace
+        if url:
+            self._open_postgresql(url, namespace, ca_file, allow_insecure, password)
+            return
+        if namespace is not None:
+            from .pgstore import check_namespace
+
+            check_namespace(namespace)
+        self.path = Path(path) if path else default_state_path()
         check_existing(self.path)
         try:
             if not self.path.exists():
@@ -565,15 +607,85 @@ class State:
         except OSError:
             pass
 
+    def _open_postgresql(
+        self, url: str, namespace: str | None, ca_file: str | None, allow_insecure: bool, password: str | None
+    ) -> None:
+        from . import pgstore
+
+        schema = pgstore.check_namespace(namespace)
+        self.schema = schema
+        self.path = f"{pgstore.redact(url)} (schema {schema})"  # type: ignore[assignment]  # what messages name
+        self.url = url
+        if password is None:
+            from .credentials import state_password
+
+            password = state_password(pgstore.redact(url), None)
+        try:
+            conn = pgstore.connect(
+                url,
+                schema=schema,
+                password=password,
+                ca_file=ca_file,
+                allow_insecure=allow_insecure,
+                busy_timeout=self.busy_timeout,
+            )
+        except Exception as exc:
+            import psycopg
+
+            if isinstance(exc, psycopg.Error):
+                raise pgstore.describe_connect_error(exc, url) from None
+            raise
+        self.db = pgstore.Connection(conn, schema, pgstore.identity_tables(MIGRATIONS))  # type: ignore[assignment]
+        self._lock_key = pgstore.advisory_key(schema)
+        try:
+            self._migrate_postgresql()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise describe_store_error(exc, self.path, self.busy_timeout) from None
+
     def integrity_check(self, full: bool = False) -> list[str]:
         """SQLite's own check of every page (quick_check, or integrity_check with full): [] when sound,
-        else the problems it names. For doctor."""
+        else the problems it names. On PostgreSQL (the server keeps its pages): every table is there. For doctor."""
+        if self.backend == "postgresql":
+            missing = sorted(expected_tables() - self.tables())
+            return [f"table {t} is missing" for t in missing]
         pragma = "integrity_check" if full else "quick_check"
         try:
             rows = [r[0] for r in self.db.execute(f"PRAGMA {pragma}")]
         except sqlite3.DatabaseError as exc:
             return [str(exc)]
         return [] if rows == ["ok"] else [str(r) for r in rows]
+
+    def tables(self) -> set[str]:
+        """The store's tables (lower-case names)."""
+        if self.backend == "postgresql":
+            rows = self.db.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+                (self.schema,),
+            ).fetchall()
+        else:
+            rows = self.db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        return {str(r[0]).lower() for r in rows}
+
+    def triggers(self) -> dict[str, str]:
+        """The store's triggers, by name, with their SQL normalised (what auditlog.verify compares)."""
+        if self.backend == "postgresql":
+            rows = self.db.execute(
+                "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? AND NOT t.tgisinternal "
+                "AND t.tgenabled <> 'D'",
+                (self.schema,),
+            ).fetchall()
+            prefix = f" on {self.schema}."
+            return {r[0]: _normal_sql(r[1]).replace(prefix, " on ") for r in rows}
+        rows = self.db.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall()
+        return {r[0]: _normal_sql(r[1] or "") for r in rows}
+
+    def schema_version(self) -> int:
+        if self.backend == "postgresql":
+            row = self.db.execute(f"SELECT version FROM {_PG_VERSION_TABLE}").fetchone()
+            return int(row[0]) if row else 0
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     # -- plumbing --
     def _migrate(self) -> None:
@@ -590,24 +702,69 @@ class State:
                     self.db.execute(stmt)
                 self.db.execute(f"PRAGMA user_version = {i + 1}")
 
+    def _migrate_postgresql(self) -> None:
+        """The schema (namespace) and its migrations, under the store's write lock so two first runs do not race;
+        each migration's statements translated (pgstore.translate_ddl) and run in one transaction."""
+        from . import pgstore
+
+        db = self.db
+        assert isinstance(db, pgstore.Connection)
+        if _PG_VERSION_TABLE in self.tables() and self.schema_version() == len(MIGRATIONS):
+            return  # up to date: no lock, no DDL (a role with no CREATE right opens it: docs/trust.md)
+        with self.transaction():
+            db.execute_raw(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            db.execute_raw("CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public")
+            have = self.tables()
+            if _PG_VERSION_TABLE not in have:
+                if have:
+                    raise StoreError(
+                        f"the schema {self.schema} on {pgstore.redact(self.url)} holds tables but not aupctl's "
+                        "schema: refusing to use it",
+                        hint="name another namespace, or another database in state.url",
+                    )
+                db.execute_raw(f"CREATE TABLE {_PG_VERSION_TABLE} (version BIGINT NOT NULL)")
+                db.execute_raw(f"INSERT INTO {_PG_VERSION_TABLE} (version) VALUES (0)")
+            version = self.schema_version()
+            if version > len(MIGRATIONS):
+                raise AupctlError(f"the state store {self.path} is from a newer aupctl (schema {version}); upgrade aupctl")
+            if version < len(MIGRATIONS):
+                db.execute_raw(pgstore.REFUSE_FUNCTION)
+            for i in range(version, len(MIGRATIONS)):
+                for stmt in _split_sql(MIGRATIONS[i]):
+                    for pg_stmt in pgstore.translate_ddl(stmt):
+                        db.execute_raw(pg_stmt)
+                db.execute_raw(f"UPDATE {_PG_VERSION_TABLE} SET version = {i + 1}")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE: take the write lock up front so two processes queue instead of deadlocking."""
+        """BEGIN IMMEDIATE: take the write lock up front so two processes queue instead of deadlocking.
+        PostgreSQL: BEGIN and the store's advisory lock (one writer per schema at a time, as on SQLite)."""
         if self.db.in_transaction:
             yield self.db
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        if self.backend == "postgresql":
+            self.db.execute_raw("BEGIN")  # type: ignore[attr-defined]
+            try:
+                self.db.execute_raw(f"SELECT pg_advisory_xact_lock({self._lock_key})")  # type: ignore[attr-defined]
+            except BaseException:
+                self._rollback()
+                raise
+        else:
+            self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
         except BaseException:
-            if self.db.in_transaction:  # SQLite may have rolled back itself (disk full)
-                try:
-                    self.db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # the first error is the one to report
+            self._rollback()
             raise
         else:
             self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite may have rolled back itself (disk full)
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the first error is the one to report
 
     def close(self) -> None:
         self.db.close()
@@ -692,7 +849,7 @@ class State:
     def verify_audit(self) -> tuple[int, ChainBreak | None]:
         """Walk the chain; return (entries checked, the first break or None). The checkpoints, triggers and
         tables are checked by auditlog.verify (`log verify`)."""
-        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='audit'").fetchone():
+        if "audit" not in self.tables():
             return 0, ChainBreak(0, "the audit table is missing from the store (dropped)")
         store_id, keyed_from, problem = keying(self.db)
         if problem:
@@ -793,7 +950,9 @@ class State:
                 return dict(row)
             expires = (now_dt := now_utc()) + dt.timedelta(seconds=self.lease_ttl)
             db.execute(
-                "INSERT OR REPLACE INTO leases (name, holder, owner, what, since, expires) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO leases (name, holder, owner, what, since, expires) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, owner = excluded.owner, "
+                "what = excluded.what, since = excluded.since, expires = excluded.expires",
                 (
                     name,
                     f"{actor()}@{socket.gethostname()} pid {os.getpid()}",
@@ -857,6 +1016,24 @@ def _split_sql(script: str) -> list[str]:
             out.append(buf.strip())
             buf = ""
     return [s for s in out if s.strip(" ;\n")]
+
+
+_PG_VERSION_TABLE = "aupctl_schema"  # PostgreSQL's PRAGMA user_version: one row, the schema version
+
+
+def _normal_sql(sql: str) -> str:
+    return " ".join(sql.split()).rstrip(";").strip().lower()
+
+
+def expected_tables() -> set[str]:
+    """Every table the migrations make."""
+    import re
+
+    return {
+        m.group(1).lower()
+        for script in MIGRATIONS
+        for m in re.finditer(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", script, re.IGNORECASE)
+    }
 
 
 def _loads(text: str | None) -> Any:
@@ -993,3 +1170,24 @@ def init_store(path: Path) -> str:
 
 def open_state(path: str | None) -> State:
     return State(path)
+
+
+def open_store(cfg: config.State, namespace: str | None = None, *, path: str | Path | None = None) -> State:
+    """The store a config's [state] names (cfg: config.State): PostgreSQL when `url` is set (the namespace is
+    its schema, made and migrated on first use), else the SQLite file `path` (default cfg.path; a school's
+    own file is passed by the caller, the namespace is only checked). Not attached to an audit key: use
+    auditlog.attach(state, config)."""
+    if cfg.url:
+        from .credentials import state_password
+        from .pgstore import redact
+
+        return State(
+            busy_timeout=cfg.busy_timeout,
+            lease_ttl=cfg.lease_ttl,
+            url=cfg.url,
+            namespace=namespace,
+            ca_file=cfg.ca_file,
+            allow_insecure=cfg.allow_insecure,
+            password=state_password(redact(cfg.url), cfg.password_file),
+        )
+    return State(path or cfg.path, busy_timeout=cfg.busy_timeout, lease_ttl=cfg.lease_ttl, namespace=namespace)

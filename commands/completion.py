@@ -81,6 +81,8 @@ def _from_store(ctx: click.Context, read: Any) -> list[str]:
     from aupctl.state import State, default_state_path
 
     cfg = _config(ctx)
+    if cfg is not None and cfg.state.url:
+        return []  # never wait on a database server to complete a word
     path = (cfg.state.path or default_state_path()) if cfg is not None else None
     if path is None or not os.path.exists(path):
         return []  # never create a store to complete a word

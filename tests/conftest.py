@@ -250,3 +250,96 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for mark in sorted(_server_marks(item)):
             item.add_marker(getattr(pytest.mark, mark))
+
+
+# --------------------------------------------------------------------------------------------------
+# The state store on both backends (docs/trust.md "The shared database")
+#
+# - ``pg_cluster`` (session): a throwaway PostgreSQL cluster (aupctl.sandbox.postgres: initdb/pg_ctl as the
+#   postgres user, loopback port, TLS on, fsync=off), about 1 s. With CI=true it FAILS if it cannot start.
+# - ``store`` (function, params "sqlite" / "postgresql"): a fresh, empty store on each backend (a file in
+#   tmp_path, or a database of its own on ``pg_cluster``), as a StoreSpec: ``.open()`` a State on it,
+#   ``.state_toml()`` the [state] lines of a config naming it, ``.admin(sql)`` what someone with the
+#   database's own rights does (triggers off). Keys and checkpoints land under tmp_path (XDG_CONFIG_HOME).
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    from aupctl.sandbox import postgres
+
+    why = postgres.unavailable()
+    if why:
+        cannot_run(why)
+    try:
+        cluster = postgres.start_cluster()
+    except (RuntimeError, OSError) as exc:
+        cannot_run(f"cannot start a throwaway PostgreSQL cluster: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+class StoreSpec:
+    def __init__(self, backend: str, tmp_path: Path, cluster: Any = None, database: str | None = None) -> None:
+        self.backend = backend
+        self.path = tmp_path / "state.db"
+        self.cluster = cluster
+        self.database = database
+        self.namespace: str | None = None  # a config names no namespace: the schema is "aupctl"
+
+    @property
+    def url(self) -> str | None:
+        return self.cluster.url.rsplit("/", 1)[0] + f"/{self.database}" if self.cluster is not None else None
+
+    def open(self, **kwargs: Any) -> Any:
+        from aupctl.state import State
+
+        if self.cluster is None:
+            return State(self.path, **kwargs)
+        return State(url=self.url, namespace=self.namespace, ca_file=str(self.cluster.ca_file), **kwargs)
+
+    def state_toml(self) -> str:
+        if self.cluster is None:
+            return f'path = "{self.path}"\n'
+        return f'url = "{self.url}"\nca_file = "{self.cluster.ca_file}"\n'
+
+    def admin(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """SQL as the store's owner who has turned its triggers off (what an attacker with its rights does)."""
+        if self.cluster is None:
+            import sqlite3
+
+            db = sqlite3.connect(self.path)
+            try:
+                db.execute("PRAGMA recursive_triggers = OFF")
+                names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")]
+                saved = {n: db.execute("SELECT sql FROM sqlite_master WHERE name=?", (n,)).fetchone()[0] for n in names}
+                for n in names:
+                    db.execute(f"DROP TRIGGER {n}")
+                rows = db.execute(sql, params).fetchall()
+                for s in saved.values():
+                    db.execute(s)
+                db.commit()
+                return rows
+            finally:
+                db.close()
+        with self.cluster.admin(self.database) as conn:
+            conn.execute(f'SET search_path = "{self.namespace or "aupctl"}", public')
+            conn.execute("SET session_replication_role = replica")  # row triggers off
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StoreSpec:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # the audit key and checkpoints, not ~
+    if request.param == "sqlite":
+        return StoreSpec("sqlite", tmp_path)
+    import uuid
+
+    cluster = request.getfixturevalue("pg_cluster")
+    monkeypatch.setenv("AUPCTL_STATE_PASSWORD", cluster.password)
+    database = f"t{uuid.uuid4().hex[:12]}"  # a database per test: a config that names no namespace still gets its own
+    with cluster.admin() as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+    return StoreSpec("postgresql", tmp_path, cluster, database)

@@ -59,13 +59,18 @@ def tasks_of(state: State, leaver_id: int) -> list[dict[str, Any]]:
 
 
 def password_replaced(state: State, username: str, leaver_id: int) -> bool:
-    """Did an earlier run of this withdrawal already replace the password? The audit log says so."""
+    """Did an earlier run of this withdrawal already replace the password? The audit log says so (the details
+    read in Python: JSON functions differ between SQLite and PostgreSQL)."""
     found = state.query(
-        "SELECT 1 FROM audit WHERE action = 'set-password' AND target = ? COLLATE NOCASE "
-        "AND json_extract(details, '$.leaver_id') = ? LIMIT 1",
-        (username, leaver_id),
+        "SELECT details FROM audit WHERE action = 'set-password' AND target = ? COLLATE NOCASE", (username,)
     )
-    return bool(found)
+    for row in found:
+        try:
+            if json.loads(row["details"]).get("leaver_id") == leaver_id:
+                return True
+        except (ValueError, AttributeError):
+            continue
+    return False
 
 
 def schedule(state: State, username: str, dn: str, leave_on: str, reason: str) -> int:
