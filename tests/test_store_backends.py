@@ -409,3 +409,35 @@ def test_backup_of_either_backend_verifies_and_a_broken_log_is_kept_as_it_is(sto
     assert code == 1 and "BROKEN at entry 2" in err and (tmp_path / "bad.db").exists(), err
     code, out, err = run_main("state", "verify", str(tmp_path / "bad.db"), config=cfg)
     assert code == 1 and "BROKEN at entry 2" in err, err
+
+
+def test_a_trust_keeps_each_schools_records_apart_on_either_backend(store, tmp_path: Path) -> None:
+    """[schools.KEY] on one [state]: a file per school on SQLite, a schema per school on PostgreSQL (a key's
+    - becomes _); a record and an audit entry made for one school are not seen from the other."""
+    from aupctl.config import load
+    from aupctl.schools import store_for
+
+    cfg_path = _config(store, tmp_path)
+    cfg_path.write_text(cfg_path.read_text() + '\n[schools.st-marys]\nname = "St Mary\'s"\n\n[schools.oak]\n')
+    marys, oak = (load(str(cfg_path), school=k) for k in ("st-marys", "oak"))
+    a = store_for(marys)
+    approvals.record(a, username="jdoe", system="sims", approver="Head")
+    a.audit("access-grant", "jdoe", {"system": "sims"})
+    a.close()
+    b = store_for(oak)
+    try:
+        assert approvals.live(b) == [] and list(b.audit_entries()) == []
+        if store.backend == "postgresql":
+            assert b.namespace == "oak"
+    finally:
+        b.close()
+    a = store_for(marys)
+    try:
+        assert [r["username"] for r in approvals.live(a)] == ["jdoe"]
+        (entry,) = a.audit_entries()
+        assert entry.details["school"] == "st-marys"
+        assert a.verify_audit()[1] is None
+        if store.backend == "postgresql":
+            assert a.namespace == "st_marys"
+    finally:
+        a.close()
