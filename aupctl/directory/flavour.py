@@ -18,7 +18,7 @@ from .connection import Connection, DirectoryError
 from .dn import same_dn
 from .groups import GroupSchema
 from .policy import PasswordPolicy
-from .values import Attrs
+from .values import Attrs, as_text, one
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -34,6 +34,8 @@ class Flavour:
     member_attrs = ["member"]  # where a group keeps its members
     user_attributes: list[str] = []
     brief_attributes: list[str] = []
+    # What `staff sync` reads of thousands (raw, decoded leanly): brief_attributes, names, mail, staff code
+    lean_attributes: list[str] = []
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -55,6 +57,27 @@ class Flavour:
         """An Account from brief_attributes read raw (bytes values): only what a review of thousands
         needs (username, name, disabled, and on AD direct groups)."""
         return self.account(dn, attrs)
+
+    def lean_account(self, dn: str, attrs: Attrs) -> Account:
+        """An Account from lean_attributes read raw: brief_account's, with the names, mail, staff code and
+        must_change (no times: decoding those is most of the cost of `account` for thousands)."""
+        got = {k.lower(): v for k, v in attrs.items()}  # one pass, as brief_account
+        return Account(
+            dn=dn,
+            username=as_text(one(got, self.username_attr.lower())),
+            given_name=as_text(one(got, "givenname")),
+            surname=as_text(one(got, "sn")),
+            display_name=as_text(one(got, "displayname") or one(got, "cn")),
+            email=as_text(one(got, "mail")),
+            staff_code=as_text(one(got, "employeenumber")),
+            description=as_text(one(got, "description")),
+            raw=attrs,
+            **self._lean_state(got),
+        )
+
+    def _lean_state(self, got: Attrs) -> dict[str, Any]:
+        """lean_account's flavour-specific fields (disabled, must_change, ...) from lower-cased raw attributes."""
+        raise NotImplementedError
 
     def find_user(self, directory: Connection, username: str) -> Account | None:
         for dn, attrs in directory.search(self.cfg.directory.base_dn, self.user_filter(username), self.user_attributes):

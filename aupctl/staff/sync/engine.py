@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -13,13 +14,14 @@ from functools import partial
 from typing import Any
 
 import ldap3
+from ldap3.utils.conv import escape_filter_chars
 
 from ... import checks, csvfile, usernames
 from ...access.grant import revoke_changes
 from ...config import Config
 from ...dates import read_date
-from ...directory import Account, Directory, as_text, first, same_dn
-from ...eligibility import ROLE, ineligible, is_leaver
+from ...directory import Account, Directory, as_text, first, normalise_dn, same_dn, values
+from ...eligibility import ROLE, ineligible
 from ...errors import ConfigError, InputError, RefusedError
 from ...leavers import schedule
 from ...plan import Change, Plan
@@ -186,7 +188,12 @@ def read_export(cfg: Config, path: str, profile: str | None = None, *, max_age: 
     return Export(path, profile, sorted(h for h in headers if h), rows)
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
 def _fold(s: str) -> str:
+    if s.isascii():  # what usernames.fold gives an ASCII name, without its per-letter Unicode walk
+        return _NOT_ALNUM.sub("", s.lower())
     try:
         return usernames.fold(s)
     except usernames.NotLatinError:
@@ -213,22 +220,16 @@ def plan_sync(
             f"new: {', '.join(new) or 'none'}); nothing was changed",
             hint="check the MIS report, then run once with --accept-headers",
         )
-    attrs = [*fl.user_attributes, idattr]
-    accounts = [fl.account(dn, a) for dn, a in directory.search(cfg.directory.base_dn, fl.person_filter, attrs)]
-    live_accounts = [a for a in accounts if not is_leaver(cfg, a)]
+    accounts = read_people(cfg, directory, idattr)
+    leavers_ou = normalise_dn(cfg.dn(cfg.directory.leavers_ou))
+    gone = {a.dn for a in accounts if _under(a.dn, leavers_ou)}
+    live_accounts = [a for a in accounts if a.dn not in gone]
     by_id: dict[str, Account] = {}
-    by_code: dict[str, list[Account]] = {}
-    by_mail: dict[str, list[Account]] = {}
-    by_name: dict[tuple[str, str], list[Account]] = {}
     for a in accounts:
         pid = as_text(first(a.raw, idattr, ""))
         if pid:
             by_id[pid] = a
-        if a.staff_code:
-            by_code.setdefault(a.staff_code.casefold(), []).append(a)
-        if a.email:
-            by_mail.setdefault(a.email.casefold(), []).append(a)
-        by_name.setdefault((_fold(a.given_name), _fold(a.surname)), []).append(a)
+    index = _Index(accounts)  # staff code, email and name: built on the first first-contact match
     fl.fill_groups(directory, accounts)
     resolve = RoleResolver(cfg, recorded_roles(state))
     plan = Plan(f"sync {len(export.rows)} staff from {export.path}")
@@ -253,7 +254,7 @@ def plan_sync(
     for r in export.rows:
         acct, how = by_id.get(r.person_id), "id"
         if acct is None:
-            acct, how = _first_contact(r, by_code, by_mail, by_name, claimed)
+            acct, how = _first_contact(r, index, claimed)
         if how == "ambiguous":
             waiting += 1
             row(
@@ -288,7 +289,7 @@ def plan_sync(
             continue
         assert isinstance(acct, Account)
         claimed.add(acct.dn.lower())
-        if is_leaver(cfg, acct):
+        if acct.dn in gone:
             continue
         if as_text(first(acct.raw, idattr, "")) != r.person_id:
             plan.add(
@@ -339,7 +340,8 @@ def plan_sync(
             }
         )
     if leavers:
-        plan.extend(schedule.withdraw(cfg, directory, state, leavers, today=today).changes)
+        mine = {a.username.lower(): a for a in accounts if a.username}
+        plan.extend(schedule.withdraw(cfg, directory, state, leavers, today=today, known=mine).changes)
     if last != export.headers:
         headers = export.headers
         plan.add(
@@ -351,24 +353,88 @@ def plan_sync(
                 details={"headers": headers},
             )
         )
-    if joiners:
-        intake = build(cfg, directory, state, joiners, credentials_out=credentials_out, source=export.path)
-    else:  # no joiners: the intake's own read of the whole directory is not needed
+    if joiners:  # made as the intake makes them, from the people read above (the directory is read once)
+        known = (accounts, _taken(cfg, directory, accounts, [p.base for p in joiners]))
+        intake = build(cfg, directory, state, joiners, credentials_out=credentials_out, source=export.path, known=known)
+    else:
         intake = Intake(Plan(plan.title), [], uuid.uuid4().hex[:12], None)
     ids = {r.line: r.person_id for r in export.rows}
+    by_line = {p["line"]: p for p in people if p["line"] is not None}
     for e in intake.entries:  # a joiner is made holding its MIS id, so the next run matches by it
         if e.new_entry is not None:
             e.new_entry[1][idattr] = ids[e.person.line]
-        if e.action != "unchanged":
-            for p in people:
-                if p["line"] == e.person.line:
-                    p["username"] = e.username
+        if e.action != "unchanged" and e.person.line in by_line:
+            by_line[e.person.line]["username"] = e.username
     intake.plan.title = plan.title
     intake.plan.extend(plan.changes)
     intake.plan.notes += plan.notes
     sync = Sync(intake.plan, intake, people, waiting)
     intake.plan.summary = sync.counts()
     return sync
+
+
+def read_people(cfg: Config, directory: Directory, idattr: str) -> list[Account]:
+    """Every person under base_dn in one search, read raw and decoded leanly (directory/entries.py): only
+    what sync compares and the intake needs, no times (ldap3's own decoding is ~20x ldapsearch's time)."""
+    fl = directory.flavour
+    extra = [idattr, fl.department_attr] + (["userPrincipalName"] if fl.name == "ad" else [])
+    attrs = list(dict.fromkeys([*fl.lean_attributes, *extra]))
+    return [
+        fl.lean_account(dn, a) for dn, a in directory.search(cfg.directory.base_dn, fl.person_filter, attrs, raw=True)
+    ]
+
+
+def _under(dn: str, base: str) -> bool:
+    d = normalise_dn(dn)
+    return d == base or d.endswith("," + base)
+
+
+_OR_BATCH = 100  # stems OR'd into one filter
+
+
+def _taken(cfg: Config, directory: Directory, accounts: list[Account], bases: list[str]) -> set[str]:
+    """The usernames the joiners' names could clash with: every person's, and any other entry's (a group or
+    computer on AD) starting with a joiner's stem (every suffixed variant starts with it), in a few
+    searches rather than one of every entry. A stem held 90 times or more: every entry is read instead."""
+    fl = directory.flavour
+    attr = fl.username_attr
+    taken = {a.username.lower() for a in accounts}
+    limit = cfg.accounts.max_length
+    stems = sorted({usernames.suffix_filter_value(b, limit).lower() for b in bases if b})
+    found: list[str] = []
+    for i in range(0, len(stems), _OR_BATCH):
+        parts = "".join(f"({attr}={escape_filter_chars(st)}*)" for st in stems[i : i + _OR_BATCH])
+        for _, a in directory.search(cfg.directory.base_dn, f"(|{parts})", [attr], raw=True):
+            found += [as_text(v).lower() for v in values(a, attr)]
+    if any(sum(1 for u in found if u.startswith(st)) >= 90 for st in stems):
+        found = []
+        for _, a in directory.search(cfg.directory.base_dn, f"({attr}=*)", [attr], raw=True):
+            found += [as_text(v).lower() for v in values(a, attr)]
+    taken.update(found)
+    return taken
+
+
+class _Index:
+    """Accounts by staff code, email and folded name, for first contact: built when first asked (a run in
+    which everyone matches by MIS id never folds 5,000 names)."""
+
+    def __init__(self, accounts: list[Account]) -> None:
+        self.accounts = accounts
+        self.built = False
+        self.by_code: dict[str, list[Account]] = {}
+        self.by_mail: dict[str, list[Account]] = {}
+        self.by_name: dict[tuple[str, str], list[Account]] = {}
+
+    def build(self) -> None:
+        if self.built:
+            return
+        self.built = True
+        for a in self.accounts:
+            if a.staff_code:
+                self.by_code.setdefault(a.staff_code.casefold(), []).append(a)
+            if a.email:
+                self.by_mail.setdefault(a.email.casefold(), []).append(a)
+            self.by_name.setdefault((_fold(a.given_name), _fold(a.surname)), []).append(a)
 
 
 def _base(cfg: Config, r: MisRow) -> str:
@@ -379,18 +445,13 @@ def _base(cfg: Config, r: MisRow) -> str:
         raise InputError(f"line {r.line}: {exc}: give this person a username by hand") from None
 
 
-def _first_contact(
-    r: MisRow,
-    by_code: dict[str, list[Account]],
-    by_mail: dict[str, list[Account]],
-    by_name: dict[tuple[str, str], list[Account]],
-    claimed: set[str],
-) -> tuple[Any, str]:
+def _first_contact(r: MisRow, index: _Index, claimed: set[str]) -> tuple[Any, str]:
     """Staff code, then work email, then the name: one account matches; several are for a person to decide."""
+    index.build()
     for how, found in (
-        ("staff code", by_code.get(r.staff_code.casefold(), []) if r.staff_code else []),
-        ("email", by_mail.get(r.email.casefold(), []) if r.email else []),
-        ("name", by_name.get((_fold(r.first_name), _fold(r.last_name)), [])),
+        ("staff code", index.by_code.get(r.staff_code.casefold(), []) if r.staff_code else []),
+        ("email", index.by_mail.get(r.email.casefold(), []) if r.email else []),
+        ("name", index.by_name.get((_fold(r.first_name), _fold(r.last_name)), [])),
     ):
         found = [a for a in found if a.dn.lower() not in claimed]
         if how != "staff code" and r.staff_code:  # someone else with the same name or a shared mailbox
