@@ -140,6 +140,7 @@ def read_export(cfg: Config, path: str, profile: str | None = None, *, max_age: 
     rows: list[MisRow] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    role_of: dict[str, str | None] = {}
     for r in table.rows:
         v = r.get
         bad: list[str] = []
@@ -152,7 +153,10 @@ def read_export(cfg: Config, path: str, profile: str | None = None, *, max_age: 
         for f in ("legal_first", "legal_last"):
             if not v(f):
                 bad.append(f"{mapping[f]}: is empty")
-        role = _role_for(cfg, v("role"))
+        mis_role = v("role")
+        if mis_role not in role_of:  # a few posts over thousands of rows: each value's globs tried once
+            role_of[mis_role] = _role_for(cfg, mis_role)
+        role = role_of[mis_role]
         if role is None:
             bad.append(f"{mapping['role']}: {v('role')!r} maps onto no aupctl role (add it to [mis.roles])")
         dates: dict[str, dt.date | None] = {}
