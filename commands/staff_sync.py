@@ -24,7 +24,7 @@ COLUMNS = ["kind", "line", "username", "name", "detail"]
     default=86400,
     show_default=True,
     metavar="SECONDS",
-    help="Refuse an export file older than this.",
+    help="Refuse an export older than this: by its export date column if it has one, else by the file's time.",
 )
 @click.option("--accept-headers", is_flag=True, help="Accept an export whose columns differ from last time.")
 @click.option(

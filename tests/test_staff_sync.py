@@ -189,8 +189,61 @@ def test_every_profile_reads_its_sample(tmp_path: Path) -> None:
     old = tmp_path / "old.csv"
     old.write_text((DATA / "sims.csv").read_text(encoding="utf-8"), encoding="utf-8")
     os.utime(old, (1, 1))
-    with pytest.raises(RefusedError, match="old"):
+    with pytest.raises(RefusedError, match="old by the file's modification time"):
         read_export(cfg, str(old), "sims")
+
+
+def test_export_date_column_decides_the_age(tmp_path: Path) -> None:
+    """Where the export carries its own date ([mis.columns] export_date), that date decides whether it is
+    stale, not the file's time (a copy made today of a three-day-old report is still three days old)."""
+    import os
+
+    from aupctl.errors import InputError, RefusedError
+    from aupctl.staff.sync import read_export
+
+    example = (Path(__file__).parent.parent / "config.example.toml").read_text(encoding="utf-8")
+    assert '# person_id = "Person ID"' in example
+    cfg = config_mod.parse(
+        example.replace('# person_id = "Person ID"', 'export_date = "Date of Extract"'), str(tmp_path / "a.toml")
+    )
+    sample = (DATA / "sims.csv").read_text(encoding="utf-8").splitlines()
+
+    def export(name: str, stamps: list[str]) -> Path:
+        lines = [sample[0] + ",Date of Extract"] + [
+            f"{row},{stamps[i % len(stamps)]}" for i, row in enumerate(sample[1:])
+        ]
+        p = tmp_path / name
+        p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return p
+
+    now = dt.datetime.now()
+    stale = export("stale.csv", [(now - dt.timedelta(days=3)).strftime("%d/%m/%Y %H:%M")])  # the file is new
+    with pytest.raises(RefusedError) as exc:
+        read_export(cfg, str(stale), "sims")
+    assert "72 hour(s) old by its Date of Extract column" in str(exc.value), exc.value
+    # Rows that disagree: the oldest counts.
+    mixed = export("mixed.csv", [now.isoformat(timespec="minutes"), (now - dt.timedelta(hours=30)).isoformat()])
+    with pytest.raises(RefusedError, match="30 hour.s. old by its Date of Extract column"):
+        read_export(cfg, str(mixed), "sims")
+    # Made this morning, copied here long ago (an old file time): the column wins, it is accepted.
+    fresh = export("fresh.csv", [(now - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")])
+    os.utime(fresh, (1, 1))
+    got = read_export(cfg, str(fresh), "sims")
+    assert got.rows and "Date of Extract column" in got.made_by
+    # A bare date is the end of that day: yesterday's export is accepted, the day before's is not.
+    yesterday = export("yesterday.csv", [(now.date() - dt.timedelta(days=1)).isoformat()])
+    assert read_export(cfg, str(yesterday), "sims").rows
+    before = export("before.csv", [(now.date() - dt.timedelta(days=2)).strftime("%d/%m/%Y")])
+    with pytest.raises(RefusedError, match="by its Date of Extract column"):
+        read_export(cfg, str(before), "sims")
+    # No value in the column: the file's time, and the message says so.
+    empty = export("empty-date.csv", [""])
+    os.utime(empty, (1, 1))
+    with pytest.raises(RefusedError, match="by the file's modification time"):
+        read_export(cfg, str(empty), "sims")
+    bad = export("bad.csv", ["31/02/2026"])
+    with pytest.raises(InputError, match="line 2: Date of Extract: '31/02/2026' is not a date"):
+        read_export(cfg, str(bad), "sims")
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,8 @@ class Export:
     profile: str
     headers: list[str]
     rows: list[MisRow]
+    made: float = 0.0  # when the export was made (epoch seconds): its export_date column, else the file's mtime
+    made_by: str = ""  # which of the two, for messages
 
 
 @dataclass
@@ -114,14 +116,9 @@ def read_export(cfg: Config, path: str, profile: str | None = None, *, max_age: 
     profile = profile or cfg.mis.profile
     mapping = columns(cfg, profile)
     try:
-        age = time.time() - os.stat(path).st_mtime
+        mtime = os.stat(path).st_mtime
     except OSError as exc:
         raise InputError(f"{path}: cannot read the export ({exc.strerror})") from None
-    if age > max_age:
-        raise RefusedError(
-            f"{path}: the export is {age / 3600:.0f} hour(s) old (more than {max_age / 3600:.0f}); nothing was changed",
-            hint="is the MIS's scheduled export still running? (--max-age SECONDS to accept an older one)",
-        )
     text, _ = csvfile.decode(csvfile.read_bounded(__import__("pathlib").Path(path), cfg.import_.max_bytes), path)
     first_line = text.splitlines()[0] if text.strip() else ""
     delim = csvfile.sniff_delimiter(text)
@@ -141,9 +138,15 @@ def read_export(cfg: Config, path: str, profile: str | None = None, *, max_age: 
     problems: list[str] = []
     seen: dict[str, int] = {}
     role_of: dict[str, str | None] = {}
+    made: list[tuple[float, str]] = []  # (when, as written) from the export_date column
     for r in table.rows:
         v = r.get
         bad: list[str] = []
+        if v("export_date"):
+            try:
+                made.append((_export_time(v("export_date")), v("export_date")))
+            except ValueError as exc:
+                bad.append(f"{mapping.get('export_date', 'export_date')}: {exc}")
         pid = v("person_id")
         if not pid:
             bad.append(f"{mapping['person_id']}: is empty")
@@ -189,7 +192,46 @@ def read_export(cfg: Config, path: str, profile: str | None = None, *, max_age: 
         )
     if problems:
         raise InputError(f"{path}: {len(problems)} problem(s); nothing was changed:\n" + "\n".join(problems))
-    return Export(path, profile, sorted(h for h in headers if h), rows)
+    if made:  # the oldest date the rows give: a report stitched from two runs is as old as its older half
+        when, written = min(made)
+        by = f"its {mapping.get('export_date', 'export_date')} column ({written})"
+    else:
+        when, by = mtime, "the file's modification time"
+    age = time.time() - when
+    if age > max_age:
+        raise RefusedError(
+            f"{path}: the export is {age / 3600:.0f} hour(s) old by {by}, more than {max_age / 3600:.0f}; "
+            "nothing was changed",
+            hint="is the MIS's scheduled export still running? (--max-age SECONDS to accept an older one)",
+        )
+    return Export(path, profile, sorted(h for h in headers if h), rows, when, by)
+
+
+_UK_TIME = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
+def _export_time(text: str) -> float:
+    """An export date as the MIS wrote it -> epoch seconds. ISO 8601 (date, or date and time, with or without
+    an offset) or DD/MM/YYYY [HH:MM[:SS]]; a time without an offset is the school's (this host's) local time.
+    A bare date counts as the end of that day: an export made some time yesterday is at most a day old."""
+    value = text.strip()
+    try:
+        stamp = dt.datetime.fromisoformat(value)
+        dated_only = len(value) <= 10
+    except ValueError:
+        m = _UK_TIME.fullmatch(value)
+        if not m:
+            raise ValueError(f"{text!r} is not a date (expected YYYY-MM-DD[THH:MM] or DD/MM/YYYY [HH:MM])") from None
+        day, month, year = int(m[1]), int(m[2]), int(m[3]) + (2000 if len(m[3]) == 2 else 0)
+        hh, mm, ss = (int(g or 0) for g in (m[4], m[5], m[6]))
+        try:
+            stamp = dt.datetime(year, month, day, hh, mm, ss)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date: there is no such day or time") from None
+        dated_only = m[4] is None
+    if dated_only:
+        stamp = dt.datetime.combine(stamp.date() + dt.timedelta(days=1), dt.time())
+    return stamp.timestamp()  # naive: local time
 
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
