@@ -360,3 +360,201 @@ def _import_file(tmp_path: Path, n: int, first: str, last: str) -> Path:
     p = tmp_path / f"twin{n}.csv"
     p.write_text(f"first_name,last_name,role,staff_code\n{first},{last},teacher,TWN{n}\n", encoding="utf-8")
     return p
+
+
+def _people(out: str) -> list[dict]:
+    got = payload(out)
+    return (got["data"] if "data" in got else got)["people"]
+
+
+def _fresh_mis(info, text: str) -> None:
+    """The sandbox's config with this [mis] in place of any an earlier test of the module appended."""
+    cfg_text = info.config_path.read_text(encoding="utf-8").split("\n[mis]\n")[0]
+    info.config_path.write_text(cfg_text.rstrip("\n") + "\n\n[mis]\n" + text, encoding="utf-8")
+
+
+def _row(a, role: str) -> dict[str, str]:
+    # The person id from the username: stable across this module's tests on the shared AD sandbox.
+    return {
+        "person_id": f"U-{a.username}",
+        "legal_first": a.given_name,
+        "legal_last": a.surname,
+        "staff_code": a.staff_code,
+        "email": a.email,
+        "role": role,
+    }
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param("fresh_openldap", marks=pytest.mark.openldap),
+        pytest.param("fresh_flat_openldap", marks=pytest.mark.openldap),
+        pytest.param("ad_sandbox", marks=pytest.mark.ad),
+    ],
+)
+def test_rename_moves_account_groups_and_records(layout: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """[mis] rename = true: a marriage gives a new username by the intake's rules; the entry is renamed, its
+    groups follow (by DN and memberUid on OpenLDAP, by the DC on AD), its records move; a new username the
+    store already holds records under is refused, named, and the name change held back."""
+    from aupctl import usernames
+    from aupctl.directory import first_rdn, normalise_dn
+    from aupctl.eligibility import is_signed
+    from aupctl.records.roles import set_role
+
+    info = request.getfixturevalue(layout)
+    cfg, staff, others = _staff(info)
+    teachers = [a for a, role in staff if role == "teacher" and not a.disabled and a.groups and a.email]
+    bride, other = teachers[0], teachers[1]
+    system = next(k for k in cfg.roles["teacher"].systems if cfg.systems[k].group)
+    code, out, err = run("aup", "sign", bride.username, "--yes", config=info.config_path)
+    assert code == 0, err
+    code, out, err = run(
+        "access", "grant", bride.username, system, "--approved-by", cfg.systems[system].approvers[0],
+        "--reason", "class teacher", "--yes", config=info.config_path,
+    )  # fmt: skip
+    assert code == 0, err
+    # An old account's records under the username the other teacher's new name would give.
+    parts = usernames.NameParts(other.given_name, "Clashington")
+    clash_user = usernames.cut(usernames.render(cfg.accounts.username, parts), cfg.accounts.max_length)
+    st = open_state(cfg.state.path)
+    set_role(st, clash_user, "teacher", "set")
+    set_role(st, bride.username, "teacher", "set")  # recorded by hand: it moves with the username
+    st.close()
+    ignore = ", ".join(f'"{u}"' for u in others)
+    _fresh_mis(info, f"rename = true\nmax_leavers = 0.5\nignore = [{ignore}]\n")
+    rows = [_row(a, role) for a, role in staff]
+    code, out, err = run("staff", "sync", str(_write(tmp_path / "day1.csv", rows)), "--yes", config=info.config_path)
+    assert code in (0, 1), err
+    d0 = Directory(cfg, info.bind_password).connect()
+    before = d0.flavour.find_user(d0, bride.username)
+    d0.close()
+    groups_before = {normalise_dn(g) for g in before.groups}
+    assert groups_before
+
+    for r in rows:
+        if r["person_id"] == f"U-{bride.username}":
+            r["legal_last"], r["email"] = "Okonkwo", ""
+        if r["person_id"] == f"U-{other.username}":
+            r["legal_last"] = "Clashington"
+    day2 = _write(tmp_path / "day2.csv", rows)
+    code, out, err = run("--format", "json", "staff", "sync", str(day2), "--yes", config=info.config_path)
+    assert code == 1, (out, err)  # the clash waits for a person
+    people = _people(out)
+    base = usernames.cut(
+        usernames.render(cfg.accounts.username, usernames.NameParts(bride.given_name, "Okonkwo")),
+        cfg.accounts.max_length,
+    )
+    renamed = [p for p in people if p["kind"] == "mover" and "username" in p["detail"]]
+    assert len(renamed) == 1 and renamed[0]["detail"].startswith(f"username {bride.username} -> {base}"), people
+    new_user = renamed[0]["username"]
+    errors = [p for p in people if p["kind"] == "error"]
+    assert len(errors) == 1 and errors[0]["username"] == other.username, people
+    assert f"not renamed to {clash_user}" in errors[0]["detail"] and "roles 1" in errors[0]["detail"]
+
+    cfg2 = config_mod.load(str(info.config_path))
+    d = Directory(cfg2, info.bind_password).connect()
+    fl = d.flavour
+    assert fl.find_user(d, bride.username) is None
+    acct = fl.find_user(d, new_user)
+    assert acct is not None and acct.surname == "Okonkwo" and acct.display_name.endswith("Okonkwo")
+    if info.flavour == "ad":
+        assert first_rdn(acct.dn) == f"CN={acct.display_name}"
+        upn = str(d.read(acct.dn, ["userPrincipalName"])["userPrincipalName"][0])
+        assert upn.startswith(f"{new_user}@"), upn
+    else:
+        assert first_rdn(acct.dn) == f"uid={new_user}"
+        # No group still names the old DN or the old username (slapd has no refint here).
+        old_f = f"(|(member={before.dn})(uniqueMember={before.dn})(memberUid={bride.username}))"
+        assert list(d.search(cfg2.directory.base_dn, old_f, ["1.1"])) == []
+    assert {normalise_dn(g) for g in acct.groups} == groups_before
+    # The other teacher: neither renamed nor renamed in name (held back until the clash is resolved).
+    kept = fl.find_user(d, other.username)
+    assert kept is not None and kept.surname == other.surname
+    d.close()
+    st = open_state(cfg2.state.path)
+    assert {a["system"] for a in approvals.live(st, username=new_user)} == {system}
+    assert approvals.live(st, username=bride.username) == []
+    assert is_signed(cfg2, st, new_user) and not is_signed(cfg2, st, bride.username)
+    roles = recorded_roles(st)
+    assert new_user.lower() in roles and bride.username.lower() not in roles
+    audit = st.query("SELECT details FROM audit WHERE action = 'rename-account' AND target = ?", (bride.username,))
+    assert len(audit) == 1 and new_user in audit[0]["details"]
+    st.close()
+    # Again: nothing changes; the clash is still listed.
+    code, out, err = run("staff", "sync", str(day2), "--yes", config=info.config_path)
+    assert code == 1 and "nothing to do" in out + err and clash_user in out, (out, err)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param("fresh_openldap", marks=pytest.mark.openldap),
+        pytest.param("fresh_flat_openldap", marks=pytest.mark.openldap),
+        pytest.param("ad_sandbox", marks=pytest.mark.ad),
+    ],
+)
+def test_role_move_moves_the_ou(layout: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A role change moves the account to the new role's OU where the roles have OUs of their own (the
+    standard layout; the flat one has none: nobody moves); an account whose role is unknown (no record, no
+    role group, in no role's OU) gets its groups and move too, the plan saying "role unknown before"."""
+    from aupctl.directory import parent_dn
+
+    info = request.getfixturevalue(layout)
+    cfg, staff, others = _staff(info)
+    mover = next(a for a, role in staff if role == "teacher" and not a.disabled and a.email)
+    d = Directory(cfg, info.bind_password).connect()
+    fl = d.flavour
+    staff_ou = cfg.dn(cfg.directory.staff_ou)
+    dn, classes, attrs = fl.new_user(
+        username="rolelessr", given_name="Roleless", surname="Rowe", display_name="Roleless Rowe",
+        email="", staff_code="RLR1", ou_dn=staff_ou,
+    )  # fmt: skip
+    d.add(dn, classes, attrs)
+    d.close()
+    ignore = ", ".join(f'"{u}"' for u in others)
+    _fresh_mis(info, f"max_leavers = 0.5\nignore = [{ignore}]\n")
+    rows = [_row(a, role) for a, role in staff]
+    code, out, err = run("staff", "sync", str(_write(tmp_path / "day1.csv", rows)), "--yes", config=info.config_path)
+    assert code in (0, 1), err  # (rolelessr is made locked, as new_user makes every account: never "not in MIS")
+    for r in rows:
+        if r["person_id"] == f"U-{mover.username}":
+            r["role"] = "office"
+    rows.append({"person_id": "U-rolelessr", "legal_first": "Roleless", "legal_last": "Rowe", "staff_code": "RLR1",
+                 "role": "ta"})  # fmt: skip
+    day2 = _write(tmp_path / "day2.csv", rows)
+    code, out, err = run("--format", "json", "staff", "sync", str(day2), "--dry-run", config=info.config_path)
+    people = _people(out)
+    assert any(p["username"] == "rolelessr" and "role unknown before -> ta" in p["detail"] for p in people), people
+    code, out, err = run("staff", "sync", str(day2), "--yes", config=info.config_path)
+    assert code in (0, 1), err
+    cfg2 = config_mod.load(str(info.config_path))
+    d = Directory(cfg2, info.bind_password).connect()
+    fl = d.flavour
+    moved, roleless = fl.find_user(d, mover.username), fl.find_user(d, "rolelessr")
+    with_ous = cfg2.roles["office"].ou is not None
+    assert with_ous == (info.layout == "standard")
+    if with_ous:
+        assert same_dn(parent_dn(moved.dn), cfg2.role_ou("office")[0]), moved.dn
+        assert same_dn(parent_dn(roleless.dn), cfg2.role_ou("ta")[0]), roleless.dn
+    else:
+        assert same_dn(moved.dn, mover.dn) and same_dn(parent_dn(roleless.dn), staff_ou)
+    for acct, role in ((moved, "office"), (roleless, "ta")):
+        held = {normalise(g) for g in acct.groups}
+        assert all(normalise(cfg2.group_dn(g)) in held for g in cfg2.roles[role].groups), (acct.dn, acct.groups)
+    if info.flavour != "ad" and with_ous:  # the moved entry's groups name its new DN, not the old one
+        assert list(d.search(cfg2.directory.base_dn, f"(member={mover.dn})", ["1.1"])) == []
+    d.close()
+    st = open_state(cfg2.state.path)
+    assert recorded_roles(st)["rolelessr"][0] == "ta"
+    n = st.query("SELECT COUNT(*) AS n FROM audit WHERE action = 'move-account'")[0]["n"]
+    assert n == (2 if with_ous else 0)
+    st.close()
+    code, out, err = run("staff", "sync", str(day2), "--yes", config=info.config_path)
+    assert "nothing to do" in out + err, (out, err)
+
+
+def normalise(dn: str) -> str:
+    from aupctl.directory import normalise_dn
+
+    return normalise_dn(dn)

@@ -42,6 +42,7 @@ class ActiveDirectory(Flavour):
     person_filter = "(&(objectCategory=person)(objectClass=user))"
     group_filter = "(objectClass=group)"
     brief_attributes = ["sAMAccountName", "cn", "displayName", "userAccountControl", "memberOf"]
+    members_follow_renames = True  # member/memberOf are linked: the DC rewrites them on a rename or move
     lean_attributes = [*brief_attributes, "givenName", "sn", "mail", "employeeNumber", "description", "pwdLastSet"]
     user_attributes = [
         "sAMAccountName",

@@ -182,6 +182,30 @@ class Flavour:
                     raise
         return False  # pragma: no cover - the loop returns or raises
 
+    # Does the server rewrite group members' DNs when an account is renamed or moved (AD's linked attributes)?
+    members_follow_renames = False
+
+    def relocate_member(
+        self, directory: Connection, group_dn: str, old_dn: str, new_dn: str, old_user: str, new_user: str
+    ) -> bool:
+        """Make group_dn hold the renamed or moved account (new_dn, new_user) where it held old_dn / old_user
+        (groups.relocate_changes); idempotent, True if a change was made."""
+        schema = self.groups
+        for attempt in (1, 2):
+            group = schema.read(directory, group_dn)
+            if group is None:
+                return False
+            changes = schema.relocate_changes(group, old_dn, new_dn, old_user, new_user)
+            if not changes:
+                return False
+            try:
+                directory.modify(group_dn, changes)
+                return True
+            except DirectoryError as exc:  # changed under us since the read: read again and redo, once
+                if attempt == 2 or exc.result not in ("attributeOrValueExists", "noSuchAttribute"):
+                    raise
+        return False  # pragma: no cover - the loop returns or raises
+
     def is_member(self, directory: Connection, group_dn: str, member_dn: str) -> bool:
         members = self.group_members(directory, group_dn) or []
         return any(same_dn(m, member_dn) for m in members)

@@ -15,17 +15,28 @@ from typing import Any
 
 import ldap3
 from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn
 
 from ... import checks, csvfile, usernames
 from ...access.grant import revoke_changes
 from ...config import Config
 from ...dates import read_date
-from ...directory import Account, Directory, as_text, first, normalise_dn, same_dn, values
+from ...directory import (
+    Account,
+    Directory,
+    as_text,
+    first,
+    first_rdn,
+    normalise_dn,
+    parent_dn,
+    same_dn,
+    values,
+)
 from ...eligibility import ROLE, ineligible
-from ...errors import ConfigError, InputError, RefusedError
+from ...errors import ConfigError, InputError, NotFoundError, RefusedError
 from ...leavers import schedule
 from ...plan import Change, Plan
-from ...records import approvals, mis
+from ...records import approvals, mis, renames
 from ...records.leavers import current as current_leaver
 from ...records.roles import recorded_roles, set_role
 from ...roles import RoleInfo, RoleResolver
@@ -93,8 +104,6 @@ def columns(cfg: Config, profile: str) -> dict[str, str]:
             f"{cfg.source}: mis.profile: unknown profile {profile!r} (known: {', '.join(PROFILES)}); "
             f"a profile of your own needs [mis.columns] for {', '.join(REQUIRED)}"
         )
-    if cfg.mis.rename:
-        raise ConfigError(f"{cfg.source}: mis.rename = true is not supported yet (a name change keeps the username)")
     for key in cfg.mis.columns:
         if key not in FIELDS:
             raise ConfigError(f"{cfg.source}: mis.columns.{key}: unknown field (expected one of: {', '.join(FIELDS)})")
@@ -282,7 +291,8 @@ def plan_sync(
     people: list[dict[str, Any]] = []
     joiners: list[Person] = []
     leavers: list[schedule.Request] = []
-    claimed: set[str] = set()
+    claimed: set[int] = set()  # id() of the accounts a row has matched
+    names = _Usernames(cfg, directory, accounts)
     waiting = 0
 
     def row(kind: str, r: MisRow | None, username: str, detail: str) -> None:
@@ -334,7 +344,7 @@ def plan_sync(
             row("joiner", r, "", f"created ({r.role})")
             continue
         assert isinstance(acct, Account)
-        claimed.add(acct.dn.lower())
+        claimed.add(id(acct))
         if acct.dn in gone:
             continue
         if as_text(first(acct.raw, idattr, "")) != r.person_id:
@@ -347,7 +357,7 @@ def plan_sync(
                     "mis-id",
                 )
             )
-        _mover(cfg, directory, state, plan, acct, r, resolve(acct), row)
+        waiting += _mover(cfg, directory, state, plan, acct, r, resolve(acct), row, names)
         if r.end_date:
             held = current_leaver(state, acct.username)
             if not (held and held["leave_on"] == r.end_date.isoformat()):
@@ -361,7 +371,7 @@ def plan_sync(
                     else f"withdrawal scheduled for {r.end_date}",
                 )
     # People an earlier run matched (they hold an MIS id) and the export no longer holds: a truncated export.
-    vanished = [a for a in live_accounts if a.dn.lower() not in claimed and as_text(first(a.raw, idattr, ""))]
+    vanished = [a for a in live_accounts if id(a) not in claimed and as_text(first(a.raw, idattr, ""))]
     if len(leavers) + len(vanished) > cfg.mis.max_leavers * max(len(live_accounts), 1):
         raise RefusedError(
             f"{export.path}: {len(leavers)} leaver(s) and {len(vanished)} person(s) matched before but missing from "
@@ -370,7 +380,7 @@ def plan_sync(
             hint="a truncated export? check it; raise [mis] max_leavers for a real wave of leavers",
         )
     for a in live_accounts:
-        if a.dn.lower() in claimed or any(fnmatch.fnmatchcase(a.username.lower(), g.lower()) for g in cfg.mis.ignore):
+        if id(a) in claimed or any(fnmatch.fnmatchcase(a.username.lower(), g.lower()) for g in cfg.mis.ignore):
             continue
         if a.disabled:
             continue  # cannot log on: the leavers' and the review's business, not a question for the MIS
@@ -400,7 +410,8 @@ def plan_sync(
             )
         )
     if joiners:  # made as the intake makes them, from the people read above (the directory is read once)
-        known = (accounts, _taken(cfg, directory, accounts, [p.base for p in joiners]))
+        names.learn([p.base for p in joiners])
+        known = (accounts, names.taken)
         intake = build(cfg, directory, state, joiners, credentials_out=credentials_out, source=export.path, known=known)
     else:
         intake = Intake(Plan(plan.title), [], uuid.uuid4().hex[:12], None)
@@ -438,26 +449,39 @@ def _under(dn: str, base: str) -> bool:
 _OR_BATCH = 100  # stems OR'd into one filter
 
 
-def _taken(cfg: Config, directory: Directory, accounts: list[Account], bases: list[str]) -> set[str]:
-    """The usernames the joiners' names could clash with: every person's, and any other entry's (a group or
-    computer on AD) starting with a joiner's stem (every suffixed variant starts with it), in a few
-    searches rather than one of every entry. A stem held 90 times or more: every entry is read instead."""
-    fl = directory.flavour
-    attr = fl.username_attr
-    taken = {a.username.lower() for a in accounts}
-    limit = cfg.accounts.max_length
-    stems = sorted({usernames.suffix_filter_value(b, limit).lower() for b in bases if b})
-    found: list[str] = []
-    for i in range(0, len(stems), _OR_BATCH):
-        parts = "".join(f"({attr}={escape_filter_chars(st)}*)" for st in stems[i : i + _OR_BATCH])
-        for _, a in directory.search(cfg.directory.base_dn, f"(|{parts})", [attr], raw=True):
-            found += [as_text(v).lower() for v in values(a, attr)]
-    if any(sum(1 for u in found if u.startswith(st)) >= 90 for st in stems):
-        found = []
-        for _, a in directory.search(cfg.directory.base_dn, f"({attr}=*)", [attr], raw=True):
-            found += [as_text(v).lower() for v in values(a, attr)]
-    taken.update(found)
-    return taken
+class _Usernames:
+    """The usernames new ones could clash with: every person's, and any other entry's (a group or computer
+    on AD) starting with a stem asked about (every suffixed variant of a base starts with its stem), in a
+    few searches rather than one of every entry. A stem held 90 times or more: every entry is read."""
+
+    def __init__(self, cfg: Config, directory: Directory, accounts: list[Account]) -> None:
+        self.cfg, self.directory = cfg, directory
+        self.taken = {a.username.lower() for a in accounts}
+        self.stems: set[str] = set()
+        self.everything = False
+
+    def learn(self, bases: list[str]) -> None:
+        fl, limit = self.directory.flavour, self.cfg.accounts.max_length
+        attr, base_dn = fl.username_attr, self.cfg.directory.base_dn
+        stems = sorted({usernames.suffix_filter_value(b, limit).lower() for b in bases if b} - self.stems)
+        if not stems or self.everything:
+            return
+        self.stems.update(stems)
+        found: list[str] = []
+        for i in range(0, len(stems), _OR_BATCH):
+            parts = "".join(f"({attr}={escape_filter_chars(st)}*)" for st in stems[i : i + _OR_BATCH])
+            for _, a in self.directory.search(base_dn, f"(|{parts})", [attr], raw=True):
+                found += [as_text(v).lower() for v in values(a, attr)]
+        if any(sum(1 for u in found if u.startswith(st)) >= 90 for st in stems):
+            self.everything = True
+            for _, a in self.directory.search(base_dn, f"({attr}=*)", [attr], raw=True):
+                found += [as_text(v).lower() for v in values(a, attr)]
+        self.taken.update(found)
+
+    def allocate(self, base: str) -> str:
+        """The intake's rule: base, else base2, base3 ... the first not taken (then taken)."""
+        self.learn([base])
+        return usernames.allocate(base, self.taken, self.cfg.accounts.max_length)
 
 
 class _Index:
@@ -491,7 +515,7 @@ def _base(cfg: Config, r: MisRow) -> str:
         raise InputError(f"line {r.line}: {exc}: give this person a username by hand") from None
 
 
-def _first_contact(r: MisRow, index: _Index, claimed: set[str]) -> tuple[Any, str]:
+def _first_contact(r: MisRow, index: _Index, claimed: set[int]) -> tuple[Any, str]:
     """Staff code, then work email, then the name: one account matches; several are for a person to decide."""
     index.build()
     for how, found in (
@@ -499,7 +523,7 @@ def _first_contact(r: MisRow, index: _Index, claimed: set[str]) -> tuple[Any, st
         ("email", index.by_mail.get(r.email.casefold(), []) if r.email else []),
         ("name", index.by_name.get((_fold(r.first_name), _fold(r.last_name)), [])),
     ):
-        found = [a for a in found if a.dn.lower() not in claimed]
+        found = [a for a in found if id(a) not in claimed]
         if how != "staff code" and r.staff_code:  # someone else with the same name or a shared mailbox
             found = [a for a in found if not a.staff_code or a.staff_code.casefold() == r.staff_code.casefold()]
         if len(found) == 1:
@@ -510,9 +534,22 @@ def _first_contact(r: MisRow, index: _Index, claimed: set[str]) -> tuple[Any, st
 
 
 def _mover(
-    cfg: Config, directory: Directory, state: State, plan: Plan, acct: Account, r: MisRow, was: RoleInfo, row: Any
-) -> None:
-    # A name change (a marriage): given name, surname, display name, email; the username is kept.
+    cfg: Config,
+    directory: Directory,
+    state: State,
+    plan: Plan,
+    acct: Account,
+    r: MisRow,
+    was: RoleInfo,
+    row: Any,
+    names: _Usernames,
+) -> int:
+    """A name change and a role change, each a mover. The rename ([mis] rename) and the move to the new
+    role's OU come last, in one change; a rename carries the name change with it, so a run killed before it
+    finds the name still to change (and the rename still to make) next time. Returns how many rows wait for
+    a person (a rename or move refused)."""
+    user = acct.username
+    # A name change (a marriage): given name, surname, display name, email.
     updates: dict[str, str] = {}
     if acct.given_name != r.first_name:
         updates["givenName"] = r.first_name
@@ -523,32 +560,56 @@ def _mover(
     if r.email and acct.email.casefold() != r.email.casefold():
         updates["mail"] = r.email
     if updates:
+        row("mover", r, user, "name: " + ", ".join(f"{k} -> {v}" for k, v in updates.items()))
+    if was.role != r.role:
+        _role_move(cfg, directory, state, plan, acct, r, was, row)
+    rename = cfg.mis.rename and ("givenName" in updates or "sn" in updates)
+    moving = was.role != r.role and _role_ou(cfg, r.role) is not None
+    relocation, waiting, hold = None, 0, False
+    if (rename or moving) and not r.end_date:  # a leaver is moved by the withdrawal, and kept their username
+        relocation, waiting, hold = _relocate(cfg, directory, state, acct, r, was, row, names, rename, updates)
+    if updates and not hold and not (relocation is not None and relocation.details["updates"]):
         plan.add(
             _modify(
                 directory,
                 acct,
                 updates,
-                f"update {acct.username}'s name from the MIS: "
-                + ", ".join(f"{k} -> {v!r}" for k, v in updates.items()),
+                f"update {user}'s name from the MIS: " + ", ".join(f"{k} -> {v!r}" for k, v in updates.items()),
                 "update-account",
             )
         )
-        row("mover", r, acct.username, "name: " + ", ".join(f"{k} -> {v}" for k, v in updates.items()))
-    if was.role is None or was.role == r.role:
-        return
+    if relocation is not None:
+        plan.add(relocation)
+        acct.dn, acct.username = relocation.details["to"], relocation.details["username"]  # for the rest of the plan
+    return waiting
+
+
+def _role_ou(cfg: Config, role: str) -> str | None:
+    """The role's own OU (normalised), or None where it has none (known by groups or the record)."""
+    ou = cfg.roles[role].ou
+    return normalise_dn(cfg.dn(ou)) if ou else None
+
+
+def _role_move(
+    cfg: Config, directory: Directory, state: State, plan: Plan, acct: Account, r: MisRow, was: RoleInfo, row: Any
+) -> None:
+    """Out of the old role's groups (none when the role was unknown), into the new one's; approvals the new
+    role may not hold ended; the new role recorded."""
+    user, dn = acct.username, acct.dn
     new = RoleInfo(r.role, "the MIS")
-    old_groups = [cfg.group_dn(g) for g in cfg.roles[was.role].groups]
+    before = was.role or "unknown"
+    old_groups = [cfg.group_dn(g) for g in cfg.roles[was.role].groups] if was.role else []
     new_groups = [cfg.group_dn(g) for g in cfg.roles[r.role].groups]
     for g in old_groups:
         if any(same_dn(g, h) for h in acct.groups) and not any(same_dn(g, n) for n in new_groups):
             plan.add(
                 Change(
                     "remove-member",
-                    acct.username,
-                    f"remove {acct.username} from {g} (role {was.role} -> {r.role}, AUP 1.3)",
-                    run=partial(_member, directory, g, acct, False),
-                    details={"group": g, "member": acct.dn},
-                    check=checks.member(g, acct.dn, False),
+                    user,
+                    f"remove {user} from {g} (role {before} -> {r.role}, AUP 1.3)",
+                    run=partial(_member, directory, g, dn, user, False),
+                    details={"group": g, "member": dn},
+                    check=checks.member(g, dn, False),
                 )
             )
     for g in new_groups:
@@ -556,15 +617,15 @@ def _mover(
             plan.add(
                 Change(
                     "add-member",
-                    acct.username,
-                    f"add {acct.username} to {g} (role {r.role}, AUP 1.3)",
-                    run=partial(_member, directory, g, acct, True),
+                    user,
+                    f"add {user} to {g} (role {r.role}, AUP 1.3)",
+                    run=partial(_member, directory, g, dn, user, True),
                     details={"group": g, "role": r.role},
-                    check=checks.member(g, acct.dn, True),
+                    check=checks.member(g, dn, True),
                 )
             )
     ended = []
-    for a in approvals.live(state, username=acct.username):
+    for a in approvals.live(state, username=user):
         if any(i.check == ROLE for i in ineligible(cfg, acct, a["system"], new, None)):
             ended.append(a["system"])
             plan.extend(
@@ -572,43 +633,167 @@ def _mover(
                     cfg,
                     directory,
                     state,
-                    acct.username,
+                    user,
                     a["system"],
-                    f"role moved from {was.role} to {r.role} in the MIS (AUP 1.3)",
+                    f"role moved from {before} to {r.role} in the MIS (AUP 1.3)",
                 )
             )
     role = r.role
     plan.add(
         Change(
             "set-role",
-            acct.username,
-            f"record {acct.username}'s role as {role} (was {was.role}; the MIS)",
-            run=lambda: set_role(state, acct.username, role, "set"),
+            user,
+            f"record {user}'s role as {role} (was {before}; the MIS)",
+            run=lambda: set_role(state, user, role, "set"),
             details={"role": role, "was": was.role},
         )
     )
     row(
         "mover",
         r,
-        acct.username,
-        f"role {was.role} -> {r.role}" + (f"; access ended: {', '.join(ended)}" if ended else ""),
+        user,
+        (f"role {was.role} -> {r.role}" if was.role else f"role unknown before -> {r.role}")
+        + (f"; access ended: {', '.join(ended)}" if ended else ""),
     )
+
+
+def _relocate(
+    cfg: Config,
+    directory: Directory,
+    state: State,
+    acct: Account,
+    r: MisRow,
+    was: RoleInfo,
+    row: Any,
+    names: _Usernames,
+    rename: bool,
+    updates: dict[str, str],
+) -> tuple[Change | None, int, bool]:
+    """The one change that renames the account (a new username from the new name, by the intake's rules;
+    it carries the name `updates`) and/or moves it to the new role's OU, or None; how many rows wait for a
+    person; and whether the name change is held back. A clash (the store holds records under the new
+    username, or the new DN is taken) is refused for this person and named, the name change held back with
+    it so the next run tries again; the rest of the plan goes ahead."""
+    fl = directory.flavour
+    user, dn = acct.username, acct.dn
+    new_user, parent = user, parent_dn(dn)
+    target = _role_ou(cfg, r.role) if was.role != r.role else None
+    if target is not None and normalise_dn(parent) != target and (not was.role or _role_ou(cfg, was.role) != target):
+        parent = cfg.role_ou(r.role)[0]
+    why: list[str] = []
+    waiting = 0
+    if rename:
+        limit = cfg.accounts.max_length
+        parts = usernames.NameParts(r.first_name, r.last_name, r.preferred_name, r.staff_code)
+        try:
+            base = usernames.cut(usernames.render(cfg.accounts.username, parts), limit)
+        except ValueError as exc:  # NotLatinError among them
+            row("error", r, user, f"not renamed: {exc}; rename {user} by hand")
+            base, waiting = "", 1
+        if base and user.lower() not in {v.lower() for v in usernames.variants(base, limit)}:
+            candidate = names.allocate(base)
+            clash = renames.held(state, candidate)
+            if clash:
+                held = ", ".join(f"{t} {n}" for t, n in clash.items())
+                row(
+                    "error",
+                    r,
+                    user,
+                    f"not renamed to {candidate}: the store already holds records under {candidate} ({held}), "
+                    "not this account's: check them (an old account's?), then run again; the name is not "
+                    "changed until then",
+                )
+                return None, 1, True
+            else:
+                new_user = candidate
+                why.append(f"username {user} -> {new_user} (the new name)")
+    if new_user == user and same_dn(parent, parent_dn(dn)):
+        return None, waiting, False
+    rdn_attr = first_rdn(dn).partition("=")[0].strip()
+    rdn = first_rdn(dn)
+    if new_user != user and rdn_attr.lower() == fl.username_attr.lower():
+        rdn = f"{rdn_attr}={escape_rdn(new_user)}"
+    elif new_user != user and rdn_attr.lower() == "cn":  # AD names the entry by its display name
+        rdn = f"{rdn_attr}={escape_rdn(r.display_name)}"
+    new_dn = f"{rdn},{parent}"
+    if not same_dn(new_dn, dn) and directory.exists(new_dn) and rdn_attr.lower() == "cn" and new_user != user:
+        new_dn = f"{rdn_attr}={escape_rdn(f'{r.display_name} ({new_user})')},{parent}"  # as the intake does
+    if not same_dn(new_dn, dn) and directory.exists(new_dn):
+        row("error", r, user, f"not moved or renamed: {new_dn} is already taken by another entry; do it by hand")
+        return None, waiting + 1, new_user != user
+    if not same_dn(parent, parent_dn(dn)):
+        why.append(f"moved to {parent} (role {was.role or 'unknown before'} -> {r.role}, AUP 1.3)")
+    mods: dict[str, list[tuple[str, list[Any]]]] = {}
+    carried: dict[str, str] = {}
+    if new_user != user:
+        carried = dict(updates)  # the name change goes with the rename: both or neither
+        mods = {k: [(ldap3.MODIFY_REPLACE, [v])] for k, v in updates.items()}
+        if rdn_attr.lower() != fl.username_attr.lower():  # else the RDN change renames it there
+            mods[fl.username_attr] = [(ldap3.MODIFY_REPLACE, [new_user])]
+        upn = as_text(first(acct.raw, "userPrincipalName", ""))
+        if "@" in upn:
+            mods["userPrincipalName"] = [(ldap3.MODIFY_REPLACE, [f"{new_user}@{upn.rsplit('@', 1)[1]}"])]
+    row("mover", r, new_user, "; ".join(why))
+    change = Change(
+        "rename-account" if new_user != user else "move-account",
+        user,
+        f"{user}: " + "; ".join(why) + (f" (now {new_dn})" if not same_dn(new_dn, dn) else ""),
+        run=partial(_relocate_run, directory, state, dn, new_dn, user, new_user, mods),
+        details={"from": dn, "to": new_dn, "username": new_user, "was": user, "updates": carried},
+        check=checks.moved(dn, new_dn) if not same_dn(new_dn, dn) else checks.attributes(new_dn, mods),
+    )
+    return change, waiting, False
+
+
+def _relocate_run(
+    directory: Directory,
+    state: State,
+    old_dn: str,
+    new_dn: str,
+    old_user: str,
+    new_user: str,
+    mods: dict[str, list[tuple[str, list[Any]]]],
+) -> dict[str, Any]:
+    """Rename and/or move the entry, then its username attributes, then every group that names it by the
+    old DN or username (where the server does not follow renames itself), then the store's records. Each
+    step is idempotent, so a run killed half-way is finished by the next."""
+    fl = directory.flavour
+    out: dict[str, Any] = {}
+    if not same_dn(old_dn, new_dn):
+        if directory.exists(old_dn):
+            same_parent = same_dn(parent_dn(old_dn), parent_dn(new_dn))
+            directory.rename(old_dn, first_rdn(new_dn), None if same_parent else parent_dn(new_dn))
+            out["dn"] = new_dn
+        elif not directory.exists(new_dn):
+            raise NotFoundError(f"{old_dn} is gone and {new_dn} is not there: was it moved by hand? nothing more done")
+    if mods:
+        directory.modify(new_dn, mods)
+        out["changed"] = {k: ops[0][1][0] for k, ops in mods.items()}
+    if not fl.members_follow_renames:
+        stub = Account(dn=old_dn, username=old_user)
+        fl.fill_groups(directory, [stub])  # every group naming the old DN or username, of any schema
+        out["groups"] = [g for g in stub.groups if fl.relocate_member(directory, g, old_dn, new_dn, old_user, new_user)]
+    records = renames.move(state, old_user, new_user, old_dn, new_dn)
+    if records:
+        out["records"] = records
+    return out
 
 
 def _modify(directory: Directory, acct: Account, updates: dict[str, str], what: str, action: str) -> Change:
     mods = {k: [(ldap3.MODIFY_REPLACE, [v])] for k, v in updates.items()}
+    dn = acct.dn  # as it is now: a rename or move later in the plan does not change this change
     return Change(
         action,
         acct.username,
         what,
-        run=lambda: {"result": directory.modify(acct.dn, mods)},
+        run=lambda: {"result": directory.modify(dn, mods)},
         details={"changed": dict(updates)},
-        check=checks.attributes(acct.dn, mods),
+        check=checks.attributes(dn, mods),
     )
 
 
-def _member(directory: Directory, group: str, acct: Account, add: bool) -> dict[str, Any]:
+def _member(directory: Directory, group: str, dn: str, user: str, add: bool) -> dict[str, Any]:
     fl = directory.flavour
     if add:
-        return {"changed": fl.add_member(directory, group, acct.dn, acct.username)}
-    return {"changed": fl.remove_member(directory, group, acct.dn, acct.username)}
+        return {"changed": fl.add_member(directory, group, dn, user)}
+    return {"changed": fl.remove_member(directory, group, dn, user)}
