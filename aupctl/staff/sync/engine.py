@@ -32,6 +32,7 @@ from ...directory import (
     same_dn,
     values,
 )
+from ...directory.dn import _unescape_value  # the one RDN unescaping (\\2C and \\, alike)
 from ...eligibility import ROLE, ineligible
 from ...errors import ConfigError, InputError, NotFoundError, RefusedError
 from ...leavers import schedule
@@ -293,6 +294,7 @@ def plan_sync(
     leavers: list[schedule.Request] = []
     claimed: set[int] = set()  # id() of the accounts a row has matched
     names = _Usernames(cfg, directory, accounts)
+    moves: list[_Move] = []  # renames and OU moves, planned after the rows
     waiting = 0
 
     def row(kind: str, r: MisRow | None, username: str, detail: str) -> None:
@@ -357,7 +359,7 @@ def plan_sync(
                     "mis-id",
                 )
             )
-        waiting += _mover(cfg, directory, state, plan, acct, r, resolve(acct), row, names)
+        waiting += _mover(cfg, directory, state, plan, acct, r, resolve(acct), row, names, moves)
         if r.end_date:
             held = current_leaver(state, acct.username)
             if not (held and held["leave_on"] == r.end_date.isoformat()):
@@ -370,6 +372,7 @@ def plan_sync(
                     if r.end_date <= today
                     else f"withdrawal scheduled for {r.end_date}",
                 )
+    waiting += _plan_moves(directory, state, plan, moves, row)
     # People an earlier run matched (they hold an MIS id) and the export no longer holds: a truncated export.
     vanished = [a for a in live_accounts if id(a) not in claimed and as_text(first(a.raw, idattr, ""))]
     if len(leavers) + len(vanished) > cfg.mis.max_leavers * max(len(live_accounts), 1):
@@ -543,6 +546,7 @@ def _mover(
     was: RoleInfo,
     row: Any,
     names: _Usernames,
+    moves: list[_Move],
 ) -> int:
     """A name change and a role change, each a mover. The rename ([mis] rename) and the move to the new
     role's OU come last, in one change; a rename carries the name change with it, so a run killed before it
@@ -568,7 +572,7 @@ def _mover(
     relocation, waiting, hold = None, 0, False
     if (rename or moving) and not r.end_date:  # a leaver is moved by the withdrawal, and kept their username
         relocation, waiting, hold = _relocate(cfg, directory, state, acct, r, was, row, names, rename, updates)
-    if updates and not hold and not (relocation is not None and relocation.details["updates"]):
+    if updates and not hold and not (relocation is not None and relocation.carried):
         plan.add(
             _modify(
                 directory,
@@ -579,8 +583,7 @@ def _mover(
             )
         )
     if relocation is not None:
-        plan.add(relocation)
-        acct.dn, acct.username = relocation.details["to"], relocation.details["username"]  # for the rest of the plan
+        moves.append(relocation)  # planned after every row, once the new DNs are checked in one search
     return waiting
 
 
@@ -668,10 +671,10 @@ def _relocate(
     names: _Usernames,
     rename: bool,
     updates: dict[str, str],
-) -> tuple[Change | None, int, bool]:
-    """The one change that renames the account (a new username from the new name, by the intake's rules;
-    it carries the name `updates`) and/or moves it to the new role's OU, or None; how many rows wait for a
-    person; and whether the name change is held back. A clash (the store holds records under the new
+) -> tuple[_Move | None, int, bool]:
+    """The rename (a new username from the new name, by the intake's rules; it carries the name `updates`)
+    and/or the move to the new role's OU this person needs, or None; how many rows wait for a person; and
+    whether the name change is held back. A clash (the store holds records under the new
     username, or the new DN is taken) is refused for this person and named, the name change held back with
     it so the next run tries again; the rest of the plan goes ahead."""
     fl = directory.flavour
@@ -710,17 +713,11 @@ def _relocate(
     if new_user == user and same_dn(parent, parent_dn(dn)):
         return None, waiting, False
     rdn_attr = first_rdn(dn).partition("=")[0].strip()
-    rdn = first_rdn(dn)
+    choices = [_rdn_value(first_rdn(dn))]  # (attribute, value) of the new first RDN, in order of preference
     if new_user != user and rdn_attr.lower() == fl.username_attr.lower():
-        rdn = f"{rdn_attr}={escape_rdn(new_user)}"
+        choices = [(rdn_attr, new_user)]
     elif new_user != user and rdn_attr.lower() == "cn":  # AD names the entry by its display name
-        rdn = f"{rdn_attr}={escape_rdn(r.display_name)}"
-    new_dn = f"{rdn},{parent}"
-    if not same_dn(new_dn, dn) and directory.exists(new_dn) and rdn_attr.lower() == "cn" and new_user != user:
-        new_dn = f"{rdn_attr}={escape_rdn(f'{r.display_name} ({new_user})')},{parent}"  # as the intake does
-    if not same_dn(new_dn, dn) and directory.exists(new_dn):
-        row("error", r, user, f"not moved or renamed: {new_dn} is already taken by another entry; do it by hand")
-        return None, waiting + 1, new_user != user
+        choices = [(rdn_attr, r.display_name), (rdn_attr, f"{r.display_name} ({new_user})")]  # as the intake does
     if not same_dn(parent, parent_dn(dn)):
         why.append(f"moved to {parent} (role {was.role or 'unknown before'} -> {r.role}, AUP 1.3)")
     mods: dict[str, list[tuple[str, list[Any]]]] = {}
@@ -733,16 +730,78 @@ def _relocate(
         upn = as_text(first(acct.raw, "userPrincipalName", ""))
         if "@" in upn:
             mods["userPrincipalName"] = [(ldap3.MODIFY_REPLACE, [f"{new_user}@{upn.rsplit('@', 1)[1]}"])]
-    row("mover", r, new_user, "; ".join(why))
-    change = Change(
-        "rename-account" if new_user != user else "move-account",
-        user,
-        f"{user}: " + "; ".join(why) + (f" (now {new_dn})" if not same_dn(new_dn, dn) else ""),
-        run=partial(_relocate_run, directory, state, dn, new_dn, user, new_user, mods),
-        details={"from": dn, "to": new_dn, "username": new_user, "was": user, "updates": carried},
-        check=checks.moved(dn, new_dn) if not same_dn(new_dn, dn) else checks.attributes(new_dn, mods),
-    )
-    return change, waiting, False
+    return _Move(acct, r, user, dn, new_user, parent, choices, why, carried, mods), waiting, False
+
+
+@dataclass
+class _Move:
+    """A rename and/or move, waiting for its new DN to be checked (_plan_moves)."""
+
+    acct: Account
+    r: MisRow
+    user: str
+    dn: str
+    new_user: str
+    parent: str
+    choices: list[tuple[str, str]]  # the new first RDN's (attribute, value), in order of preference
+    why: list[str]
+    carried: dict[str, str]  # the name change, made with a rename
+    mods: dict[str, list[tuple[str, list[Any]]]]
+
+
+def _rdn_value(rdn: str) -> tuple[str, str]:
+    """(attribute, value unescaped) of a single-valued first RDN."""
+    (attr, value, _), *_ = ldap3.utils.dn.parse_dn(rdn, escape=False, strip=False)
+    return attr, _unescape_value(value)
+
+
+def _plan_moves(directory: Directory, state: State, plan: Plan, moves: list[_Move], row: Any) -> int:
+    """Each rename or move as one change, its new DN the first choice no other entry holds (the OUs asked
+    in a search per OU, not an entry at a time); one whose every choice is taken is refused and named (its
+    name change held back with a rename). Returns how many rows wait for a person."""
+    wanted: dict[str, tuple[str, set[tuple[str, str]]]] = {}
+    for m in moves:
+        wanted.setdefault(normalise_dn(m.parent), (m.parent, set()))[1].update(m.choices)
+    held: set[str] = set()
+    for parent, pairs in wanted.values():
+        ordered = sorted(pairs)
+        for i in range(0, len(ordered), _OR_BATCH):
+            terms = "".join(f"({a}={escape_filter_chars(v)})" for a, v in ordered[i : i + _OR_BATCH])
+            for dn, _ in directory.search(parent, f"(|{terms})", ["1.1"], ldap3.LEVEL, raw=True):
+                held.add(normalise_dn(dn))
+    waiting = 0
+    for m in moves:
+        new_dn = None
+        for attr, value in m.choices:
+            candidate = f"{attr}={escape_rdn(value)},{m.parent}"
+            key = normalise_dn(candidate)
+            if key == normalise_dn(m.dn) or key not in held:
+                new_dn = candidate
+                held.add(key)  # two people of this run never get one DN
+                break
+        if new_dn is None:
+            row(
+                "error",
+                m.r,
+                m.user,
+                f"not moved or renamed: {m.choices[0][0]}={m.choices[0][1]} is already taken in {m.parent} by "
+                "another entry; do it by hand" + ("; the name is not changed until then" if m.carried else ""),
+            )
+            waiting += 1
+            continue
+        row("mover", m.r, m.new_user, "; ".join(m.why))
+        plan.add(
+            Change(
+                "rename-account" if m.new_user != m.user else "move-account",
+                m.user,
+                f"{m.user}: " + "; ".join(m.why) + (f" (now {new_dn})" if not same_dn(new_dn, m.dn) else ""),
+                run=partial(_relocate_run, directory, state, m.dn, new_dn, m.user, m.new_user, m.mods),
+                details={"from": m.dn, "to": new_dn, "username": m.new_user, "was": m.user, "changed": m.carried},
+                check=checks.moved(m.dn, new_dn) if not same_dn(new_dn, m.dn) else checks.attributes(new_dn, m.mods),
+            )
+        )
+        m.acct.dn, m.acct.username = new_dn, m.new_user  # what the rest of the plan (joiners' names) sees
+    return waiting
 
 
 def _relocate_run(
