@@ -568,3 +568,56 @@ def normalise(dn: str) -> str:
     from aupctl.directory import normalise_dn
 
     return normalise_dn(dn)
+
+
+@pytest.mark.openldap
+def test_rename_stopped_half_way_is_finished(fresh_openldap, tmp_path: Path) -> None:
+    """A run killed just after renaming the entry (its groups still name the old DN and username, its records
+    still under the old username, the intent left open): the next run finishes it."""
+    from aupctl.directory import first_rdn
+    from aupctl.records.roles import set_role
+    from aupctl.staff.sync import plan_sync, read_export
+
+    info = fresh_openldap
+    cfg, staff, others = _staff(info)
+    bride = next(a for a, role in staff if role == "teacher" and not a.disabled and a.groups)
+    st = open_state(cfg.state.path)
+    set_role(st, bride.username, "teacher", "set")
+    st.close()
+    ignore = ", ".join(f'"{u}"' for u in others)
+    _fresh_mis(info, f"rename = true\nignore = [{ignore}]\n")
+    rows = [_row(a, role) for a, role in staff]
+    code, out, err = run("staff", "sync", str(_write(tmp_path / "day1.csv", rows)), "--yes", config=info.config_path)
+    assert code in (0, 1), err
+    for r in rows:
+        if r["person_id"] == _pid(bride.username):
+            r["legal_last"], r["email"] = "Halfway", ""
+    day2 = _write(tmp_path / "day2.csv", rows)
+    cfg2 = config_mod.load(str(info.config_path))
+    d = Directory(cfg2, info.bind_password).connect()
+    st = open_state(cfg2.state.path)
+    before = d.flavour.find_user(d, bride.username)
+    s = plan_sync(cfg2, d, st, read_export(cfg2, str(day2)), today=dt.date.today())
+    ch = next(c for c in s.plan.changes if c.action == "rename-account")
+    s.close()
+    # The stopped run: its intent written, the entry renamed, and then nothing.
+    st.journal_intent("stopped", 1, ch.action, ch.target, ch.description, ch.details, ch.check.spec(), False)
+    d.rename(ch.details["from"], first_rdn(ch.details["to"]))
+    new_user = ch.details["username"]
+    assert list(d.search(cfg2.directory.base_dn, f"(member={before.dn})", ["1.1"]))  # stale until finished
+    st.close()
+    d.close()
+    code, out, err = run("staff", "sync", str(day2), "--yes", config=info.config_path)
+    assert code in (0, 1), (out, err)
+    d = Directory(cfg2, info.bind_password).connect()
+    acct = d.flavour.find_user(d, new_user)
+    assert acct is not None and acct.surname == "Halfway"
+    assert {normalise(g) for g in acct.groups} == {normalise(g) for g in before.groups}
+    old_f = f"(|(member={before.dn})(uniqueMember={before.dn})(memberUid={bride.username}))"
+    assert list(d.search(cfg2.directory.base_dn, old_f, ["1.1"])) == []
+    d.close()
+    st = open_state(cfg2.state.path)
+    assert recorded_roles(st)[new_user.lower()][0] == "teacher" and st.open_intents() == []
+    st.close()
+    code, out, err = run("staff", "sync", str(day2), "--yes", config=info.config_path)
+    assert "nothing to do" in out + err, (out, err)

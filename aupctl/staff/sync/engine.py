@@ -373,6 +373,7 @@ def plan_sync(
                     else f"withdrawal scheduled for {r.end_date}",
                 )
     waiting += _plan_moves(directory, state, plan, moves, row)
+    plan.extend(_unfinished_moves(directory, state))
     # People an earlier run matched (they hold an MIS id) and the export no longer holds: a truncated export.
     vanished = [a for a in live_accounts if id(a) not in claimed and as_text(first(a.raw, idattr, ""))]
     if len(leavers) + len(vanished) > cfg.mis.max_leavers * max(len(live_accounts), 1):
@@ -796,12 +797,42 @@ def _plan_moves(directory: Directory, state: State, plan: Plan, moves: list[_Mov
                 m.user,
                 f"{m.user}: " + "; ".join(m.why) + (f" (now {new_dn})" if not same_dn(new_dn, m.dn) else ""),
                 run=partial(_relocate_run, directory, state, m.dn, new_dn, m.user, m.new_user, m.mods),
-                details={"from": m.dn, "to": new_dn, "username": m.new_user, "was": m.user, "changed": m.carried},
+                details={
+                    "from": m.dn,
+                    "to": new_dn,
+                    "username": m.new_user,
+                    "was": m.user,
+                    "changed": m.carried,
+                    "mods": {k: ops[0][1][0] for k, ops in m.mods.items()},  # all REPLACEs of one value
+                },
                 check=checks.moved(m.dn, new_dn) if not same_dn(new_dn, m.dn) else checks.attributes(new_dn, m.mods),
             )
         )
         m.acct.dn, m.acct.username = new_dn, m.new_user  # what the rest of the plan (joiners' names) sees
     return waiting
+
+
+def _unfinished_moves(directory: Directory, state: State) -> list[Change]:
+    """A rename or move a stopped run began (its journal intent still open) is done again from what it
+    recorded: every step is idempotent, so the groups and records it did not reach are finished; the open
+    intent itself is reconciled before this plan is applied, as every stopped change is."""
+    out: list[Change] = []
+    for it in state.open_intents():
+        d = it.get("details") or {}
+        if it["action"] not in ("rename-account", "move-account") or not {"from", "to", "was", "username"} <= set(d):
+            continue
+        mods = {k: [(ldap3.MODIFY_REPLACE, [v])] for k, v in (d.get("mods") or {}).items()}
+        out.append(
+            Change(
+                it["action"],
+                d["was"],
+                f"finish what a stopped run began: {it.get('description') or it['action']}",
+                run=partial(_relocate_run, directory, state, d["from"], d["to"], d["was"], d["username"], mods),
+                details={**d, "finishing": it["id"]},
+                check=checks.moved(d["from"], d["to"]) if not same_dn(d["from"], d["to"]) else None,
+            )
+        )
+    return out
 
 
 def _relocate_run(
