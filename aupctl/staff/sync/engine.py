@@ -682,7 +682,9 @@ def _relocate(
     user, dn = acct.username, acct.dn
     new_user, parent = user, parent_dn(dn)
     target = _role_ou(cfg, r.role) if was.role != r.role else None
-    if target is not None and normalise_dn(parent) != target and (not was.role or _role_ou(cfg, was.role) != target):
+    # Moved when the new role has an OU of its own, other than the old role's, and the account is not in it
+    # already (anywhere under it: a school may keep sub-OUs); an unknown role counts as another OU.
+    if target is not None and not _under(dn, target) and (not was.role or _role_ou(cfg, was.role) != target):
         parent = cfg.role_ou(r.role)[0]
     why: list[str] = []
     waiting = 0
