@@ -453,10 +453,12 @@ def test_rename_moves_account_groups_and_records(layout: str, request: pytest.Fi
         cfg.accounts.max_length,
     )
     renamed = [p for p in people if p["kind"] == "mover" and "username" in p["detail"]]
-    assert len(renamed) == 1 and renamed[0]["detail"].startswith(f"username {bride.username} -> {base}"), people
+    assert len(renamed) == 1 and f"username {bride.username} -> {base}" in renamed[0]["detail"], people
+    assert renamed[0]["detail"].startswith("name: sn -> Okonkwo"), renamed
     new_user = renamed[0]["username"]
     errors = [p for p in people if p["kind"] == "error"]
     assert len(errors) == 1 and errors[0]["username"] == other.username, people
+    assert not any(p["username"] == other.username and p["kind"] == "mover" for p in people), people
     assert f"not renamed to {clash_user}" in errors[0]["detail"] and "roles 1" in errors[0]["detail"]
 
     cfg2 = config_mod.load(str(info.config_path))

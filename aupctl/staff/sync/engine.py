@@ -564,8 +564,6 @@ def _mover(
         updates["displayName"] = r.display_name
     if r.email and acct.email.casefold() != r.email.casefold():
         updates["mail"] = r.email
-    if updates:
-        row("mover", r, user, "name: " + ", ".join(f"{k} -> {v}" for k, v in updates.items()))
     if was.role != r.role:
         _role_move(cfg, directory, state, plan, acct, r, was, row)
     rename = cfg.mis.rename and ("givenName" in updates or "sn" in updates)
@@ -573,7 +571,8 @@ def _mover(
     relocation, waiting, hold = None, 0, False
     if (rename or moving) and not r.end_date:  # a leaver is moved by the withdrawal, and kept their username
         relocation, waiting, hold = _relocate(cfg, directory, state, acct, r, was, row, names, rename, updates)
-    if updates and not hold and not (relocation is not None and relocation.carried):
+    if updates and not hold and not (relocation is not None and relocation.carried):  # else with the rename
+        row("mover", r, user, "name: " + ", ".join(f"{k} -> {v}" for k, v in updates.items()))
         plan.add(
             _modify(
                 directory,
@@ -792,7 +791,8 @@ def _plan_moves(directory: Directory, state: State, plan: Plan, moves: list[_Mov
             )
             waiting += 1
             continue
-        row("mover", m.r, m.new_user, "; ".join(m.why))
+        named = ["name: " + ", ".join(f"{k} -> {v}" for k, v in m.carried.items())] if m.carried else []
+        row("mover", m.r, m.new_user, "; ".join(named + m.why))
         plan.add(
             Change(
                 "rename-account" if m.new_user != m.user else "move-account",
