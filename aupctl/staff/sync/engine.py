@@ -249,7 +249,7 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 def _fold(s: str) -> str:
     if s.isascii():  # what usernames.fold gives an ASCII name, without its per-letter Unicode walk
-        return _NOT_ALNUM.sub("", s.lower())
+        return s.lower() if s.isalnum() else _NOT_ALNUM.sub("", s.lower())
     try:
         return usernames.fold(s)
     except usernames.NotLatinError:
