@@ -623,3 +623,34 @@ def test_rename_stopped_half_way_is_finished(fresh_openldap, tmp_path: Path) -> 
     st.close()
     code, out, err = run("staff", "sync", str(day2), "--yes", config=info.config_path)
     assert "nothing to do" in out + err, (out, err)
+
+
+def test_relocate_changes_every_group_schema(tmp_path: Path) -> None:
+    """groups.relocate_changes: member and uniqueMember (its #'..'B UID kept) rewritten to the new DN,
+    memberUid to the new username, in one modify; nothing when the group does not name the old ones."""
+    import ldap3
+
+    from aupctl.directory import OpenLDAP
+    from aupctl.directory.groups import Group
+
+    schema = OpenLDAP(_cfg(tmp_path)).groups
+    old, new = "uid=jsmith,ou=Teachers,dc=x", "uid=jjones,ou=Office,dc=x"
+    both = Group(
+        "cn=g,dc=x",
+        frozenset({"groupofnames", "posixgroup"}),
+        {"member": ["UID=jsmith, ou=Teachers,dc=x", "uid=b,dc=x"], "memberUid": ["JSmith", "b"]},
+    )
+    got = schema.relocate_changes(both, old, new, "jsmith", "jjones")
+    assert got == {
+        "member": [(ldap3.MODIFY_ADD, [new]), (ldap3.MODIFY_DELETE, ["UID=jsmith, ou=Teachers,dc=x"])],
+        "memberUid": [(ldap3.MODIFY_ADD, ["jjones"]), (ldap3.MODIFY_DELETE, ["JSmith"])],
+    }
+    unique = Group("cn=u,dc=x", frozenset({"groupofuniquenames"}), {"uniqueMember": [old + "#'0101'B"]})
+    assert schema.relocate_changes(unique, old, new, "jsmith", "jjones") == {
+        "uniqueMember": [(ldap3.MODIFY_ADD, [new + "#'0101'B"]), (ldap3.MODIFY_DELETE, [old + "#'0101'B"])]
+    }
+    # Moved only (same username): memberUid untouched; already rewritten (refint): only the old value goes.
+    done = Group("cn=d,dc=x", frozenset({"groupofnames"}), {"member": [old, new]})
+    assert schema.relocate_changes(done, old, new, "jsmith", "jsmith") == {"member": [(ldap3.MODIFY_DELETE, [old])]}
+    other = Group("cn=o,dc=x", frozenset({"posixgroup"}), {"memberUid": ["someone"]})
+    assert schema.relocate_changes(other, old, new, "jsmith", "jjones") == {}
