@@ -654,3 +654,34 @@ def test_relocate_changes_every_group_schema(tmp_path: Path) -> None:
     assert schema.relocate_changes(done, old, new, "jsmith", "jsmith") == {"member": [(ldap3.MODIFY_DELETE, [old])]}
     other = Group("cn=o,dc=x", frozenset({"posixgroup"}), {"memberUid": ["someone"]})
     assert schema.relocate_changes(other, old, new, "jsmith", "jjones") == {}
+
+
+def test_rename_keeps_the_naming_convention(tmp_path: Path) -> None:
+    """The renamed entry's first RDN follows how it was named: by username (uid=, or CN=jsmith) -> the new
+    username; by display name (CN=Jane Smith, as AD's are) -> the new display name, else 'Name (username)'."""
+    from types import SimpleNamespace
+
+    from aupctl.directory import Account, OpenLDAP
+    from aupctl.roles import RoleInfo
+    from aupctl.staff.sync import engine
+
+    cfg = _cfg(tmp_path)
+    st = open_state(str(tmp_path / "state.db"))
+    directory = SimpleNamespace(flavour=OpenLDAP(cfg))
+    names = engine._Usernames(cfg, directory, [])
+    names.everything = True  # nothing to search: the test's usernames are all free
+    r = engine.MisRow(2, "P1", "Jane", "Okonkwo", "", "", "", "teacher", "teacher", None, None, "")
+    moves = {}
+    for dn in ("uid=jsmith,ou=T,dc=x", "CN=jsmith,ou=T,dc=x", "CN=Jane Smith,ou=T,dc=x"):
+        acct = Account(dn=dn, username="jsmith", given_name="Jane", surname="Smith")
+        m, waiting, hold = engine._relocate(
+            cfg, directory, st, acct, r, RoleInfo("teacher", "x"), lambda *a: None, names, True, {"sn": "Okonkwo"}
+        )
+        assert m is not None and not waiting and not hold
+        moves[dn] = m
+    assert moves["uid=jsmith,ou=T,dc=x"].choices == [("uid", "jokonkwo")]
+    assert moves["CN=jsmith,ou=T,dc=x"].choices == [("CN", moves["CN=jsmith,ou=T,dc=x"].new_user)]
+    named = moves["CN=Jane Smith,ou=T,dc=x"]
+    assert named.choices == [("CN", "Jane Okonkwo"), ("CN", f"Jane Okonkwo ({named.new_user})")]
+    assert named.carried == {"sn": "Okonkwo"} and named.mods["sn"][0][1] == ["Okonkwo"]
+    st.close()

@@ -726,7 +726,9 @@ def _relocate(
     choices = [_rdn_value(first_rdn(dn))]  # (attribute, value) of the new first RDN, in order of preference
     if new_user != user and rdn_attr.lower() == fl.username_attr.lower():
         choices = [(rdn_attr, new_user)]
-    elif new_user != user and rdn_attr.lower() == "cn":  # AD names the entry by its display name
+    elif new_user != user and choices[0][1].lower() == user.lower():  # named by its username (CN=jsmith)
+        choices = [(rdn_attr, new_user)]
+    elif new_user != user and rdn_attr.lower() == "cn":  # named by the display name, as AD's are
         choices = [(rdn_attr, r.display_name), (rdn_attr, f"{r.display_name} ({new_user})")]  # as the intake does
     if not same_dn(parent, parent_dn(dn)):
         why.append(f"moved to {parent} (role {was.role or 'unknown before'} -> {r.role}, AUP 1.3)")
