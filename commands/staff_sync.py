@@ -24,7 +24,7 @@ COLUMNS = ["kind", "line", "username", "name", "detail"]
     default=86400,
     show_default=True,
     metavar="SECONDS",
-    help="Refuse an export file older than this.",
+    help="Refuse an export older than this: by its export date column if it has one, else by the file's time.",
 )
 @click.option("--accept-headers", is_flag=True, help="Accept an export whose columns differ from last time.")
 @click.option(
@@ -50,10 +50,11 @@ def sync(
     \b
     Joiners are created as `staff import` creates them once their start date is within
     [mis] create_days_before; movers change role groups (ending approvals the new role may not
-    hold) or names; an end date schedules the withdrawal (past: withdrawn now). Someone missing
-    from the export is listed, never disabled. Refused, nothing changed (exit 2): an empty or
-    stale export, changed columns, more leavers than [mis] max_leavers. Exit 1 when something
-    waits for a person (an ambiguous match, someone not in the MIS).
+    hold) and OU (where the new role has one), or names (with [mis] rename = true, the username
+    too); an end date schedules the withdrawal (past: withdrawn now). Someone missing from the
+    export is listed, never disabled. Refused, nothing changed (exit 2): an empty or stale
+    export, changed columns, more leavers than [mis] max_leavers. Exit 1 when something waits
+    for a person (an ambiguous match, someone not in the MIS, a rename or move that clashes).
     """
     from aupctl.staff import sync as engine
     from aupctl.state import today

@@ -49,6 +49,8 @@ class ActiveDirectory(Flavour):
     person_filter = "(&(objectCategory=person)(objectClass=user))"
     group_filter = "(objectClass=group)"
     brief_attributes = ["sAMAccountName", "cn", "displayName", "userAccountControl", "memberOf"]
+    members_follow_renames = True  # member/memberOf are linked: the DC rewrites them on a rename or move
+    lean_attributes = [*brief_attributes, "givenName", "sn", "mail", "employeeNumber", "description", "pwdLastSet"]
     user_attributes = [
         "sAMAccountName",
         "givenName",
@@ -102,6 +104,15 @@ class ActiveDirectory(Flavour):
             uac=uac,
             raw=attrs,
         )
+
+    def _lean_state(self, got: Attrs) -> dict[str, Any]:
+        uac = int(one(got, "useraccountcontrol") or 0)
+        return {
+            "disabled": bool(uac & UAC_ACCOUNTDISABLE),
+            "must_change": as_text(one(got, "pwdlastset")) == "0",
+            "groups": [dn_text(g) for g in got.get("memberof") or ()],
+            "uac": uac,
+        }
 
     def effective_members(
         self, directory: Connection, group_dn: str, groups: dict[str, list[str]] | None = None

@@ -280,6 +280,11 @@ class Connection:
         ok = self._call(f"move {dn}", lambda c: c.modify_dn(dn, rdn, new_superior=new_parent))
         return self._check(ok, f"cannot move {dn} to {new_parent}")
 
+    def rename(self, dn: str, new_rdn: str, new_parent: str | None = None) -> str:
+        """modrdn: a new first RDN (the old RDN value deleted), and a new parent if given, in one request."""
+        ok = self._call(f"rename {dn}", lambda c: c.modify_dn(dn, new_rdn, delete_old_dn=True, new_superior=new_parent))
+        return self._check(ok, f"cannot rename {dn} to {new_rdn}" + (f" under {new_parent}" if new_parent else ""))
+
     def password_modify(self, dn: str, new_password: str) -> None:
         def op(c: ldap3.Connection) -> Any:
             return c.extend.standard.modify_password(user=dn, new_password=new_password)

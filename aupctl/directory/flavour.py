@@ -18,7 +18,7 @@ from .connection import Connection, DirectoryError
 from .dn import same_dn
 from .groups import GroupSchema
 from .policy import PasswordPolicy
-from .values import Attrs
+from .values import Attrs, as_text
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -34,6 +34,8 @@ class Flavour:
     member_attrs = ["member"]  # where a group keeps its members
     user_attributes: list[str] = []
     brief_attributes: list[str] = []
+    # What `staff sync` reads of thousands (raw, decoded leanly): brief_attributes, names, mail, staff code
+    lean_attributes: list[str] = []
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -55,6 +57,33 @@ class Flavour:
         """An Account from brief_attributes read raw (bytes values): only what a review of thousands
         needs (username, name, disabled, and on AD direct groups)."""
         return self.account(dn, attrs)
+
+    def lean_account(self, dn: str, attrs: Attrs) -> Account:
+        """An Account from lean_attributes read raw: brief_account's, with the names, mail, staff code and
+        must_change (no times: decoding those is most of the cost of `account` for thousands)."""
+        got = {k.lower(): v for k, v in attrs.items()}  # one pass, as brief_account
+        get = got.get
+
+        def text(name: str) -> str:  # one call a value, not one() then as_text(): thousands of entries
+            found = get(name)
+            return as_text(found[0]) if found else ""
+
+        return Account(
+            dn=dn,
+            username=text(self.username_attr.lower()),
+            given_name=text("givenname"),
+            surname=text("sn"),
+            display_name=text("displayname") or text("cn"),
+            email=text("mail"),
+            staff_code=text("employeenumber"),
+            description=text("description"),
+            raw=attrs,
+            **self._lean_state(got),
+        )
+
+    def _lean_state(self, got: Attrs) -> dict[str, Any]:
+        """lean_account's flavour-specific fields (disabled, must_change, ...) from lower-cased raw attributes."""
+        raise NotImplementedError
 
     def find_user(self, directory: Connection, username: str) -> Account | None:
         for dn, attrs in directory.search(self.cfg.directory.base_dn, self.user_filter(username), self.user_attributes):
@@ -155,6 +184,30 @@ class Flavour:
                 return True
             except DirectoryError as exc:
                 # Changed under us since the read (a value there or gone): read again and redo, once.
+                if attempt == 2 or exc.result not in ("attributeOrValueExists", "noSuchAttribute"):
+                    raise
+        return False  # pragma: no cover - the loop returns or raises
+
+    # Does the server rewrite group members' DNs when an account is renamed or moved (AD's linked attributes)?
+    members_follow_renames = False
+
+    def relocate_member(
+        self, directory: Connection, group_dn: str, old_dn: str, new_dn: str, old_user: str, new_user: str
+    ) -> bool:
+        """Make group_dn hold the renamed or moved account (new_dn, new_user) where it held old_dn / old_user
+        (groups.relocate_changes); idempotent, True if a change was made."""
+        schema = self.groups
+        for attempt in (1, 2):
+            group = schema.read(directory, group_dn)
+            if group is None:
+                return False
+            changes = schema.relocate_changes(group, old_dn, new_dn, old_user, new_user)
+            if not changes:
+                return False
+            try:
+                directory.modify(group_dn, changes)
+                return True
+            except DirectoryError as exc:  # changed under us since the read: read again and redo, once
                 if attempt == 2 or exc.result not in ("attributeOrValueExists", "noSuchAttribute"):
                     raise
         return False  # pragma: no cover - the loop returns or raises

@@ -259,6 +259,34 @@ class GroupSchema:
             ops.append((ldap3.MODIFY_ADD, "memberUid", [u for _, u in members]))
         return ops
 
+    def relocate_changes(
+        self, group: Group, old_dn: str, new_dn: str, old_user: str | None, new_user: str | None
+    ) -> Changes:
+        """The one modify that follows a member renamed or moved (old_dn -> new_dn, old_user -> new_user): DN
+        values (member, uniqueMember with its #'..'B UID kept) and memberUid replaced ({} if nothing holds
+        the old ones). Servers without referential integrity (slapd without refint) keep the old DN otherwise."""
+        changes: Changes = {}
+        old_key, new_key = normalise_dn(old_dn), normalise_dn(new_dn)
+        for name in ("member", "uniqueMember"):
+            current = group.values.get(name, [])
+            found = [v for v in current if normalise_dn(_strip_uid(v)) == old_key]
+            if not found:
+                continue
+            ops: list[tuple[str, list[Any]]] = [(ldap3.MODIFY_DELETE, found)]
+            if not any(normalise_dn(_strip_uid(v)) == new_key for v in current):
+                suffix = found[0][len(_strip_uid(found[0])) :] if name == "uniqueMember" else ""
+                ops.insert(0, (ldap3.MODIFY_ADD, [new_dn + suffix]))
+            changes[name] = ops
+        if old_user and new_user and old_user.lower() != new_user.lower():
+            held = group.values.get("memberUid", [])
+            found = [v for v in held if v.lower() == old_user.lower()]
+            if found:
+                ops = [(ldap3.MODIFY_DELETE, found)]
+                if not any(v.lower() == new_user.lower() for v in held):
+                    ops.insert(0, (ldap3.MODIFY_ADD, [new_user]))
+                changes["memberUid"] = ops
+        return changes
+
     def remove_changes(self, group: Group, member_dn: str, username: str | None) -> Changes:
         """The one modify that takes member_dn out of every attribute that holds it ({} if none does). The
         last member of a groupOfNames/groupOfUniqueNames is replaced by the placeholder, or refused."""

@@ -38,6 +38,7 @@ class OpenLDAP(Flavour):
     member_attrs = ["member", "uniqueMember", "memberUid"]
     # What a review of thousands needs (name, enabled, DN): fewer attributes to decode than user_attributes
     brief_attributes = ["uid", "cn", "displayName", "pwdAccountLockedTime"]
+    lean_attributes = [*brief_attributes, "givenName", "sn", "mail", "employeeNumber", "description", "pwdReset"]
     user_attributes = [
         "uid",
         "givenName",
@@ -91,6 +92,9 @@ class OpenLDAP(Flavour):
             disabled=bool(one(got, "pwdaccountlockedtime")),
             raw=attrs,
         )
+
+    def _lean_state(self, got: Attrs) -> dict[str, Any]:
+        return {"disabled": bool(one(got, "pwdaccountlockedtime")), "must_change": is_true(one(got, "pwdreset"))}
 
     def fill_groups(self, directory: Connection, accounts: list[Account]) -> None:
         """Direct groups of each account, of every schema: member / uniqueMember by DN, memberUid by username."""

@@ -100,8 +100,11 @@ def _many(kind: type[InputError | NotFoundError], head: str, lines: list[str]) -
     return kind(text)
 
 
-def resolve(directory: Directory, requests: list[Request]) -> list[tuple[Request, Account]]:
-    """Every request to its account, all before anything changes: an unknown person refuses the lot."""
+def resolve(
+    directory: Directory, requests: list[Request], known: dict[str, Account] | None = None
+) -> list[tuple[Request, Account]]:
+    """Every request to its account, all before anything changes: an unknown person refuses the lot.
+    known: accounts (with their groups) the caller has read already, by lower-cased username."""
     flavour = directory.flavour
     problems: list[str] = []
     out: list[tuple[Request, Account]] = []
@@ -116,7 +119,7 @@ def resolve(directory: Directory, requests: list[Request]) -> list[tuple[Request
                 continue
             acct = found[0] if found else None
         else:
-            acct = flavour.find_user(directory, req.who)
+            acct = (known or {}).get(req.who.lower()) or flavour.find_user(directory, req.who)
         if acct is None:
             problems.append(f"{req.label}: no such account in {directory.cfg.directory.base_dn}")
             continue
@@ -159,11 +162,20 @@ def list_leavers(state: State, *, status: str | None = None) -> list[dict[str, A
 # -- plans --
 
 
-def withdraw(cfg: Config, directory: Directory, state: State, requests: list[Request], *, today: dt.date) -> Plan:
-    """One plan for everyone asked: future dates are scheduled, today or earlier withdrawn now."""
+def withdraw(
+    cfg: Config,
+    directory: Directory,
+    state: State,
+    requests: list[Request],
+    *,
+    today: dt.date,
+    known: dict[str, Account] | None = None,
+) -> Plan:
+    """One plan for everyone asked: future dates are scheduled, today or earlier withdrawn now. known: as
+    resolve's (`staff sync` has read every person already)."""
     for req in requests:  # the reason goes on the account's description and into the store
         refuse_unsafe(req.reason, f"line {req.line}: reason" if req.line else "--reason")
-    resolved = resolve(directory, requests)
+    resolved = resolve(directory, requests, known)
     plan = Plan(f"withdraw {len(resolved)} leaver(s)" if len(resolved) != 1 else f"withdraw {resolved[0][1].username}")
     leavers_dn = _leavers_dn(cfg, directory)
     scheduled = withdrawn = 0

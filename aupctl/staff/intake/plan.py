@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import ldap3
+from ldap3.utils.conv import escape_filter_chars
 
 from ... import checks, credfile, templates, usernames
 from ...access.grant import grant_changes
@@ -205,12 +206,14 @@ def plan_intake(
     *,
     credentials_out: str | None = None,
     source: str = "",
+    known: tuple[list[Account], set[str]] | None = None,
 ) -> Intake:
     """The plan for these people, from what the directory and the state store hold now (touches nothing),
-    without the batches that make new accounts: runner.build adds those."""
+    without the batches that make new accounts: runner.build adds those. known: (every person, every
+    username taken) when the caller has read them already (`staff sync`), so the directory is read once."""
     fl = directory.flavour
     run_id = uuid.uuid4().hex[:12]
-    d = _Known.read(cfg, directory, state)
+    d = _Known.read(cfg, directory, state, known)
     ou_children = _check_targets(cfg, directory, people)
     row_errors: list[str] = []
     matched = _claim(cfg, d, people, row_errors)
@@ -257,8 +260,10 @@ class _Known:
     made: dict[str, dict[str, Any]]  # the provisioned rows, by lower-cased username
 
     @classmethod
-    def read(cls, cfg: Config, directory: Directory, state: State) -> _Known:
-        accounts, taken = _read_directory(cfg, directory)
+    def read(
+        cls, cfg: Config, directory: Directory, state: State, known: tuple[list[Account], set[str]] | None = None
+    ) -> _Known:
+        accounts, taken = known if known is not None else _read_directory(cfg, directory)
         by_code: dict[str, list[Account]] = {}
         by_user: dict[str, Account] = {}
         for a in accounts:
@@ -281,9 +286,9 @@ def _check_targets(cfg: Config, directory: Directory, people: list[Person]) -> d
         if directory.read(ou_dn, ["1.1"]) is None:
             problems.append(f"{ou_key}: {ou_dn} does not exist in the directory")
             continue
-        ou_children[normalise_dn(ou_dn)] = {
-            _rdn_key(dn) for dn, _ in directory.search(ou_dn, "(objectClass=*)", ["1.1"], ldap3.LEVEL)
-        }
+        ou_children[normalise_dn(ou_dn)] = _children_named(
+            cfg, directory, ou_dn, [p for p in people if p.role == role_name]
+        )
         for g in role.groups:
             gdn = cfg.group_dn(g)
             if gdn not in group_ok:
@@ -296,6 +301,24 @@ def _check_targets(cfg: Config, directory: Directory, people: list[Person]) -> d
             + "\n  ".join(problems)
         )
     return ou_children
+
+
+def _children_named(cfg: Config, directory: Directory, ou_dn: str, people: list[Person]) -> set[str]:
+    """The first RDNs (as _rdn_key) in ou_dn that a new account of these people could clash with: those
+    starting with a person's display name (AD names the entry by it) or username stem (OpenLDAP), rather
+    than every child of an OU of thousands."""
+    fl = directory.flavour
+    probe = fl.new_user(
+        username="x", given_name="x", surname="x", display_name="x", email="", staff_code="", ou_dn=ou_dn
+    )[0]
+    attr = first_rdn(probe).partition("=")[0]
+    stems = {p.username or usernames.suffix_filter_value(p.base, cfg.accounts.max_length) for p in people}
+    prefixes = sorted({p.display_name for p in people} | stems - {""})
+    out: set[str] = set()
+    for i in range(0, len(prefixes), 100):
+        f = "(|" + "".join(f"({attr}={escape_filter_chars(v)}*)" for v in prefixes[i : i + 100]) + ")"
+        out.update(_rdn_key(dn) for dn, _ in directory.search(ou_dn, f, ["1.1"], ldap3.LEVEL, raw=True))
+    return out
 
 
 def _claim(cfg: Config, d: _Known, people: list[Person], row_errors: list[str]) -> dict[int, Account]:

@@ -49,10 +49,11 @@ def build(
     *,
     credentials_out: str | None = None,
     source: str = "",
+    known: tuple[list[Account], set[str]] | None = None,
 ) -> Intake:
     """The whole plan for these people (touches nothing): plan_intake's changes after the batches that
-    make the new accounts, which run on a Runner (closed by Intake.close)."""
-    intake = plan_intake(cfg, directory, state, people, credentials_out=credentials_out, source=source)
+    make the new accounts, which run on a Runner (closed by Intake.close). known: as plan_intake's."""
+    intake = plan_intake(cfg, directory, state, people, credentials_out=credentials_out, source=source, known=known)
     runner = intake.runner = Runner(cfg, directory, state, intake)
     intake.plan.changes[0:0] = runner.batch_changes()
     return intake

@@ -4,7 +4,8 @@ documented report fields (tests/data/mis/README.md says where); a school's own h
 from __future__ import annotations
 
 # aupctl's fields: person_id (immutable MIS id), legal and preferred names, staff code, work email, role or
-# post, start and end date, department.
+# post, start and end date, department, and the export's own date where the report carries one (none of the
+# header sets below documents one: a school whose report has one maps it in [mis.columns] export_date).
 FIELDS = [
     "person_id",
     "legal_first",
@@ -17,6 +18,7 @@ FIELDS = [
     "start_date",
     "end_date",
     "department",
+    "export_date",  # when the MIS made the export (a date, or date and time): its age is judged by it
 ]
 REQUIRED = ["person_id", "legal_first", "legal_last", "role"]
 
