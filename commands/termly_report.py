@@ -86,7 +86,8 @@ def _schools(ctx: Ctx, period: Any, today: Any, no_directory: bool, all_schools:
         now = data.NOT_READ if no_directory else data.read_now(cfg, ctx.directory, state)
         return [data.build_school(cfg, state, now, period, today=today, key=cfg.school_key or None)]
     parts = []
-    for key in list(ctx.trust.keys) or [None]:
+    keys: list[str | None] = list(ctx.trust.keys) or [None]
+    for key in keys:
         sub = ctx.for_school(key)
         try:
             now = data.NOT_READ

@@ -20,7 +20,7 @@ from .ad import (
     ActiveDirectory,
 )
 from .connection import Connection, DirectoryError
-from .dn import child_dn, first_rdn, group_name, is_under, normalise_dn, parent_dn, same_dn
+from .dn import child_dn, first_rdn, group_name, is_under, normalise_dn, parent_dn, same_dn, unescape_value
 from .flavour import Flavour
 from .groups import unresolved_dn, unresolved_username
 from .lookup import require_account
@@ -74,4 +74,5 @@ __all__ = [
     "unresolved_dn",
     "unresolved_username",
     "values",
+    "unescape_value",
 ]

@@ -77,7 +77,7 @@ def normalise_dn(dn: str) -> str:
 _DN_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{2})|\\(.)", re.S)
 
 
-def _unescape_value(value: str) -> str:
+def unescape_value(value: str) -> str:
     """An RDN value as the characters it stands for: servers send `\\2C` where a person wrote `\\,`, and
     `\\C3\\AB` for `ë`; both must compare equal to the plain form."""
     raw = bytearray()
@@ -95,7 +95,7 @@ def _canonical_dn(dn: str) -> str:
     rdns: list[str] = []
     current: list[str] = []
     for attr, value, sep in ldap3.utils.dn.parse_dn(ldap3.utils.dn.safe_dn(dn)):
-        plain = _unescape_value(value).strip().lower()
+        plain = unescape_value(value).strip().lower()
         current.append(f"{attr.strip().lower()}={escape_rdn(plain)}")
         if sep != "+":
             rdns.append("+".join(sorted(current)))

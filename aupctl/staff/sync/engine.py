@@ -31,9 +31,9 @@ from ...directory import (
     normalise_dn,
     parent_dn,
     same_dn,
+    unescape_value,
     values,
 )
-from ...directory.dn import _unescape_value  # the one RDN unescaping (\\2C and \\, alike)
 from ...eligibility import ROLE, ineligible
 from ...errors import ConfigError, InputError, NotFoundError, RefusedError
 from ...leavers import schedule
@@ -279,8 +279,8 @@ def plan_sync(
         )
     accounts = read_people(cfg, directory, idattr)
     leavers_ou = normalise_dn(cfg.dn(cfg.directory.leavers_ou))
-    gone = {a.dn for a in accounts if _under(a.dn, leavers_ou)}
-    live_accounts = [a for a in accounts if a.dn not in gone]
+    withdrawn = {a.dn for a in accounts if _under(a.dn, leavers_ou)}
+    live_accounts = [a for a in accounts if a.dn not in withdrawn]
     by_id: dict[str, Account] = {}
     for a in accounts:
         pid = as_text(first(a.raw, idattr, ""))
@@ -348,7 +348,7 @@ def plan_sync(
             continue
         assert isinstance(acct, Account)
         claimed.add(id(acct))
-        if acct.dn in gone:
+        if acct.dn in withdrawn:
             continue
         if as_text(first(acct.raw, idattr, "")) != r.person_id:
             plan.add(
@@ -764,7 +764,7 @@ class _Move:
 def _rdn_value(rdn: str) -> tuple[str, str]:
     """(attribute, value unescaped) of a single-valued first RDN."""
     (attr, value, _), *_ = ldap3.utils.dn.parse_dn(rdn, escape=False, strip=False)
-    return attr, _unescape_value(value)
+    return attr, unescape_value(value)
 
 
 def _plan_moves(directory: Directory, state: State, plan: Plan, moves: list[_Move], row: Any) -> int:
