@@ -486,6 +486,11 @@ def test_a_campaign_by_mail_start_apply_report_close(base, tmp_path: Path, smtp_
     }
     assert recert["answers"]["removed"] == 1 and recert["answers"]["kept"] == len(raise_rows) - 1
     assert recert["open"] == status["campaign"]["undecided"] == by["schoolcomms"]["members"] > 0
+    page = tmp_path / "report.html"
+    code, out, err = run("report", "--no-directory", "--out", str(page), config=path)
+    assert code == 0, err
+    kept, open_ = recert["answers"]["kept"], recert["open"]
+    assert f"{kept} kept, 1 removed, {open_} no answer; {open_} still to answer" in page.read_text()
 
     # close at the due date (moved here in the store) with Schoolcomms undecided: exit 1, kept by default
     st.execute("UPDATE recert_campaigns SET due = ?", (TODAY.isoformat(),))
