@@ -384,6 +384,12 @@ def test_one_school_config_is_unchanged(openldap_sandbox: sb.SandboxInfo) -> Non
     )
     assert code == 1, err
     assert [s["school"] for s in json.loads(out)["data"]["schools"]] == ["Hollybank Primary School"]
+    code, out, err = run_main(
+        "--format", "json", "report", "--all-schools", "--no-directory", config=openldap_sandbox.config_path
+    )
+    assert code == 0, err  # a config of one school: its one part, no roll-up
+    doc = json.loads(out)["data"]
+    assert [s["name"] for s in doc["schools"]] == ["Hollybank Primary School"] and doc["rollup"] is None
     assert os.path.exists(openldap_sandbox.dir / "state.db")
 
 
@@ -528,3 +534,5 @@ def test_all_schools_estate_and_domain_audit_snapshots_and_the_report(
     code, out, err = run_main("--school", "elmwood", "--format", "json", "report", "--no-directory", config=trust)
     assert code == 0 and [s["key"] for s in json.loads(out)["data"]["schools"]] == ["elmwood"]
     assert json.loads(out)["data"]["rollup"] is None
+    code, _, err = run_main("--school", "oakfield", "report", "--all-schools", "--no-directory", config=trust)
+    assert code == 2 and "not both" in err
