@@ -523,6 +523,8 @@ def test_mail_server_down_at_start_then_notify_sends_the_rest_and_the_reminders(
     assert camp.status == "open" and len(list((tmp_path / "files").glob("*.csv"))) == 2
     assert not st.query("SELECT * FROM notices"), "nothing recorded as sent"
     assert len(smtp_server.received) == before
+    late = build(cfg, st, d, None, today=due + dt.timedelta(days=1))  # past due: `close` reports, no letter asks
+    assert not [r for r in late.reminders if r.kind == "recertify"] and not late.findings
 
     code, out, err = run("notify", "--yes", config=path)
     assert code == 0, err
