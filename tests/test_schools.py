@@ -455,6 +455,26 @@ placeholder_member = "cn=nobody,ou=Groups"
     assert code == 0, err
     assert {r["username"] for r in json.loads(out)["data"]} == set(people["elmwood"])
     assert (ad_sandbox.dir / "state-elmwood.db").exists() and not (ad_sandbox.dir / "state.db").exists()
+    # the estate and domain audits across the AD trust: a school column, each school's snapshot in its store
+    from aupctl.records import snapshots
+
+    for args, kind in ((("estate", "audit", "--no-probe"), "estate-audit"), (("domain", "audit"), "domain-audit")):
+        code, out, err = run_main("--format", "json", *args, "--all-schools", config=path)
+        doc = json.loads(out)
+        assert code == 1, (args, err)
+        assert [s["school"] for s in doc["data"]["schools"]] == [*OU_SCHOOLS, "hollybank"], args
+        assert all(s["error"] is None for s in doc["data"]["schools"]), args
+        for key in (*OU_SCHOOLS, "hollybank"):
+            st = State(str(ad_sandbox.dir / f"state-{key}.db"))
+            try:
+                mine = snapshots.latest(st, kind)
+            finally:
+                st.close()
+            assert mine is not None and mine["total"] == sum(1 for f in doc["findings"] if f["school"] == key)
+    # the AD domain's own policy (lockout off in the sandbox) is each AD school's finding, not Hollybank's
+    found = {(f["school"], f["check"]) for f in doc["findings"]}
+    assert all((key, "policy-no-lockout") in found for key in OU_SCHOOLS), found
+    assert ("hollybank", "policy-no-lockout") not in found
 
 
 def test_all_schools_estate_and_domain_audit_snapshots_and_the_report(
