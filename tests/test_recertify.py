@@ -511,6 +511,13 @@ def test_mail_server_down_at_start_then_notify_sends_the_rest_and_the_reminders(
     cfg, d, st, path = mail_setup(base, tmp_path, smtp_server, okafor=True)
     before = len(smtp_server.received)
     due = TODAY + dt.timedelta(days=20)
+    # the mail password missing: stopped before the campaign opens (exit 2), nothing written
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(str(smtp_server.password_file), str(tmp_path / "no-such.pw")), encoding="utf-8")
+    code, out, err = run("access", "recertify", "start", "--system", "sims", "--yes", config=path)
+    assert code == 2 and "mail password" in err, err
+    assert not st.query("SELECT * FROM recert_campaigns") and not (tmp_path / "files").exists()
+    path.write_text(text, encoding="utf-8")
     smtp_server.stop()
     try:
         code, out, err = run("access", "recertify", "start", "--system", "sims", "--due", due.isoformat(), "--yes",

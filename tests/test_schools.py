@@ -525,6 +525,19 @@ def test_all_schools_estate_and_domain_audit_snapshots_and_the_report(
             assert mine is not None, (key, kind)
             found = [f for f in doc["findings"] if f["school"] == key]
             assert mine["total"] == len(found), (key, kind, mine)
+
+    # a single run (--school KEY) keeps its snapshot in that school's store too, and only there
+    def count(key: str) -> int:
+        st = State(str(trust.parent / f"state-{key}.db"))
+        try:
+            return len(snapshots.between(st, "2000-01-01", "9999-12-31", "domain-audit"))
+        finally:
+            st.close()
+
+    was = {k: count(k) for k in ("ashgrove", "oakfield")}
+    code, out, err = run_main("--school", "ashgrove", "domain", "audit", config=trust)
+    assert code == 1, err
+    assert {k: count(k) for k in was} == {"ashgrove": was["ashgrove"] + 1, "oakfield": was["oakfield"]}
     assert not (trust.parent / "state-farley.db").exists() or not snapshots.latest(
         State(str(trust.parent / "state-farley.db")), "estate-audit"
     )
