@@ -98,12 +98,21 @@ def _mail_letters(ctx: Ctx, secret: str | None) -> None:
     cfg = ctx.config
     outbox = Outbox(cfg)
     run = plan_of(cfg, ctx.state, campaign_letters(cfg, ctx.state, today()), outbox)
+    run.plan.title = "mail each approver their decisions file"
+    as_json = wants_json(ctx)  # the envelope's plan stays the campaign's; the letters go under data
     try:
         if not run.plan.empty:
             outbox.ready(secret)
             check_letters(cfg, run.reminders)
             # the technician confirmed the campaign; its letters are part of it
-            run_plan(ctx, run.plan, dry_run=False, yes=True, done=f"{len(run.plan.changes)} letter(s) sent")
+            n = len(run.plan.changes)
+            run_plan(ctx, run.plan, dry_run=False, yes=True, show=not as_json, done=f"{n} letter(s) sent")
+        if as_json:
+            sent = [
+                {"to": list(r.letter.to), "subject": r.letter.subject, "files": [a[0] for a in r.letter.attachments]}
+                for r in run.reminders
+            ]
+            set_json(ctx, data={"letters": sent})
     except AupctlError:
         warn("the campaign is open, but not every approver was mailed: `aupctl notify --yes` sends the rest")
         raise

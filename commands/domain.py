@@ -53,6 +53,8 @@ def audit(ctx: Ctx, all_schools: bool) -> None:
 
         def one(sub: Ctx) -> tuple[list, int]:
             found = run_audit(sub.config, sub.directory, _state_or_none(sub))
+            for line in found.warnings:  # e.g. a count not recorded: said per school, as a single run says it
+                warn(f"school {sub.config.school_key}: {line}")
             return found.findings, len(found.admins)
 
         run_all_schools(ctx, one, clean="no findings", snapshot="domain-audit")

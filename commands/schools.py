@@ -46,6 +46,12 @@ def _school_given_too(ctx: Ctx) -> bool:
     return ctx.school is not None and source == click.core.ParameterSource.COMMANDLINE
 
 
+def refuse_school_too(ctx: Ctx) -> None:
+    """--all-schools with --school KEY on the command line: a usage error (exit 2), whatever the job."""
+    if _school_given_too(ctx):
+        raise click.UsageError("give --school KEY or --all-schools, not both")
+
+
 def run_all_schools(
     ctx: Ctx,
     job: Callable[[Ctx], list[Finding] | tuple[list[Finding], int]],
@@ -56,8 +62,7 @@ def run_all_schools(
     """Run job(school's Ctx) -> findings (or (findings, subjects looked at)) for each school in turn; render
     them as one table / envelope; exit with the worst code. A config of one school is run as its one school.
     snapshot: the run's kind, kept in each school's own store for its termly report, as a single run is."""
-    if _school_given_too(ctx):
-        raise click.UsageError("give --school KEY or --all-schools, not both")
+    refuse_school_too(ctx)
     keys: list[str | None] = list(ctx.trust.keys) or [None]
     runs: list[SchoolRun] = []
     for key in keys:

@@ -12,7 +12,7 @@ from aupctl.errors import AupctlError
 
 from .context import Ctx, pass_ctx
 from .output import for_people, message, render, set_json, warn
-from .schools import all_schools_option
+from .schools import all_schools_option, refuse_school_too
 
 
 @click.command("report")
@@ -57,6 +57,8 @@ def cli(
 
     from aupctl.report import data
 
+    if all_schools:
+        refuse_school_too(ctx)
     today = dt.date.today()
     period = data.period_of(term, start, end, today)
     report = data.build(_schools(ctx, period, today, no_directory, all_schools), period, today=today)

@@ -1,10 +1,20 @@
 # Termly recertification by the approvers (policy 1.3): docs/recertification.md.
-# A campaign over SIMS and Target Tracker, due today so the demo can close it.
+# A campaign over SIMS and Target Tracker, due today so the demo can close it. [mail] is set (55-mail.sh):
+# each approver is mailed their decisions file through the sandbox's SMTP server.
 recert_dir="$DEMO_DIR/recertify"
 step "aupctl access recertify start --system sims --system target_tracker --due today --out $recert_dir --yes"
-aupctl access recertify start --system sims --system target_tracker --due "$(date +%F)" --out "$recert_dir" --yes | tail -n 6
+aupctl access recertify start --system sims --system target_tracker --due "$(date +%F)" --out "$recert_dir" --yes \
+  || echo "(exit $?: not every approver could be mailed: \`aupctl notify --yes\` sends the rest)"
 step "ls $recert_dir   # one decisions file per approver"
 ls "$recert_dir"
+step "ls $DEMO_DIR/mail   # the letters the SMTP server took: one per approver, their file attached"
+python3 - "$DEMO_DIR/mail" <<'PY'
+import email, email.policy, pathlib, sys
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.eml")):
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    files = ", ".join(p.get_filename() for p in msg.iter_attachments())
+    print(f"{path.name}  to {msg['To']}  \"{msg['Subject']}\"  attached: {files or 'nothing'}")
+PY
 
 step "# the headteacher fills in her file: keep the first SIMS member, remove the second, the rest left blank"
 head_file=$(ls "$recert_dir"/*mrs-a-patel*.csv)

@@ -397,3 +397,170 @@ def test_cli_start_status_close_and_json(base, tmp_path: Path) -> None:
     assert {f["check"] for f in env["findings"]} == {"recertify-undecided"}
     code, out, err = run("access", "recertify", "status", "--format", "json", config=path)
     assert json.loads(out)["data"]["campaign"]["status"] == "closed"
+
+
+# -- by mail (the approvers' letters through a real SMTP server on loopback, STARTTLS + AUTH) --
+
+HEAD_MAIL = "apatel@hollybank.test"
+SUBJECT = "Please review who has access"
+
+
+def mail_setup(base, tmp_path: Path, server, *, okafor: bool = False):
+    """setup() with [mail] reaching `server`, the headteacher written `Name <address>` (and the business
+    manager too if okafor; else a plain name, who cannot be mailed)."""
+    cfg, d, st, path = setup(base, tmp_path)
+    st.close()
+    text = path.read_text(encoding="utf-8").replace(f'"{HEAD}"', f'"{HEAD} <{HEAD_MAIL}>"')
+    if okafor:
+        text = text.replace(f'"{BUSINESS_MANAGER}"', f'"{BUSINESS_MANAGER} <dokafor@hollybank.test>"')
+    path.write_text(text + server.mail_toml() + '\n[notify]\ntechnician = "ICT <ict@hollybank.test>"\n')
+    cfg = load(str(path))
+    return cfg, d, State(cfg.state.path), path
+
+
+def attachment(msg) -> tuple[str, bytes]:
+    parts = list(msg.iter_attachments())
+    assert len(parts) == 1, [p.get_filename() for p in parts]
+    return parts[0].get_filename(), parts[0].get_payload(decode=True)
+
+
+def group_usernames(cfg, d, key: str) -> set[str]:
+    return {(d.flavour.groups.username_of(d, m) or m).lower() for m in members(cfg, d, key)}
+
+
+def test_a_campaign_by_mail_start_apply_report_close(base, tmp_path: Path, smtp_server) -> None:
+    cfg, d, st, path = mail_setup(base, tmp_path, smtp_server)
+    before = len(smtp_server.received)
+    code, out, err = run("--format", "json", "access", "recertify", "start", "--system", "raise", "--system",
+                         "schoolcomms", "--yes", config=path)  # fmt: skip
+    # the business manager (of Schoolcomms) is written without an address: a finding, exit 1; Mrs Patel mailed
+    assert code == 1, err
+    doc = envelope(out)
+    assert [(f["check"], f["subject"]) for f in doc["findings"]] == [("no-mail-address", BUSINESS_MANAGER)]
+    assert "systems.schoolcomms.approvers" in doc["findings"][0]["detail"]
+    actions = [c["action"] for c in doc["plan"]["changes"]]
+    assert actions == ["recertify-start", "recertify-file", "recertify-file"], actions  # the campaign's plan
+    assert [m["to"] for m in doc["data"]["letters"]] == [[f'"{HEAD}" <{HEAD_MAIL}>']]  # quoted: it holds ( )
+    got = smtp_server.received[before:]
+    assert [g.rcpt_tos for g in got] == [(HEAD_MAIL,)]
+    msg = got[0].message
+    assert msg["Subject"].startswith(SUBJECT) and msg["To"].addresses[0].addr_spec == HEAD_MAIL
+    assert msg.get_body(("plain",)) is not None and msg.get_body(("html",)) is not None
+    assert "RAISE Online" in msg.get_body(("plain",)).get_content() and "1.3" in msg.get_body(("plain",)).get_content()
+    name, data = attachment(msg)
+    files = {p.name: p for p in (tmp_path / "files").glob("*.csv")}
+    assert len(files) == 2 and name in files and "okafor" in "".join(files)  # both files on disk
+    assert data == files[name].read_bytes()  # the very bytes written on disk
+    rows = read_file(files[name])
+    for key in ("raise", "schoolcomms"):
+        assert {r["username"].lower() for r in rows if r["system"] == key} == group_usernames(cfg, d, key)
+    # each letter once: sent marks recorded, a notify the same day sends nothing more to the approvers
+    code, out, err = run("notify", "--yes", config=path)
+    assert code == 1 and "Okafor" in out  # still reported: it cannot be mailed
+    assert not [g for g in smtp_server.received[before + 1 :] if HEAD_MAIL in g.rcpt_tos]
+
+    # the headteacher returns the file: RAISE decided (one removed), Schoolcomms left blank
+    raise_rows = [r for r in rows if r["system"] == "raise"]
+    assert len(raise_rows) >= 2
+    for i, r in enumerate(raise_rows):
+        r["decision"], r["note"] = ("remove", "no longer needs it") if i == 0 else ("keep", "")
+    removed = raise_rows[0]["username"]
+    returned = tmp_path / "returned.csv"
+    write_file(returned, rows)
+    code, out, err = run("access", "recertify", "apply", str(returned), "--yes", config=path)
+    assert code == 0, err
+    assert not is_member(cfg, d, "raise", removed)
+
+    # the report's recertification part shows the same answers as `status`
+    code, out, err = run("--format", "json", "access", "recertify", "status", config=path)
+    status = json.loads(out)["data"]
+    code, out, err = run("--format", "json", "report", "--no-directory", config=path)
+    assert code == 0, err
+    recert = json.loads(out)["data"]["schools"][0]["sections"]["people"]["recertification"]
+    by = {s["system"]: s for s in status["systems"]}
+    assert recert["code"] == status["campaign"]["code"] and recert["status"] == "open"
+    assert recert["answers"] == {
+        "kept": by["raise"]["keep"] + by["schoolcomms"]["keep"],
+        "removed": by["raise"]["remove"] + by["schoolcomms"]["remove"],
+        "no answer": status["campaign"]["undecided"],
+    }
+    assert recert["answers"]["removed"] == 1 and recert["answers"]["kept"] == len(raise_rows) - 1
+    assert recert["open"] == status["campaign"]["undecided"] == by["schoolcomms"]["members"] > 0
+    page = tmp_path / "report.html"
+    code, out, err = run("report", "--no-directory", "--out", str(page), config=path)
+    assert code == 0, err
+    kept, open_ = recert["answers"]["kept"], recert["open"]
+    assert f"{kept} kept, 1 removed, {open_} no answer; {open_} still to answer" in page.read_text()
+
+    # close at the due date (moved here in the store) with Schoolcomms undecided: exit 1, kept by default
+    st.execute("UPDATE recert_campaigns SET due = ?", (TODAY.isoformat(),))
+    code, out, err = run("--format", "json", "access", "recertify", "close", "--yes", config=path)
+    assert code == 1, err
+    found = json.loads(out)["findings"]
+    assert found and {f["check"] for f in found} == {"recertify-undecided"}
+    assert {f["system"] for f in found} == {"schoolcomms"} and len(found) == by["schoolcomms"]["members"]
+    st.close()
+
+
+def test_mail_server_down_at_start_then_notify_sends_the_rest_and_the_reminders(
+    base, tmp_path: Path, smtp_server
+) -> None:
+    from aupctl.notify import Outbox, build
+    from aupctl.records import notices
+
+    cfg, d, st, path = mail_setup(base, tmp_path, smtp_server, okafor=True)
+    before = len(smtp_server.received)
+    due = TODAY + dt.timedelta(days=20)
+    # the mail password missing: stopped before the campaign opens (exit 2), nothing written
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(str(smtp_server.password_file), str(tmp_path / "no-such.pw")), encoding="utf-8")
+    code, out, err = run("access", "recertify", "start", "--system", "sims", "--yes", config=path)
+    assert code == 2 and "mail password" in err, err
+    assert not st.query("SELECT * FROM recert_campaigns") and not (tmp_path / "files").exists()
+    path.write_text(text, encoding="utf-8")
+    smtp_server.stop()
+    try:
+        code, out, err = run("access", "recertify", "start", "--system", "sims", "--due", due.isoformat(), "--yes",
+                             config=path)  # fmt: skip
+    finally:
+        smtp_server.start()
+    assert code == 3, err
+    assert "cannot reach mail server" in err and "aupctl notify --yes" in err
+    camp = load_campaign(st, system="sims")
+    assert camp.status == "open" and len(list((tmp_path / "files").glob("*.csv"))) == 2
+    assert not st.query("SELECT * FROM notices"), "nothing recorded as sent"
+    assert len(smtp_server.received) == before
+    late = build(cfg, st, d, None, today=due + dt.timedelta(days=1))  # past due: `close` reports, no letter asks
+    assert not [r for r in late.reminders if r.kind == "recertify"] and not late.findings
+
+    code, out, err = run("notify", "--yes", config=path)
+    assert code == 0, err
+    got = smtp_server.received[before:]
+    opening = [g for g in got if g.message["Subject"].startswith(SUBJECT)]
+    assert sorted(g.rcpt_tos for g in opening) == [(HEAD_MAIL,), ("dokafor@hollybank.test",)]
+    assert not [g for g in got if g.message["Subject"].startswith("Access review")]  # no "open" reminder on top
+    files = {p.name: p.read_bytes() for p in (tmp_path / "files").glob("*.csv")}
+    assert sorted(attachment(g.message) for g in opening) == sorted(files.items())
+    n = len(smtp_server.received)
+    code, out, err = run("notify", "--yes", config=path)
+    assert code == 0 and len(smtp_server.received) == n  # nothing twice
+
+    # the clock moved: the last week's reminder, then the last day's, each once, to both approvers
+    def day(when: dt.date) -> list:
+        mark = len(smtp_server.received)
+        outbox = Outbox(cfg, smtp_server.password)
+        try:
+            apply(build(cfg, st, d, outbox, today=when).plan, st)
+        finally:
+            outbox.close()
+        return [g for g in smtp_server.received[mark:] if g.message["Subject"].startswith("Access review")]
+
+    for when, stage in ((due - dt.timedelta(days=7), "last-week"), (due - dt.timedelta(days=1), "last-day")):
+        got = day(when)
+        assert sorted(g.rcpt_tos for g in got) == [(HEAD_MAIL,), ("dokafor@hollybank.test",)], stage
+        assert "SIMS" in got[0].message.get_body(("plain",)).get_content()
+        assert day(when) == []  # a re-run the same day
+        key = f"recertify:{HEAD.casefold()} <{HEAD_MAIL}>:sims:{due.isoformat()}"
+        assert stage in {n["stage"] for n in notices.history(st, key)}
+    assert not any(g.message["Subject"].startswith(SUBJECT) for g in smtp_server.received[n:])  # no second opening
+    st.close()

@@ -384,6 +384,12 @@ def test_one_school_config_is_unchanged(openldap_sandbox: sb.SandboxInfo) -> Non
     )
     assert code == 1, err
     assert [s["school"] for s in json.loads(out)["data"]["schools"]] == ["Hollybank Primary School"]
+    code, out, err = run_main(
+        "--format", "json", "report", "--all-schools", "--no-directory", config=openldap_sandbox.config_path
+    )
+    assert code == 0, err  # a config of one school: its one part, no roll-up
+    doc = json.loads(out)["data"]
+    assert [s["name"] for s in doc["schools"]] == ["Hollybank Primary School"] and doc["rollup"] is None
     assert os.path.exists(openldap_sandbox.dir / "state.db")
 
 
@@ -449,3 +455,117 @@ placeholder_member = "cn=nobody,ou=Groups"
     assert code == 0, err
     assert {r["username"] for r in json.loads(out)["data"]} == set(people["elmwood"])
     assert (ad_sandbox.dir / "state-elmwood.db").exists() and not (ad_sandbox.dir / "state.db").exists()
+    # the estate and domain audits across the AD trust: a school column, each school's snapshot in its store
+    from aupctl.records import snapshots
+
+    for args, kind in ((("estate", "audit", "--no-probe"), "estate-audit"), (("domain", "audit"), "domain-audit")):
+        code, out, err = run_main("--format", "json", *args, "--all-schools", config=path)
+        doc = json.loads(out)
+        assert code == 1, (args, err)
+        assert [s["school"] for s in doc["data"]["schools"]] == [*OU_SCHOOLS, "hollybank"], args
+        assert all(s["error"] is None for s in doc["data"]["schools"]), args
+        for key in (*OU_SCHOOLS, "hollybank"):
+            st = State(str(ad_sandbox.dir / f"state-{key}.db"))
+            try:
+                mine = snapshots.latest(st, kind)
+            finally:
+                st.close()
+            assert mine is not None and mine["total"] == sum(1 for f in doc["findings"] if f["school"] == key)
+    # the AD domain's own policy (lockout off in the sandbox) is each AD school's finding, not Hollybank's
+    found = {(f["school"], f["check"]) for f in doc["findings"]}
+    assert all((key, "policy-no-lockout") in found for key in OU_SCHOOLS), found
+    assert ("hollybank", "policy-no-lockout") not in found
+
+
+def test_all_schools_estate_and_domain_audit_snapshots_and_the_report(
+    trust: Path, openldap_sandbox: sb.SandboxInfo
+) -> None:
+    """estate audit and domain audit --all-schools: one result with a school column, an unreachable school a
+    row; each reachable school's own store keeps each run's snapshot; report --all-schools rolls them up."""
+    from aupctl.records import snapshots
+
+    conn = openldap_sandbox.connect(openldap_sandbox.admin_dn, openldap_sandbox.admin_password)
+    assert conn.add(
+        f"cn=AG-PC-01,ou=Ashgrove,{BASE}", ["device"], {"cn": "AG-PC-01", "description": "Windows 10 Pro 10.0 (19045)"}
+    )
+    conn.unbind()
+    port = _free_port()
+    bad = trust.parent / "trust-bad-estate.toml"
+    bad.write_text(
+        trust.read_text()
+        + f'\n[schools.farley]\nname = "Farley Infants"\n[schools.farley.directory]\nurl = "ldaps://127.0.0.1:{port}"\n'
+        "timeout = 1\n"
+    )
+    keys = ["oakfield", "ashgrove", "elmwood", "hollybank", "farley"]
+    for args, kind in ((("estate", "audit", "--no-probe"), "estate-audit"), (("domain", "audit"), "domain-audit")):
+        code, out, err = run_main("--format", "json", *args, "--all-schools", config=bad)
+        doc = json.loads(out)
+        assert code == 3 == doc["exit_code"], (args, err)  # the worst: farley cannot be reached
+        schools = {s["school"]: s for s in doc["data"]["schools"]}
+        assert list(schools) == keys, args
+        assert schools["farley"]["exit_code"] == 3 and "127.0.0.1" in schools["farley"]["error"]
+        assert all(schools[k]["error"] is None for k in keys[:-1]), args
+        assert all(f["school"] in keys[:-1] for f in doc["findings"]), args
+        assert {f["school"] for f in doc["findings"]} == {k for k in keys[:-1] if schools[k]["exit_code"] == 1}
+        if kind == "estate-audit":  # Ashgrove's Windows 10 PC, in Ashgrove's result only
+            pcs = {(f["school"], f["check"]) for f in doc["findings"] if f["subject"] == "AG-PC-01"}
+            assert pcs == {("ashgrove", "os-unsupported")}, doc["findings"]
+        else:  # every school's password policy is read from its own directory
+            assert {f["school"] for f in doc["findings"]} == set(keys[:-1])
+        code, out, err = run_main(*args, "--all-schools", config=bad)
+        lines = out.splitlines()
+        assert code == 3 and lines[0].split()[0] == "school", args
+        assert any(line.startswith("farley") and "school-unreachable" in line for line in lines), args
+        for key in keys[:-1]:  # each school's snapshot in its own store, none in another's
+            st = State(str(trust.parent / f"state-{key}.db"))
+            try:
+                mine = snapshots.latest(st, kind)
+            finally:
+                st.close()
+            assert mine is not None, (key, kind)
+            found = [f for f in doc["findings"] if f["school"] == key]
+            assert mine["total"] == len(found), (key, kind, mine)
+
+    # a single run (--school KEY) keeps its snapshot in that school's store too, and only there
+    def count(key: str) -> int:
+        st = State(str(trust.parent / f"state-{key}.db"))
+        try:
+            return len(snapshots.between(st, "2000-01-01", "9999-12-31", "domain-audit"))
+        finally:
+            st.close()
+
+    was = {k: count(k) for k in ("ashgrove", "oakfield")}
+    code, out, err = run_main("--school", "ashgrove", "domain", "audit", config=trust)
+    assert code == 1, err
+    assert {k: count(k) for k in was} == {"ashgrove": was["ashgrove"] + 1, "oakfield": was["oakfield"]}
+    assert not (trust.parent / "state-farley.db").exists() or not snapshots.latest(
+        State(str(trust.parent / "state-farley.db")), "estate-audit"
+    )
+
+    code, out, err = run_main("--format", "json", "report", "--all-schools", "--no-directory", config=trust)
+    assert code == 0, err
+    data = json.loads(out)["data"]
+    assert [s["key"] for s in data["schools"]] == keys[:-1]
+    assert [r["key"] for r in data["rollup"]] == keys[:-1]
+    assert [s["name"] for s in data["schools"]] == [
+        "Oakfield Primary",
+        "Ashgrove Academy",
+        "Elmwood Juniors",
+        "hollybank",
+    ]  # no name given: its key
+    for s in data["schools"]:  # each school's part from its own store: its own audits' snapshots
+        extra = s["sections"]["extra"]
+        assert extra["estate-audit"]["latest"] is not None and extra["domain-audit"]["latest"] is not None, s["key"]
+    estate = {s["key"]: s["sections"]["extra"]["estate-audit"]["latest"] for s in data["schools"]}
+    assert estate["ashgrove"]["subjects"] == 1 and estate["ashgrove"]["by_check"] == {"os-unsupported": 1}
+    assert estate["oakfield"]["subjects"] == 0 and estate["oakfield"]["total"] == 0
+    page = trust.parent / "trust-report.html"
+    code, out, err = run_main("report", "--all-schools", "--no-directory", "--out", str(page), config=trust)
+    assert code == 0, err
+    html = page.read_text()
+    assert all(name in html for name in ("Oakfield Primary", "Ashgrove Academy", "Elmwood Juniors")), err
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "report", "--no-directory", config=trust)
+    assert code == 0 and [s["key"] for s in json.loads(out)["data"]["schools"]] == ["elmwood"]
+    assert json.loads(out)["data"]["rollup"] is None
+    code, _, err = run_main("--school", "oakfield", "report", "--all-schools", "--no-directory", config=trust)
+    assert code == 2 and "not both" in err

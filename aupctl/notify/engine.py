@@ -385,9 +385,12 @@ def pending_recertifications(cfg: Config, state: State) -> list[Pending]:
 def campaign_letters(cfg: Config, state: State, today: dt.date) -> Batch:
     """The letter opening each open recertification campaign, to each approver, with their decisions CSV
     attached. `access recertify start` sends them when [mail] host is set; `notify` sends any a failed or
-    mail-less start left unsent. Sending one also counts as the reminder's "open" stage for its systems."""
+    mail-less start left unsent, until the due date. Sending one also counts as the reminder's "open" stage
+    for its systems."""
     out = Batch()
     for row in campaigns.campaigns(state, open_only=True):
+        if dt.date.fromisoformat(row["due"]) < today:
+            continue  # past due: `access recertify close` reports the undecided; a letter asking now is too late
         camp = load_campaign(state, row["id"])
         for d in letters(camp):
             approver: str = d["to"]
