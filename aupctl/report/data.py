@@ -200,7 +200,7 @@ def _plugin_recertification(cfg: Config, state: State, period: Period) -> dict[s
 
 
 # Records other jobs keep, each read by one function (config, store, period) -> dict or None (None: "not run
-# this term"). The coordinator plugs recertification in here.
+# this term").
 PLUGINS: dict[str, Callable[[Config, State, Period], dict[str, Any] | None]] = {
     "recertification": _plugin_recertification,
 }

@@ -125,6 +125,8 @@ def _trend(plt: Any, trend: list[dict[str, Any]], title: str) -> str | None:
                 alpha=0.25,
             )
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    if not any(bottom):  # a clean term is a line at nought, not an empty chart (and no empty legend)
+        ax.plot(days, bottom, marker="o", ms=3, color="#2e7d32", label="no findings")
     ax.set_ylabel("findings")
     ax.set_ylim(bottom=0)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False, fontsize=8)
