@@ -307,10 +307,14 @@ def main() -> None:
 
         def command() -> float:
             start = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "aupctl.commands", *argv], env=cached, capture_output=True, cwd=ROOT)
+            proc = subprocess.run(
+                [sys.executable, "-m", "aupctl.commands", *argv], env=cached, capture_output=True, cwd=ROOT
+            )
             elapsed = time.perf_counter() - start
             if proc.returncode not in (0, 1):
-                sys.exit(f"aupctl access review --all-schools failed ({proc.returncode}): {proc.stderr.decode()[-800:]}")
+                sys.exit(
+                    f"aupctl access review --all-schools failed ({proc.returncode}): {proc.stderr.decode()[-800:]}"
+                )
             return elapsed
 
         per_school, searches = anchor_commands(info, args.schools, OpenLDAP.brief_attributes, per_search=False)
