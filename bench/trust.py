@@ -268,7 +268,7 @@ def main() -> None:
         if args.postgresql:
             from aupctl.sandbox.postgres import start_cluster
 
-            cluster = start_cluster(tmp / "pg")
+            cluster = start_cluster()  # in a folder of its own, which the postgres user owns
             os.environ["AUPCTL_STATE_PASSWORD"] = cluster.password
             pg_url, pg_ca = cluster.url, str(cluster.ca_file)
         populate(info, args.schools, args.staff)
