@@ -329,7 +329,9 @@ def main() -> None:
 
             prof = cProfile.Profile()
             prof.runcall(in_process)
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+            stats = pstats.Stats(prof)
+            stats.sort_stats("cumulative").print_stats(40)
+            stats.sort_stats("tottime").print_stats(20)
 
         import json
 
