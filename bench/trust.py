@@ -26,7 +26,7 @@ Target: aupctl within 3x of the ldapsearch anchor. Run by hand:
 
     python3 bench/trust.py [--schools 20] [--staff 300] [--runs 3] [--postgresql]
 
-BENCH_PROFILE=1 prints a cProfile of one in-process run.
+BENCH_PROFILE=1 prints a cProfile of one in-process run (BENCH_PROFILE=FILE.prof also keeps it in FILE.prof).
 """
 
 from __future__ import annotations
@@ -332,6 +332,8 @@ def main() -> None:
             stats = pstats.Stats(prof)
             stats.sort_stats("cumulative").print_stats(40)
             stats.sort_stats("tottime").print_stats(20)
+            if os.environ["BENCH_PROFILE"].endswith(".prof"):
+                stats.dump_stats(os.environ["BENCH_PROFILE"])  # for pstats / snakeviz
 
         import json
 
