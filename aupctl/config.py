@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import math
 import os
 import re
@@ -409,8 +410,13 @@ def _convert(tp: Any, value: Any, path: str, src: str) -> Any:
     raise ConfigError(f"{src}: {path} must be {_type_name(tp)} (got {shown})")
 
 
+# The annotations are strings (from __future__ import annotations): resolving them compiles each one, which a
+# trust's config did again for every school (--all-schools) and every table. The classes do not change.
+_type_hints = functools.cache(typing.get_type_hints)
+
+
 def _build(cls: Any, data: dict[str, Any], path: str, src: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source" and not f.metadata.get("internal")}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():

@@ -185,17 +185,20 @@ class Row(tuple):
     """A row by index and by column name (like sqlite3.Row): r[0], r["id"], r.keys(), dict(r)."""
 
     _names: tuple[str, ...] = ()
+    _index: dict[str, int] = {}
 
-    def __new__(cls, names: tuple[str, ...], values: Sequence[Any]) -> Row:
+    def __new__(cls, names: tuple[str, ...], values: Sequence[Any], index: dict[str, int] | None = None) -> Row:
         row = super().__new__(cls, values)
         row._names = names
+        # name -> position, made once per result and shared by its rows (dict(row) of thousands of rows)
+        row._index = index if index is not None else {n: i for i, n in reversed(list(enumerate(names)))}
         return row
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             try:
-                return tuple.__getitem__(self, self._names.index(key))
-            except ValueError:
+                return tuple.__getitem__(self, self._index[key])
+            except KeyError:
                 lowered = [n.lower() for n in self._names]
                 if key.lower() in lowered:
                     return tuple.__getitem__(self, lowered.index(key.lower()))
@@ -208,7 +211,8 @@ class Row(tuple):
 
 def _row_factory(cursor: Any) -> Any:
     names = tuple(d.name for d in cursor.description or ())
-    return lambda values: Row(names, values)
+    index = {n: i for i, n in reversed(list(enumerate(names)))}  # the first of a repeated name, as .index gave
+    return lambda values: Row(names, values, index)
 
 
 class Cursor:
