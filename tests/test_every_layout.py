@@ -485,9 +485,11 @@ def _add_computers(info: sb.SandboxInfo) -> dict[str, str]:
     conn = info.connect(info.admin_dn, info.admin_password)
     try:
         if info.flavour == "ad":
-            ou = "OU=Computers,OU=North Site" if info.layout == "nested" else "CN=Computers"
+            # nested: an OU tree of the school's own, a site's laptops two levels down
+            ou = "OU=Laptops,OU=North Site,OU=School Computers" if info.layout == "nested" else "CN=Computers"
             if info.layout == "nested":
-                assert conn.add(f"{ou},{info.base_dn}", "organizationalUnit"), conn.result
+                for part in ("OU=School Computers", "OU=North Site,OU=School Computers", ou):
+                    assert conn.add(f"{part},{info.base_dn}", "organizationalUnit"), conn.result
             made = {
                 "HB-W10-901": ("Windows 10 Pro", "10.0 (19045)"),
                 "HB-W11-902": ("Windows 11 Education", "10.0 (26100)"),
@@ -513,6 +515,8 @@ def test_estate_list_and_audit_find_the_layouts_computers(story: sb.SandboxInfo,
     assert code == 0, err
     rows = {r["name"]: r for r in data_of(out)["data"]}
     assert set(made) <= set(rows), rows.keys()
+    if story.layout == "nested":
+        assert all(rows[n]["ou"].startswith("OU=Laptops,OU=North Site,OU=School Computers,") for n in made), rows
     old = next(n for n in made if "901" in n)
     assert rows[old]["support"] == "ended" and rows[old]["release"] == "Windows 10 22H2"
     code, out, err = jcli(jobs, "--format", "json", "estate", "audit", "--no-probe")
@@ -586,11 +590,13 @@ def test_report_figures_equal_the_source_commands(story: sb.SandboxInfo, jobs: P
     pw = data_of(out)["data"]["schools"][0]["sections"]["passwords"]
     wanted: set[str] = set()
     for name in cfg.directory.privileged_groups:
-        dn = name if "=" in name else cfg.group_dn(name)
-        members = effective_usernames(story, cfg.dn(dn) if "=" in name else dn)
-        assert pw["admin_groups"][name] == len(members), name
+        dn = cfg.dn(name) if "=" in name else cfg.group_dn(name)
+        members = effective_usernames(story, dn)
+        label = name.split(",")[0].split("=", 1)[1] if "=" in name else name  # a group named by DN: its cn
+        assert pw["admin_groups"][label] == len(members), (name, pw["admin_groups"])
         wanted |= members
-    assert pw["admin_accounts"] == len(wanted)
+    assert len(pw["admin_groups"]) == len(cfg.directory.privileged_groups), pw["admin_groups"]
+    assert pw["admin_accounts"] == len(wanted), "each account once, however many admin groups hold it"
     # evidence: what `evidence list` holds
     ev = {k["kind"]: k for k in sections["evidence"]["kinds"]}
     assert ev["backup-tested"]["last"] == "2026-11-20"
