@@ -427,10 +427,11 @@ def _mover(
             )
         )
         row("mover", r, acct.username, "name: " + ", ".join(f"{k} -> {v}" for k, v in updates.items()))
-    if was.role is None or was.role == r.role:
+    if was.role == r.role:
         return
+    # no role today (an account made by hand, in no role group): the MIS's role places it, not silence
     new = RoleInfo(r.role, "the MIS")
-    old_groups = [cfg.group_dn(g) for g in cfg.roles[was.role].groups]
+    old_groups = [cfg.group_dn(g) for g in cfg.roles[was.role].groups] if was.role else []
     new_groups = [cfg.group_dn(g) for g in cfg.roles[r.role].groups]
     for g in old_groups:
         if any(same_dn(g, h) for h in acct.groups) and not any(same_dn(g, n) for n in new_groups):
@@ -475,7 +476,7 @@ def _mover(
         Change(
             "set-role",
             acct.username,
-            f"record {acct.username}'s role as {role} (was {was.role}; the MIS)",
+            f"record {acct.username}'s role as {role} (was {was.role or 'none'}; the MIS)",
             run=lambda: set_role(state, acct.username, role, "set"),
             details={"role": role, "was": was.role},
         )
@@ -484,7 +485,7 @@ def _mover(
         "mover",
         r,
         acct.username,
-        f"role {was.role} -> {r.role}" + (f"; access ended: {', '.join(ended)}" if ended else ""),
+        f"role {was.role or 'none'} -> {r.role}" + (f"; access ended: {', '.join(ended)}" if ended else ""),
     )
 
 
