@@ -323,12 +323,42 @@ def _sync_staff(info: sb.SandboxInfo) -> tuple[list[dict[str, str]], list[str]]:
         d.close()
 
 
+HAND = {"username": "zoe.nb", "given": "Zoë", "sn": "Ní Bhriain"}
+
+
+def _hand_made_without_role(info: sb.SandboxInfo) -> None:
+    """An account made by hand straight in the staff OU: in no role group, no mail, no staff code or ID."""
+    from ldap3.utils.dn import escape_rdn
+
+    cfg = load(str(info.config_path))
+    where = cfg.dn(cfg.directory.staff_ou)
+    conn = info.connect(info.admin_dn, info.admin_password)
+    try:
+        cn = f"{HAND['given']} {HAND['sn']}"
+        if info.flavour == "ad":
+            dn = f"CN={escape_rdn(cn)},{where}"
+            attrs = {"sAMAccountName": HAND["username"], "givenName": HAND["given"], "sn": HAND["sn"],
+                     "unicodePwd": '"Kettle-Harbour-Violet-42"'.encode("utf-16-le"), "userAccountControl": "512"}  # fmt: skip
+            assert conn.add(dn, ["top", "person", "organizationalPerson", "user"], attrs), conn.result
+        else:
+            dn = f"cn={escape_rdn(cn)},{where}"
+            attrs = {"uid": HAND["username"], "givenName": HAND["given"], "sn": HAND["sn"], "cn": cn}
+            assert conn.add(dn, ["inetOrgPerson"], attrs), conn.result
+    finally:
+        conn.unbind()
+
+
 def test_staff_sync_matches_everyone_then_a_marriage(story: sb.SandboxInfo, tmp_path: Path) -> None:
     from aupctl.staff.sync.profiles import PROFILES
 
     headers = PROFILES["sims"]
+    _hand_made_without_role(story)
     rows, others = _sync_staff(story)
     assert any(r["_username"] in hb.HAND_MADE for r in rows) == (story.layout != "standard")
+    assert HAND["username"] in others, "no role yet: aupctl cannot place the account by itself"
+    others.remove(HAND["username"])
+    rows.append({"Person ID": "L99999", "Legal Forename": HAND["given"], "Legal Surname": HAND["sn"],
+                 "Staff Code": "", "Email": "", "Role": "ta", "_username": HAND["username"]})  # fmt: skip
     cfg_path = story.dir / "sync.toml"
     ignore = ", ".join(json.dumps(u) for u in others)
     cfg_path.write_text(
@@ -361,6 +391,10 @@ def test_staff_sync_matches_everyone_then_a_marriage(story: sb.SandboxInfo, tmp_
             assert [str(v) for v in conn.entries[0].entry_attributes_as_dict.get(idattr) or []] == [r["Person ID"]], r
     finally:
         conn.unbind()
+    # the account made by hand, in no role group: the MIS's role puts it in that role's groups
+    cfg = load(str(story.config_path))
+    for g in cfg.roles["ta"].groups:
+        assert holds(story, cfg.group_dn(g), HAND["username"]), g
     # a marriage: the surname, display name changed on the account (username kept)
     bride = next(r for r in rows if r["_username"] in hb.HAND_MADE) if story.layout != "standard" else rows[3]
     married = [dict(r, **{"Legal Surname": "Ní Bhriain"}) if r is bride else r for r in rows]
