@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cli_helpers import payload, run_main
+from ldap3 import MODIFY_REPLACE
 
 from aupctl import sandbox as sb
 from aupctl.config import load
@@ -670,10 +671,20 @@ def test_report_figures_equal_the_source_commands(story: sb.SandboxInfo, jobs: P
     # evidence: what `evidence list` holds
     ev = {k["kind"]: k for k in sections["evidence"]["kinds"]}
     assert ev["backup-tested"]["last"] == "2026-11-20"
-    # the HTML once per layout: self-contained, the note escaped
+    # the HTML once per layout: self-contained, the note escaped; a name from the directory with ESC and a
+    # bidi override (U+202E) shown as escapes, as on the terminal
+    attr = "sAMAccountName" if story.flavour == "ad" else "uid"
+    conn = story.connect(story.admin_dn, story.admin_password)
+    try:
+        conn.search(story.base_dn, f"(&(objectClass=person)({attr}={hb.PLANTED['privileged']}))")
+        odd = "Denise\x1b[31m Hart\u202e <script>x</script>"
+        assert conn.modify(conn.entries[0].entry_dn, {"displayName": [(MODIFY_REPLACE, [odd])]}), conn.result
+    finally:
+        conn.unbind()
     page = tmp_path / "report.html"
     code, out, err = jcli(jobs, "report", "--out", str(page))
     assert code in (0, 1), (out, err)
     html = page.read_text(encoding="utf-8")
-    assert "<script>alert" not in html and "Hollybank" in html
+    assert "<script>alert" not in html and "<script>x" not in html and "Hollybank" in html
+    assert "\x1b" not in html and "\u202e" not in html and "Denise\\x1b[31m Hart\\u202e &lt;script&gt;x" in html
     assert "&lt;script&gt;" in html or "Ní Bhriain" in html
