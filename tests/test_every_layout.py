@@ -535,10 +535,26 @@ def test_notify_sends_the_layouts_people_their_letters(story: sb.SandboxInfo, jo
         st.close()
     assert waiting, "the intake above left grants waiting for a signature"
     addresses = {u: mail_of(story, u) for u in waiting}
+    # one of them with a display name that tries to start a line of its own and reorder the text
+    odd_user = next(u for u, a in addresses.items() if a)
+    attr = "sAMAccountName" if story.flavour == "ad" else "uid"
+    conn = story.connect(story.admin_dn, story.admin_password)
+    try:
+        conn.search(story.base_dn, f"(&(objectClass=person)({attr}={odd_user}))")
+        odd = "Jo\r\nBcc: evil@example.com\x1b[2J\u202eSmith"
+        assert conn.modify(conn.entries[0].entry_dn, {"displayName": [(MODIFY_REPLACE, [odd])]}), conn.result
+    finally:
+        conn.unbind()
     before = len(smtp_server.received)
     code, out, err = jcli(jobs, "--format", "json", "notify", "--yes")
     assert code in (0, 1), (out, err)
     got = smtp_server.received[before:]
+    letter = next(g for g in got if addresses[odd_user].lower() in {a.lower() for a in g.rcpt_tos})
+    for part in ("plain", "html"):
+        body = letter.message.get_body((part,)).get_content()
+        assert "\x1b" not in body and "\u202e" not in body and "\nBcc:" not in body, body
+        assert "Jo\\x0d\\x0aBcc: evil@example.com\\x1b[2J\\u202eSmith" in body, body
+    assert "Bcc" not in letter.message and letter.rcpt_tos == (addresses[odd_user],)
     to = {a.lower() for g in got for a in g.rcpt_tos}
     want = {a.lower() for a in addresses.values() if a}
     assert want and want <= to, (want, to)
