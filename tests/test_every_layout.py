@@ -418,9 +418,23 @@ def test_staff_sync_matches_everyone_then_a_marriage(story: sb.SandboxInfo, tmp_
         assert holds(story, cfg.group_dn(g), HAND["username"]), g
     # a marriage: the surname, display name changed on the account (username kept)
     bride = next(r for r in rows if r["_username"] in hb.HAND_MADE) if story.layout != "standard" else rows[3]
-    married = [dict(r, **{"Legal Surname": "Ní Bhriain"}) if r is bride else r for r in rows]
+    # and a mover: a teacher who became office staff (role groups swapped, RAISE and Target Tracker ended)
+    taken = {bride["_username"], HAND["username"], *hb.PLANTED.values(), hb.LEGIT_IT_ADMIN, "zclarke", "skhan"}
+    mover = next(r for r in rows if r["Role"] == "teacher" and r["_username"] not in taken)
+    moved = mover["_username"].lower()
+    married = [
+        dict(r, **{"Legal Surname": "Ní Bhriain"}) if r is bride else dict(r, Role="office") if r is mover else r
+        for r in rows
+    ]
     code, out, err = run_main("staff", "sync", str(export("day2.csv", married)), "--yes", config=cfg_path)
     assert code == 0, (out, err)
+    for g in cfg.roles["office"].groups:
+        assert holds(story, cfg.group_dn(g), moved), g
+    for g in set(cfg.roles["teacher"].groups) - set(cfg.roles["office"].groups):
+        assert not holds(story, cfg.group_dn(g), moved), g
+    for key in ("raise", "target_tracker"):  # office staff may not hold them
+        assert moved not in effective_usernames(story, group_dn(story, key)), key
+    assert staff(story)[moved]["role"] == "office"
     conn = story.connect()
     try:
         conn.search(story.base_dn, f"(&(objectClass=person)({attr}={bride['_username']}))",
