@@ -220,6 +220,7 @@ def test_password_audit_sees_privileged_members(story: sb.SandboxInfo) -> None:
 # same state store, so the stories above keep the sandbox's own config.
 
 EMPTY_SYSTEM, EMPTY_ADMINS = "Library Users", "Empty Admins"
+LIBRARIAN = "Zoë Ní Bhriain <library@hollybank.test>"  # approves only the empty system
 GROUP_CLASSES = {"group", "groupofnames", "groupofuniquenames", "posixgroup"}
 TECH = "Kofi Mensah <kmensah@hollybank.test>"
 
@@ -301,7 +302,7 @@ def jobs(story: sb.SandboxInfo, smtp_server: Any) -> Path:
         conn.unbind()
     text = text.replace("privileged_groups = [", f'privileged_groups = ["{EMPTY_ADMINS}", ', 1)
     text += f'\n[systems.library]\nname = "Library <Loans> \\"Q\\""\ngroup = "{cfg.group_dn(EMPTY_SYSTEM)}"\n'
-    text += 'approvers = ["Mrs A Patel (Headteacher)"]\n'
+    text += f'approvers = ["Mrs A Patel (Headteacher)", "{LIBRARIAN}"]\n'
     text += f'\n[access]\nrecertify_dir = "{story.dir / "recertify"}"\n'
     text += smtp_server.mail_toml() + f'\n[notify]\ntechnician = "{TECH}"\n'
     path = story.dir / "jobs.toml"
@@ -455,7 +456,8 @@ def _recert_rows(story: sb.SandboxInfo) -> list[dict[str, str]]:
     return rows
 
 
-def test_recertify_start_lists_exactly_each_groups_members(story: sb.SandboxInfo, jobs: Path) -> None:
+def test_recertify_start_lists_exactly_each_groups_members(story: sb.SandboxInfo, jobs: Path, smtp_server: Any) -> None:
+    before = len(smtp_server.received)
     code, out, err = jcli(jobs, "access", "recertify", "start", "--system", "sims", "--system", "target_tracker",
                           "--system", "sap", "--system", "library", "--format", "json", "--yes")  # fmt: skip
     assert code in (0, 1), (out, err)
@@ -468,6 +470,8 @@ def test_recertify_start_lists_exactly_each_groups_members(story: sb.SandboxInfo
         listed = {r["username"].lower() for r in rows if r["system"] == key}
         assert listed == effective_usernames(story, cfg.group_dn(cfg.systems[key].group)), key
     assert not [r for r in rows if r["system"] == "library"], "the empty group: nobody to ask about"
+    mailed = {a for g in smtp_server.received[before:] for a in g.rcpt_tos}
+    assert "library@hollybank.test" not in mailed, "no letter asking to review nobody"
     if story.layout == "nested":  # office staff hold SIMS through SIMS Office (<site>): said in `via`
         via = {r["via"] for r in rows if r["system"] == "sims" and r["via"]}
         assert via and all("SIMS Office" in v for v in via), via
