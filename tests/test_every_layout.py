@@ -631,6 +631,17 @@ def test_estate_list_and_audit_find_the_layouts_computers(story: sb.SandboxInfo,
     for name in made:  # a supported one: no finding
         if rows[name]["support"] != "ended":
             assert (name, "os-unsupported") not in found, name
+    # [estate] base: where this school keeps them; a base that is not there is refused, not "no computers"
+    where = rows[old]["ou"]
+    for base, want in ((where, 0), (f"OU=Nowhere,{where}", 2)):
+        path = story.dir / "estate-base.toml"
+        path.write_text(jobs.read_text(encoding="utf-8") + f'\n[estate]\nbase = "{base}"\n', encoding="utf-8")
+        code, out, err = run_main("--format", "json", "estate", "list", config=path)
+        assert code == want, (out, err)
+        if want == 0:
+            assert {r["name"] for r in data_of(out)["data"]} == set(made)
+        else:
+            assert "estate.base" in err and "not in the directory" in err
 
 
 def test_domain_audit_finds_the_layouts_privileged_groups_and_members(story: sb.SandboxInfo, jobs: Path) -> None:
