@@ -542,6 +542,48 @@ def test_recertify_decide_apply_and_close_change_the_native_groups(story: sb.San
     assert data_of(out)["data"]["campaign"]["status"] == "closed"
 
 
+def test_recertify_close_with_unanswered_remove_empties_the_group(story: sb.SandboxInfo, jobs: Path) -> None:
+    """A campaign on SIMS nobody answers, closed with [access] unanswered = "remove": every direct member out
+    by the group's own attribute (posixGroup/2307bis memberUid too); on AD, the office staff who hold it
+    through SIMS Office (> SIMS Office (site) on the nested school) stay, each with a task to take them out."""
+    import datetime as dt
+
+    from aupctl.state import State
+
+    path = story.dir / "jobs-remove.toml"
+    path.write_text(jobs.read_text(encoding="utf-8").replace("[access]\n", '[access]\nunanswered = "remove"\n', 1))
+    sims = group_dn(story, "sims")
+    nested = _nested_groups(story, sims)  # AD: SIMS Office sits in SIMS Users
+    direct = {u for users in native_members(story, sims).values() for u in users} - nested
+    assert direct
+    code, out, err = run_main("access", "recertify", "start", "--system", "sims", "--yes", config=path)
+    assert code in (0, 1), (out, err)
+    st = State(load(str(path)).state.path)
+    st.execute("UPDATE recert_campaigns SET due = ? WHERE status = 'open'", (dt.date.today().isoformat(),))
+    st.close()
+    code, out, err = run_main("--format", "json", "access", "recertify", "close", "--yes", config=path)
+    assert code == 1, (out, err)
+    left = {u for users in native_members(story, sims).values() for u in users}
+    assert left <= nested, left - nested
+    via = effective_usernames(story, sims)
+    assert bool(via) == (story.flavour == "ad"), via  # AD: SIMS Office (> site) still gives office staff SIMS
+    code, out, err = run_main("--format", "json", "tasks", "list", config=path)
+    tasks_text = json.dumps(data_of(out)["data"]).lower()
+    assert all(u in tasks_text for u in via), via
+
+
+def _nested_groups(info: sb.SandboxInfo, dn: str) -> set[str]:
+    """The names (sAMAccountName) of the groups a group lists as members (AD)."""
+    if info.flavour != "ad":
+        return set()
+    conn = info.connect()
+    try:
+        conn.search(info.base_dn, f"(&(objectClass=group)(memberOf={dn}))", attributes=["sAMAccountName"])
+        return {str(e.sAMAccountName.value).lower() for e in conn.entries}
+    finally:
+        conn.unbind()
+
+
 def test_notify_sends_the_layouts_people_their_letters(story: sb.SandboxInfo, jobs: Path, smtp_server: Any) -> None:
     from aupctl.records import approvals
     from aupctl.state import State
