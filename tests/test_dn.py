@@ -72,3 +72,13 @@ def test_escaped_forms_of_one_value_compare_the_same() -> None:
     assert same_dn("cn=Zo\\C3\\AB Clarke,dc=x", "cn=Zo\u00eb Clarke,dc=x")
     assert same_dn("uid=b+cn=a,dc=x", "cn=a+uid=b,dc=x")  # the order inside a multi-valued RDN
     assert not same_dn("cn=Brown\\2C Michael,dc=x", "cn=Brown Michael,dc=x")
+
+
+def test_group_name_reads_an_escaped_cn_whole() -> None:
+    from aupctl.directory import group_name
+
+    # a group made by hand with a comma and angle brackets in its name: its nesting shown as "Ops\" before
+    assert group_name("CN=Ops\\, Zoë \\<team\\>,OU=Groups,DC=hollybank,DC=test") == "Ops, Zoë <team>"
+    assert group_name("CN=Ops\\2C Zo\\C3\\AB,OU=Groups,DC=x") == "Ops, Zoë"  # as a server may send it
+    assert group_name("cn=sims,ou=Systems,ou=Groups,dc=x") == "sims"
+    assert group_name("CN=Domain Admins,CN=Users,DC=x") == "Domain Admins"

@@ -32,9 +32,11 @@ def parent_dn(dn: str) -> str:
 
 
 def group_name(dn: str) -> str:
-    """The cn of a group DN, for people to read."""
-    first = dn.split(",", 1)[0]
-    return first.split("=", 1)[1] if "=" in first else first
+    """The cn of a group DN, for people to read: `CN=Ops\\, Zoë \\<team\\>,OU=Groups` -> `Ops, Zoë <team>`
+    (split at the first unescaped comma, then unescaped; a naive split gave `Ops\\`)."""
+    first = first_rdn(dn)
+    value = first.split("=", 1)[1] if "=" in first else first
+    return _unescape_value(value).strip() if "\\" in value else value
 
 
 def child_dn(attr: str, value: str, parent: str) -> str:

@@ -12,6 +12,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from ..config import Config
 from ..directory.values import parse_filetime, parse_generalized
+from ..errors import ConfigError
 
 # LAPS: the expiry dates only. The password attributes (msLAPS-Password, msLAPS-EncryptedPassword,
 # ms-Mcs-AdmPwd) are never requested.
@@ -175,9 +176,13 @@ def computer(names: Names, dn: str, raw: dict[str, list[bytes]], laps: list[str]
 def read(cfg: Config, directory: Any, laps: list[str]) -> list[Computer]:
     """Every computer under [estate] base, sorted by name."""
     names = Names.of(cfg)
+    base = base_of(cfg)
+    if cfg.estate.base and not directory.exists(base):
+        # a search under a missing OU finds nothing: a typo would pass every audit with "no computers found"
+        raise ConfigError(f"{cfg.source}: estate.base = {cfg.estate.base!r}: {base} is not in the directory")
     found = [
         computer(names, dn, raw, laps)
-        for dn, raw in directory.search(base_of(cfg), search_filter(cfg), attributes(cfg, laps), raw=True)
+        for dn, raw in directory.search(base, search_filter(cfg), attributes(cfg, laps), raw=True)
     ]
     found.sort(key=lambda c: c.name.lower())
     return found

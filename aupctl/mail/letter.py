@@ -83,7 +83,19 @@ def _environment(folder: str | None) -> Any:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,
     )
+
+
+def _visible(value: Any) -> Any:
+    """A value as the letter shows it: a name from the directory holding ESC, a line break or a bidi override
+    (U+202E) has them written as escapes (text.shown), so it cannot reorder the text or start a line of its own
+    ("Bcc: ...") in what the reader sees. The values are names, dates and one-line notes: none spans lines."""
+    from markupsafe import Markup
+
+    from ..text import shown
+
+    return shown(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
 
 def _fill(env: Any, name: str, context: Mapping[str, Any], folder: str | None) -> str:

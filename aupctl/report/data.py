@@ -103,7 +103,8 @@ class Now:
     """Read from the directory once per school (cheap): for the AUP share, admin accounts, leavers."""
 
     staff: list[dict[str, Any]]  # `aup status` rows: username, name, role, signed, signed_on...
-    privileged: dict[str, int] = field(default_factory=dict)  # privileged group -> members
+    privileged: dict[str, int] = field(default_factory=dict)  # privileged group (its name) -> members
+    admins: int = 0  # distinct accounts in any privileged group (one in two groups counts once)
     leavers_enabled: list[dict[str, Any]] = field(default_factory=list)  # withdrawn leavers enabled again
     names: dict[str, str] = field(default_factory=dict)  # username (lower) -> display name
     read: bool = True  # False: the directory was not read (sections say so)
@@ -112,11 +113,15 @@ class Now:
 def read_now(cfg: Config, directory: Any, state: State) -> Now:
     """The directory's part of the report: one pass over the staff, the privileged groups, the leavers."""
     from ..access.aup import status as aup_status
+    from ..directory import group_name
     from ..passwords.audit import privileged_members
 
     staff = aup_status(cfg, directory, state)
-    groups: dict[str, int] = {g: 0 for g in cfg.directory.privileged_groups}
-    for held in privileged_members(cfg, directory).values():
+    # keyed by the name privileged_members labels them with: a group the config names by DN (AD's
+    # "CN=Domain Admins,CN=Users,...") is counted under its cn, not listed twice (once as 0)
+    groups: dict[str, int] = {(group_name(g) if "=" in g else g): 0 for g in cfg.directory.privileged_groups}
+    held_by = privileged_members(cfg, directory)
+    for held in held_by.values():
         for g in held:
             groups[g] = groups.get(g, 0) + 1
     enabled = []
@@ -125,7 +130,8 @@ def read_now(cfg: Config, directory: Any, state: State) -> Now:
         if acct is not None and not acct.disabled:
             enabled.append({"username": row["username"], "name": acct.name, "done_at": row["done_at"]})
     names = {r["username"].lower(): r["name"] for r in staff}
-    return Now(staff=staff, privileged=groups, leavers_enabled=enabled, names=names)
+    admins = sum(1 for held in held_by.values() if held)
+    return Now(staff=staff, privileged=groups, admins=admins, leavers_enabled=enabled, names=names)
 
 
 NOT_READ = Now(staff=[], read=False)
@@ -312,13 +318,12 @@ def _passwords(state: State, now: Now, period: Period) -> dict[str, Any]:
     part = _findings(state, "password-audit", period)
     latest = part["latest"] or {"by_check": {}}
     first = snapshots.between(state, period.lo, period.hi, "password-audit")[:1]
-    admins = sum(now.privileged.values())
     policy = {k: v for k, v in latest["by_check"].items() if k.startswith("policy-") or k == "no-password-policy"}
     return {
         **part,
         "stale": latest["by_check"].get("stale-account", 0) if part["run"] else None,
         "admin_groups": dict(sorted(now.privileged.items())),
-        "admin_accounts": admins if now.read else None,
+        "admin_accounts": now.admins if now.read else None,
         "privileged_staff_findings": {
             "start": first[0]["by_check"].get("privileged-staff-account", 0) if first else None,
             "now": latest["by_check"].get("privileged-staff-account", 0) if part["run"] else None,

@@ -169,6 +169,14 @@ def charts(report: dict[str, Any]) -> dict[str, dict[str, str | None]]:
 def html(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML document."""
     import jinja2
+    from markupsafe import Markup
+
+    from ..text import shown
+
+    def visible(value: Any) -> Any:
+        # names, notes and OS strings come from the directory and people: a control or bidi character
+        # (ESC, U+202E) is written as an escape, as on the terminal, so it cannot reorder what a governor reads
+        return shown(value, newlines=True) if isinstance(value, str) and not isinstance(value, Markup) else value
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("aupctl.report", "templates"),
@@ -176,11 +184,10 @@ def html(report: dict[str, Any]) -> str:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=visible,
     )
     env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.0f} %"
     env.filters["day"] = _day
-    from markupsafe import Markup
-
     svgs = {k: {n: Markup(v) if v else None for n, v in c.items()} for k, c in charts(report).items()}
     return env.get_template("report.html.j2").render(
         report=report, charts=svgs, clauses=CLAUSES, rag_colours=RAG_COLOURS

@@ -426,6 +426,8 @@ def letters(campaign: Campaign) -> list[dict[str, Any]]:
             for k in their
         ]
         count = sum(s["members"] for s in systems)
+        if not count:  # their systems' groups are empty: nobody to ask about, so no letter (the file stays)
+            continue
         out.append(
             {
                 "to": approver,

@@ -479,10 +479,12 @@ def _remove_change(state: State, camp: Campaign, item: dict[str, Any], approver:
         rec.mark_enacted(state, item["id"], "remove")
         return {"ended": ended}
 
+    # an account in the group with no approval on record (made and grouped by hand): nothing to end
+    what = f"end {user}'s approval of {name}" if item["approval_id"] else f"record {user}'s removal from {name}"
     return Change(
         "recertify-remove",
         user,
-        f"end {user}'s approval of {name} ({reason})",
+        f"{what} ({reason})",
         run=run,
         details={"campaign": camp.code, "system": key, "approver": approver, "note": note, "reason": reason},
         local=True,
