@@ -36,7 +36,7 @@ def group_name(dn: str) -> str:
     (split at the first unescaped comma, then unescaped; a naive split gave `Ops\\`)."""
     first = first_rdn(dn)
     value = first.split("=", 1)[1] if "=" in first else first
-    return _unescape_value(value).strip() if "\\" in value else value
+    return unescape_value(value).strip() if "\\" in value else value
 
 
 def child_dn(attr: str, value: str, parent: str) -> str:
