@@ -82,19 +82,35 @@ def _keyring_get(account: str) -> tuple[str | None, str | None]:
         return None, f"the keyring failed: {exc}"
 
 
-def bind_password(bind_dn: str, password_file: str | None) -> str:
-    if os.environ.get(ENV_BIND):
-        return os.environ[ENV_BIND]
+def _lookup(what: str, env: str, password_file: str | None, account: str) -> tuple[str | None, str]:
+    """(the secret or None, why none): the one lookup order of every stored password aupctl reads: the
+    environment, then a file only its owner reads, then the keyring (service 'aupctl', user `account`)."""
+    if os.environ.get(env):
+        return os.environ[env], ""
     if password_file:
-        return read_secret_file(password_file, "bind password")
-    secret, problem = _keyring_get(bind_dn)
+        return read_secret_file(password_file, what), ""
+    secret, problem = _keyring_get(account)
+    return secret or None, problem or f"the keyring holds no password for {account!r} (service {SERVICE!r})"
+
+
+def _password(what: str, env: str, password_file: str | None, account: str, *, command: str, key: str) -> str:
+    secret, why = _lookup(what, env, password_file, account)
     if secret:
         return secret
-    why = problem or f"the keyring holds no password for {bind_dn!r} (service {SERVICE!r})"
     raise ConfigError(
-        f"no bind password: {why}",
-        hint=f"run `aupctl config set-password`, set {ENV_BIND}, or set directory.bind_password_file "
-        f"to a file readable only by you ({_owner_only_how()})",
+        f"no {what}: {why}",
+        hint=f"run `{command}`, set {env}, or set {key} to a file readable only by you ({_owner_only_how()})",
+    )
+
+
+def bind_password(bind_dn: str, password_file: str | None) -> str:
+    return _password(
+        "bind password",
+        ENV_BIND,
+        password_file,
+        bind_dn,
+        command="aupctl config set-password",
+        key="directory.bind_password_file",
     )
 
 
@@ -105,19 +121,13 @@ def mail_account(host: str, username: str) -> str:
 
 def mail_password(host: str, username: str, password_file: str | None) -> str:
     """The SMTP password, found as the bind password is: env, then an owner-only file, then the keyring."""
-    if os.environ.get(ENV_MAIL):
-        return os.environ[ENV_MAIL]
-    if password_file:
-        return read_secret_file(password_file, "mail password")
-    account = mail_account(host, username)
-    secret, problem = _keyring_get(account)
-    if secret:
-        return secret
-    why = problem or f"the keyring holds no password for {account!r} (service {SERVICE!r})"
-    raise ConfigError(
-        f"no mail password: {why}",
-        hint=f"run `aupctl config set-password --mail`, set {ENV_MAIL}, or set mail.password_file "
-        f"to a file readable only by you ({_owner_only_how()})",
+    return _password(
+        "mail password",
+        ENV_MAIL,
+        password_file,
+        mail_account(host, username),
+        command="aupctl config set-password --mail",
+        key="mail.password_file",
     )
 
 
@@ -126,12 +136,7 @@ def state_password(account: str, password_file: str | None) -> str | None:
     owner reads, then the keyring (service 'aupctl', user: the store's URL without password, e.g.
     postgresql://aupctl@db.trust.example:5432/aupctl). None where none is set (a server that trusts a
     client certificate or the OS user); the server then says whether it wanted one."""
-    if os.environ.get(ENV_STATE):
-        return os.environ[ENV_STATE]
-    if password_file:
-        return read_secret_file(password_file, "state store password")
-    secret, _ = _keyring_get(account)
-    return secret or None
+    return _lookup("state store password", ENV_STATE, password_file, account)[0]
 
 
 def keyring_status(account: str) -> tuple[bool, str]:

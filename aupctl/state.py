@@ -1117,14 +1117,19 @@ def _connect(path: Path, busy_timeout: float, *, new: bool = False) -> sqlite3.C
     return db
 
 
+def remove_sqlite_files(path: Path) -> None:
+    """A SQLite file and the -wal and -shm files WAL mode keeps beside it (a temporary store left half made)."""
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+
+
 def create_store(path: Path, *, replace_empty: bool = False) -> None:
     """A new store, schema and all, made aside and linked into place, so `path` is either missing or a
     whole store: a crash never leaves an empty file behind, and a file made meanwhile is not overwritten."""
     with _owner_only():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
-    for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
-        leftover.unlink(missing_ok=True)
+    remove_sqlite_files(tmp)
     try:
         db = _connect(tmp, DEFAULT_BUSY_TIMEOUT, new=True)
         try:
@@ -1151,8 +1156,7 @@ def create_store(path: Path, *, replace_empty: bool = False) -> None:
     except sqlite3.Error as exc:
         raise describe_store_error(exc, path) from None
     finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
+        remove_sqlite_files(tmp)
 
 
 def init_store(path: Path) -> str:

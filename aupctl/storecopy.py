@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
-from .state import MIGRATIONS, State, _split_sql, describe_store_error
+from .state import MIGRATIONS, State, _split_sql, describe_store_error, remove_sqlite_files
 
 # Tables a new store already fills itself: not "records" when deciding whether a target is empty.
 _OWN_ROWS = {"audit_keying", "aupctl_schema"}
@@ -151,7 +151,7 @@ def backup(st: State, target: Path) -> CopyResult:
     if target.exists():
         raise StoreError(f"{target} already exists: refusing to overwrite it", hint="name a new file")
     tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
+    remove_sqlite_files(tmp)
     try:
         if st.backend == "sqlite":
             old = os.umask(0o077)
@@ -183,8 +183,7 @@ def backup(st: State, target: Path) -> CopyResult:
     except sqlite3.Error as exc:
         raise describe_store_error(exc, target) from None
     finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
+        remove_sqlite_files(tmp)
     return result
 
 

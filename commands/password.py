@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -54,7 +55,8 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
     Checks every person under the base DN: stale accounts, first passwords never changed, shared
     account names, staff in privileged groups, passwords older than --changed-before or
     [passwords] max_age_days, AD account flags (PASSWD_NOTREQD, reversible encryption, never
-    expires), the domain / fine-grained / ppolicy password policies against the config, and on
+    expires), the domain / fine-grained / ppolicy password policies against the config and Cyber
+    Essentials (as `domain audit` judges them), and on
     OpenLDAP how userPassword is stored and whether it is on the deny list (never showing it).
 
     Output: one row per finding (severity, subject, check, clause, detail); --format json gives the
@@ -62,39 +64,39 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
     With --all-schools (a trust's config): every school's audit in one result with a school column.
     """
     from aupctl.dates import parse_date
+    from aupctl.passwords.audit import AuditResult
     from aupctl.passwords.audit import audit as run_audit
 
     since = None
     if changed_before:
         day = parse_date(changed_before, "--changed-before")
         since = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    if all_schools:
+    usual = not changed_before and not include_disabled  # an incident's or a wider audit is no trend point
+    snapshot = "password-audit" if usual else None
 
-        def one(sub: Ctx) -> tuple[list, int]:
-            found = run_audit(
-                sub.config,
-                sub.directory,
-                changed_before=since,
-                include_disabled=include_disabled,
-                hash_check=not no_hash_check,
-            )
-            for text in found.notes:
-                warn(f"school {sub.config.school_key}: {text}")
-            return found.findings, found.accounts
-
-        usual = not changed_before and not include_disabled  # an incident's or a wider audit is no trend point
-        run_all_schools(ctx, one, clean="no findings", snapshot="password-audit" if usual else None)
-        return
-    label = "accounts checked" + ("" if no_hash_check else " (password hashes against the deny list)")
-    with progress(ctx, label) as step:
-        result = run_audit(
-            ctx.config,
-            ctx.directory,
+    def audit_of(c: Ctx, step: Callable[[int], None] | None = None) -> AuditResult:
+        return run_audit(
+            c.config,
+            c.directory,
             changed_before=since,
             include_disabled=include_disabled,
             hash_check=not no_hash_check,
             progress=step,
         )
+
+    if all_schools:
+
+        def one(sub: Ctx) -> tuple[list, int]:
+            found = audit_of(sub)
+            for text in found.notes:
+                warn(f"school {sub.config.school_key}: {text}")
+            return found.findings, found.accounts
+
+        run_all_schools(ctx, one, clean="no findings", snapshot=snapshot)
+        return
+    label = "accounts checked" + ("" if no_hash_check else " (password hashes against the deny list)")
+    with progress(ctx, label) as step:
+        result = audit_of(ctx, step)
     for note in result.notes:
         warn(note)
     tested = ""
@@ -104,13 +106,12 @@ def audit(ctx: Ctx, changed_before: str | None, include_disabled: bool, no_hash_
             "candidates and the person's own names"
         )
     message(f"audited {result.accounts} account(s){tested}")
-    usual = not changed_before and not include_disabled  # an incident's or a wider audit is no trend point
     exit_with(
         render_findings(
             ctx,
             result.findings,
             clean="no findings: every account passes policy 6.2",
-            snapshot="password-audit" if usual else None,
+            snapshot=snapshot,
             subjects=result.accounts,
         )
     )

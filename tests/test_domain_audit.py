@@ -19,7 +19,7 @@ import pytest
 from cli_helpers import run_main
 
 from aupctl.config import load
-from aupctl.directory import PasswordPolicy, open_directory
+from aupctl.directory import PasswordPolicy, open_directory, walk_nested
 from aupctl.domain.admins import (
     PrivilegedGroup,
     effective_members,
@@ -73,6 +73,23 @@ def test_nested_membership_with_a_cycle():
         "uid=alice,dc=x": (["Domain Admins"], ["team"]),
         "uid=bob,dc=x": (["Domain Admins"], ["inner"]),  # the group that lists it
     }
+
+
+def test_one_nested_walk_says_through_which_group_and_who_lists_it():
+    # aupctl.directory.walk_nested serves AD's effective members, its PSO resolution and the audit above
+    groups = {
+        "cn=da,dc=x": ["CN=Team,DC=x", "uid=direct,dc=x"],
+        "cn=team,dc=x": ["cn=inner,dc=x", "uid=alice,dc=x"],
+        "cn=inner,dc=x": ["cn=team,dc=x", "uid=bob,dc=x", "uid=alice,dc=x"],
+    }
+    walked = list(walk_nested(groups, "cn=da,dc=x", groups["cn=da,dc=x"]))
+    assert walked == [
+        ("uid=direct,dc=x", None, None),
+        ("uid=alice,dc=x", "CN=Team,DC=x", "CN=Team,DC=x"),
+        ("uid=bob,dc=x", "CN=Team,DC=x", "cn=inner,dc=x"),
+        ("uid=alice,dc=x", "CN=Team,DC=x", "cn=inner,dc=x"),  # once for every group that lists it
+    ]
+    assert list(walk_nested(groups, "cn=da,dc=x", [])) == []
 
 
 def _cfg(tmp_path: Path, extra: str = ""):

@@ -321,7 +321,7 @@ def test_openldap_policy_missing_or_weak(env) -> None:
     assert admin.modify(default.dn, {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in weaker.items()}), admin.result
     try:
         found = by_subject(audit(cfg, d, hash_check=False).findings)
-        assert {"policy-min-length", "policy-no-lockout", "policy-forced-expiry"} <= found[default.name]
+        assert {"policy-min-length", "policy-no-lockout", "policy-forced-expiry"} <= found[f"ppolicy {default.name}"]
         assert "90 days" in next(f.detail for f in audit(cfg, d, hash_check=False).findings
                                  if f.check == "policy-forced-expiry")  # fmt: skip
     finally:
@@ -330,7 +330,7 @@ def test_openldap_policy_missing_or_weak(env) -> None:
         assert admin.modify(default.dn, {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in restore.items()}), admin.result
     assert not {"policy-min-length", "policy-no-lockout", "policy-forced-expiry"} & by_subject(
         audit(cfg, d, hash_check=False).findings
-    ).get(default.name, set())
+    ).get(f"ppolicy {default.name}", set())
     # no policy at all: the entry goes (and comes back as it was)
     admin.search(default.dn, "(objectClass=*)", ldap3.BASE, attributes=[ldap3.ALL_ATTRIBUTES])
     saved = {k: v for k, v in admin.response[0]["raw_attributes"].items()}

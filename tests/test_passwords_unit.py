@@ -23,6 +23,8 @@ from aupctl.directory import (
 from aupctl.directory import (
     interval_days as _interval_days,
 )
+from aupctl.domain.policy import PolicyUse
+from aupctl.domain.policy import policy_findings as domain_judge
 from aupctl.passphrase import generate
 from aupctl.passwords.audit import account_findings, policy_findings
 from aupctl.passwords.denylist import check_candidate, common_candidates, personal_candidates
@@ -252,6 +254,18 @@ def test_policy_findings_count_the_accounts_each_policy_applies_to() -> None:
     assert policy_findings(CFG, [domain, good], {"CN=Staff,CN=PSC": 100}, "ad") == []
     none = policy_findings(CFG, [], {None: 5}, "openldap")
     assert [f.check for f in none] == ["no-password-policy"] and "5 account(s)" in none[0].detail
+
+
+def test_password_audit_judges_a_policy_as_the_domain_audit_does() -> None:
+    # one judge (aupctl.domain.policy): Cyber Essentials' lockout limit and length, the same names and words
+    school8 = dataclasses.replace(CFG, passwords=dataclasses.replace(CFG.passwords, min_length=8))
+    slack = PasswordPolicy("Slack", "CN=Slack,CN=PSC", "fine-grained", min_length=10, lockout_threshold=20)
+    mine = policy_findings(school8, [slack], {"CN=Slack,CN=PSC": 4}, "ad")
+    assert {f.check for f in mine} == {"policy-min-length", "policy-lockout-over-limit"}  # CE: 12 and at most 10
+    assert mine == domain_judge(school8, [PolicyUse(slack, "4 account(s)", True)], "ad")
+    assert all("applies to 4 account(s)" in f.detail for f in mine)
+    domain = PasswordPolicy("domain policy", "DC=x", "domain", min_length=14)
+    assert next(f for f in policy_findings(CFG, [domain], {"DC=x": 1}, "ad")).severity == "high"  # no lockout
 
 
 def test_ad_interval_days() -> None:

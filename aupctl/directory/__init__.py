@@ -24,6 +24,7 @@ from .dn import child_dn, first_rdn, group_name, is_under, normalise_dn, parent_
 from .flavour import Flavour
 from .groups import unresolved_dn, unresolved_username
 from .lookup import require_account
+from .nesting import walk_nested
 from .openldap import OpenLDAP
 from .policy import PasswordPolicy, interval_days
 from .posix import PosixAccounts
@@ -75,4 +76,5 @@ __all__ = [
     "unresolved_username",
     "values",
     "unescape_value",
+    "walk_nested",
 ]

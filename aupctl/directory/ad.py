@@ -13,6 +13,7 @@ from .account import Account
 from .connection import Connection
 from .dn import child_dn, normalise_dn
 from .flavour import Flavour
+from .nesting import walk_nested
 from .policy import (
     AD_PWD_PROPERTY_COMPLEX,
     AD_PWD_PROPERTY_STORE_CLEARTEXT,
@@ -123,18 +124,8 @@ class ActiveDirectory(Flavour):
             return None
         groups = groups if groups is not None else self.all_groups(directory)
         out: dict[str, str | None] = {}
-        seen = {normalise_dn(group_dn)}
-        queue: list[tuple[str, str | None]] = [(m, None) for m in direct]
-        while queue:
-            member, via = queue.pop(0)
-            key = normalise_dn(member)
-            if key in groups:
-                if key in seen:
-                    continue
-                seen.add(key)
-                queue.extend((m, via or member) for m in groups[key])
-            elif member not in out:
-                out[member] = via
+        for member, via, _ in walk_nested(groups, normalise_dn(group_dn), direct):
+            out.setdefault(member, via)
         return out
 
     def members_of_groups(
@@ -150,17 +141,8 @@ class ActiveDirectory(Flavour):
                 out[gdn] = None
                 continue
             found: dict[str, str | None] = {}
-            seen = {top}
-            queue: list[tuple[str, str | None]] = [(m, None) for m in groups[top]]
-            while queue:
-                member, via = queue.pop(0)
-                key = normalise_dn(member)
-                if key in groups:
-                    if key not in seen:
-                        seen.add(key)
-                        queue.extend((m, via or member) for m in groups[key])
-                elif member not in found:
-                    found[member] = via
+            for member, via, _ in walk_nested(groups, top, groups[top]):
+                found.setdefault(member, via)
             out[gdn] = found
         return out
 
@@ -313,14 +295,9 @@ class ActiveDirectory(Flavour):
                     if better(direct.get(key), pso):
                         direct[key] = pso
                     continue
-                seen, queue = {key}, list(groups[key])
-                while queue:
-                    member = normalise_dn(queue.pop())
-                    if member in groups:
-                        if member not in seen:
-                            seen.add(member)
-                            queue.extend(groups[member])
-                    elif better(via_group.get(member), pso):
+                for member_dn, _, _ in walk_nested(groups, key, groups[key]):
+                    member = normalise_dn(member_dn)
+                    if better(via_group.get(member), pso):
                         via_group[member] = pso
 
         def resolve(dn: str, attrs: Attrs) -> PasswordPolicy | None:

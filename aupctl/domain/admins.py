@@ -24,6 +24,7 @@ from ..directory import (
     group_name,
     normalise_dn,
     values,
+    walk_nested,
 )
 
 if TYPE_CHECKING:
@@ -225,17 +226,9 @@ def effective_members(
     for g in groups:
         assert g.dn is not None
         top = normalise_dn(g.dn)
-        seen = {top}
-        queue: list[tuple[str, str]] = [(m, g.dn) for m in all_groups.get(top, [])]
-        while queue:
-            member, parent = queue.pop(0)
-            key = normalise_dn(member)
-            if key in all_groups:
-                if key not in seen:
-                    seen.add(key)
-                    queue.extend((m, member) for m in all_groups[key])
-                continue
-            dn = by_key.setdefault(key, member)
+        for member, _, lister in walk_nested(all_groups, top, all_groups.get(top, [])):
+            parent = lister or g.dn
+            dn = by_key.setdefault(normalise_dn(member), member)
             labels, vias = out.setdefault(dn, ([], []))
             if g.label not in labels:
                 labels.append(g.label)

@@ -4,6 +4,9 @@ Cyber Essentials (User access control, password-based authentication) asks for: 
 after no more than 10 failed attempts; a minimum length of 12, or 8 where common passwords are blocked by
 a deny list; no maximum length; and no forced regular expiry. The school's config may ask for more
 ([passwords] min_length, [domain] max_lockout_attempts), never for less.
+
+This is the one judge of a password policy: `password audit` (aupctl.passwords.audit) calls policy_findings and
+no_policy_finding too, so both audits name, grade and word a weak policy the same way.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ def _fix(flavour: str, pol: PasswordPolicy, what: str) -> str:
     return f"set {attr} on {pol.dn}"
 
 
+# Owned here, not in passwords/: judging the directory's own settings against CE is the domain audit's subject.
 def policy_findings(cfg: Config, uses: list[PolicyUse], flavour: str) -> list[Finding]:
     """Each policy in use that is weaker than the school's config or Cyber Essentials."""
     out: list[Finding] = []

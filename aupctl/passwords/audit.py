@@ -30,6 +30,8 @@ from ..directory import (
     normalise_dn,
     values,
 )
+from ..domain.policy import PolicyUse, no_policy_finding
+from ..domain.policy import policy_findings as judge_policies
 from ..findings import Finding, sort_findings
 from .denylist import HASH_COMMON_TOP, common_candidates
 from .hashes import UNSALTED, HashJob, _HashTester, parse_user_password, weak_scheme
@@ -283,80 +285,11 @@ def _stale(acct: Account, now: dt.datetime, after_days: int, lag_days: int) -> s
 def policy_findings(
     cfg: Config, policies: list[PasswordPolicy], used: dict[str | None, int], flavour_name: str
 ) -> list[Finding]:
-    """Policies weaker than the config, each counted by the accounts it applies to (0: not reported)."""
-    p = cfg.passwords
-    out: list[Finding] = []
-    unpoliced = used.get(None, 0)
-    if unpoliced:
-        out.append(
-            _finding(
-                "password policy",
-                "no-password-policy",
-                "high",
-                f"{unpoliced} account(s) have no password policy at all: no minimum length, no lockout after "
-                "failed guesses. Fix: load slapd's ppolicy overlay with a default policy (ppolicy_default), "
-                f"pwdMinLength {p.min_length}, pwdLockout TRUE and pwdMaxFailure 10",
-            )
-        )
-    for pol in policies:
-        n = used.get(pol.dn, 0)
-        if not n:
-            continue
-        subject = pol.name if pol.kind != "fine-grained" else f"fine-grained policy {pol.name}"
-        applies = f"applies to {n} account(s)"
-        if pol.min_length < p.min_length:
-            out.append(
-                _finding(
-                    subject,
-                    "policy-min-length",
-                    "medium",
-                    f"the minimum length is {pol.min_length}, below the school's {p.min_length} ({applies}). Fix: "
-                    + _fix(flavour_name, pol, "length", p.min_length),
-                )
-            )
-        if pol.lockout_threshold == 0:
-            out.append(
-                _finding(
-                    subject,
-                    "policy-no-lockout",
-                    "medium",
-                    f"there is no lockout after failed logons, so passwords can be guessed without limit ({applies})."
-                    " Fix: " + _fix(flavour_name, pol, "lockout", 10),
-                )
-            )
-        if pol.reversible:
-            out.append(
-                _finding(
-                    subject,
-                    "policy-reversible-encryption",
-                    "high",
-                    f"the policy stores passwords with reversible encryption ({applies}). Fix: turn off 'Store "
-                    "passwords using reversible encryption', then have the affected people change their password",
-                )
-            )
-        if pol.max_age_days and not p.max_age_days:
-            out.append(
-                _finding(
-                    subject,
-                    "policy-forced-expiry",
-                    "low",
-                    f"passwords are forced to expire every {pol.max_age_days} days ({applies}); NCSC advises "
-                    "against regular forced changes (people pick weaker, predictable passwords). Fix: set the "
-                    "maximum age to never, or set [passwords] max_age_days if the school must keep it",
-                )
-            )
-    return out
-
-
-def _fix(flavour_name: str, pol: PasswordPolicy, what: str, value: int) -> str:
-    if flavour_name == "ad":
-        if pol.kind == "fine-grained":
-            attr = "msDS-MinimumPasswordLength" if what == "length" else "msDS-LockoutThreshold"
-            return f"set {attr} to {value} on {pol.name}"
-        gpo = "Minimum password length" if what == "length" else "Account lockout threshold"
-        return f"set '{gpo}' to {value} in the Default Domain Policy"
-    attr = "pwdMinLength" if what == "length" else "pwdLockout TRUE and pwdMaxFailure"
-    return f"set {attr} {value} on {pol.dn}"
+    """The policies the audited accounts fall under, judged by the one judge the domain audit uses too, each
+    counted by the accounts it applies to (0: listed, not judged); accounts under no policy at all first."""
+    out = [no_policy_finding(cfg, f"{used[None]} account(s) have")] if used.get(None) else []
+    uses = [PolicyUse(pol, f"{used.get(pol.dn, 0)} account(s)", bool(used.get(pol.dn))) for pol in policies]
+    return out + judge_policies(cfg, uses, flavour_name)
 
 
 def audit(
