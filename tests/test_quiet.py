@@ -129,7 +129,16 @@ def test_the_documented_cron_file_runs(env) -> None:
         commands.append(" ".join(a for a in args[1:] if a != "--yes"))
         result = run(*args, env=env)
         assert result.exit_code in (0, 1), (line, result.output)
-    assert commands == ["leaver run-due", "access review", "password audit", "laptop audit", "log checkpoint"]
+    assert commands == [
+        "leaver run-due",
+        "access review",
+        "password audit",
+        "domain audit",
+        "notify",
+        "laptop audit",
+        "estate audit",
+        "log checkpoint",
+    ]
     # the Windows tasks schedule the same jobs
     tasks = re.findall(r'/TR "%PS% ([^"]+)"', CRON_DOC.read_text())
     assert [t.replace(" --yes", "") for t in tasks] == commands
