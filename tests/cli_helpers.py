@@ -65,22 +65,30 @@ def run_on_tty(
     )
     os.close(follower)
     seen = bytearray()
+    piped = proc.stderr if tty == "stdout" else proc.stdout
+    assert piped is not None
+    other_bytes = bytearray()
+    open_fds = {leader, piped.fileno()}
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
+        # drain both: a pipe left unread fills at 64 KB and the child blocks writing its table
+        while open_fds and time.monotonic() < deadline:
+            ready, _, _ = select.select(list(open_fds), [], [], 0.2)
+            for fd in ready:
                 try:
-                    chunk = os.read(leader, 65536)
+                    chunk = os.read(fd, 65536)
                 except OSError:  # EIO: the child closed the terminal
-                    break
+                    chunk = b""
                 if not chunk:
-                    break
-                seen += chunk
-            elif proc.poll() is not None:
-                break
-        piped = proc.stderr if tty == "stdout" else proc.stdout
-        other = piped.read().decode() if piped else ""
+                    open_fds.discard(fd)
+                elif fd == leader:
+                    seen += chunk
+                else:
+                    other_bytes += chunk
+            if not ready and proc.poll() is not None and leader in open_fds:
+                open_fds.discard(leader)  # a terminal may not report EOF; the pipe still drains
+        other_bytes += piped.read()
+        other = other_bytes.decode()
         code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         os.close(leader)
