@@ -569,3 +569,108 @@ def test_all_schools_estate_and_domain_audit_snapshots_and_the_report(
     assert json.loads(out)["data"]["rollup"] is None
     code, _, err = run_main("--school", "oakfield", "report", "--all-schools", "--no-directory", config=trust)
     assert code == 2 and "not both" in err
+
+
+# -- a person who works at two schools: one account (Oakfield's), access per school --
+def _export(path: Path, rows: list[dict[str, str]]) -> Path:
+    import csv
+
+    from aupctl.staff.sync.profiles import PROFILES
+
+    headers = PROFILES["sims"]
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(headers.values()))
+        w.writeheader()
+        for r in rows:
+            w.writerow({headers[k]: v for k, v in r.items()})
+    return path
+
+
+def _sync(trust: Path, school: str, export: Path) -> tuple[int, list[dict], str]:
+    code, out, err = run_main(
+        "--school", school, "--format", "json", "staff", "sync", str(export), "--yes", config=trust
+    )
+    assert code in (0, 1), err
+    return code, json.loads(out)["data"]["people"], err
+
+
+def test_a_person_of_two_schools_is_one_account_with_access_per_school(
+    trust: Path, openldap_sandbox: sb.SandboxInfo, tmp_path: Path
+) -> None:
+    """Oakfield holds Tess Twin's account (MIS id X); Elmwood's export lists her too: Elmwood's sync makes no
+    second account, puts her in Elmwood's role groups and records her role there; Elmwood's grant and review
+    take her; her end date at Elmwood takes only Elmwood's groups and approvals; Oakfield still has her."""
+    import datetime as dt
+
+    from aupctl.config import load
+    from aupctl.staff.sync.engine import id_attribute
+
+    idattr = id_attribute(load(str(trust), "elmwood"))
+    oak, elm = f"ou=Oakfield,{BASE}", f"ou=Elmwood,{BASE}"
+    tess = f"uid=ttwin,ou=Teachers,ou=Staff,{oak}"
+    conn = openldap_sandbox.connect(openldap_sandbox.admin_dn, openldap_sandbox.admin_password)
+    attrs = {"uid": "ttwin", "cn": "Tess Twin", "sn": "Twin", "givenName": "Tess", idattr: "X*(1)"}  # escaped
+    assert conn.add(tess, ["inetOrgPerson"], attrs), conn.result
+    from ldap3 import MODIFY_ADD
+
+    assert conn.modify(f"cn=SIMS Users,ou=Groups,{oak}", {"member": [(MODIFY_ADD, [tess])]}), conn.result
+    eelgar = f"uid=eelgar,ou=Teachers,ou=Staff,{elm}"
+    for group in ("Teaching Staff", "All Staff"):  # Elmwood's role groups for teachers
+        assert conn.add(f"cn={group},ou=Groups,{elm}", ["groupOfNames"], {"cn": group, "member": [eelgar]})
+
+    def groups_of(dn: str) -> set[str]:
+        conn.search(BASE, f"(member={dn})", attributes=["cn"])
+        return {e.entry_dn.lower() for e in conn.entries}
+
+    def enabled() -> bool:
+        conn.search(tess, "(objectClass=*)", "BASE", attributes=["pwdAccountLockedTime"])
+        return len(conn.entries) == 1 and not conn.entries[0]["pwdAccountLockedTime"].values
+
+    row = {"person_id": "X*(1)", "legal_first": "Tess", "legal_last": "Twin", "role": "teacher"}
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm1.csv", [row]))
+    mine = [p for p in people if p["person_id"] == "X*(1)"]
+    assert [(p["kind"], p["username"]) for p in mine] == [("shared", "ttwin")], people
+    assert "works at oakfield too: joins this school's role groups" in mine[0]["detail"]
+    assert not [p for p in people if p["kind"] == "joiner"]
+    conn.search(BASE, "(givenName=Tess)", attributes=["uid"])
+    assert [e.entry_dn for e in conn.entries] == [tess]  # no second account
+    assert {f"cn=teaching staff,ou=groups,{elm.lower()}", f"cn=all staff,ou=groups,{elm.lower()}"} <= groups_of(tess)
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm2.csv", [row]))
+    assert not [p for p in people if p["person_id"] == "X*(1)"], people  # a re-run: nothing to do for her
+
+    # Elmwood's own grant and review take her
+    code, _, err = run_main("--school", "elmwood", "aup", "sign", "ttwin", "--yes", config=trust)
+    assert code == 0, err
+    grant = ("access", "grant", "ttwin", "sims", "--approved-by", "Ms E Ward (Head of School)", "--yes")
+    code, _, err = run_main("--school", "elmwood", *grant, config=trust)
+    assert code == 0, err
+    assert f"cn=sims users,ou=groups,{elm.lower()}" in groups_of(tess)
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "review", config=trust)
+    assert code == 1, err  # Elmwood's own planted finding (eellis) is still there
+    findings = json.loads(out)["findings"]
+    assert not [f for f in findings if "ttwin" in (f["subject"] + f["detail"]).lower()], findings
+    assert any(f["subject"] == "eellis" for f in findings)
+    # Oakfield is not touched by Elmwood's store: she has no approval of SIMS there
+    code, out, err = run_main("--school", "oakfield", "--format", "json", "access", "review", config=trust)
+    assert ("ttwin", "no-approval") in {(f["subject"], f["check"]) for f in json.loads(out)["findings"]}
+
+    # She leaves Elmwood: Elmwood's groups and approval go; the account stays enabled, in Oakfield's groups
+    left = dict(row, end_date=dt.date.today().isoformat())
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm3.csv", [left]))
+    mine = [p for p in people if p["person_id"] == "X*(1)"]
+    assert [p["kind"] for p in mine] == ["left"], people
+    assert not [p for p in people if p["kind"] == "leaver"]
+    assert groups_of(tess) == {f"cn=sims users,ou=groups,{oak.lower()}"}
+    assert enabled()
+    conn.search(BASE, "(uid=ttwin)")
+    assert [e.entry_dn for e in conn.entries] == [tess]  # not moved to a leavers OU
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "list", config=trust)
+    assert not [r for r in json.loads(out)["data"] if r["username"] == "ttwin"]
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm4.csv", [left]))
+    assert not [p for p in people if p["person_id"] == "X*(1)"], people  # gone from Elmwood: nothing to do
+
+    # Oakfield's own sync still has her as Oakfield's: matched by id, nothing to change, not "not in the MIS"
+    code, people, err = _sync(trust, "oakfield", _export(tmp_path / "oak.csv", [row]))
+    assert not [p for p in people if p["username"] == "ttwin" or p["person_id"] == "X*(1)"], people
+    assert enabled() and groups_of(tess) == {f"cn=sims users,ou=groups,{oak.lower()}"}
+    conn.unbind()
