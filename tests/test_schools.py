@@ -673,4 +673,12 @@ def test_a_person_of_two_schools_is_one_account_with_access_per_school(
     code, people, err = _sync(trust, "oakfield", _export(tmp_path / "oak.csv", [row]))
     assert not [p for p in people if p["username"] == "ttwin" or p["person_id"] == "X*(1)"], people
     assert enabled() and groups_of(tess) == {f"cn=sims users,ou=groups,{oak.lower()}"}
+    # Oakfield has withdrawn her (disabled): Elmwood taking her on again makes no second account, it waits
+    from ldap3 import MODIFY_REPLACE
+
+    assert conn.modify(tess, {"pwdAccountLockedTime": [(MODIFY_REPLACE, ["000001010000Z"])]}), conn.result
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm5.csv", [row]))
+    mine = [p for p in people if p["person_id"] == "X*(1)"]
+    assert code == 1 and [p["kind"] for p in mine] == ["error"] and "disabled" in mine[0]["detail"], people
+    assert not [p for p in people if p["kind"] == "joiner"]
     conn.unbind()

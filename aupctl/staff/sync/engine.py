@@ -318,9 +318,8 @@ def plan_sync(
         acct, how = by_id.get(r.person_id), "id"
         if acct is None and r.person_id in elsewhere:
             shared = elsewhere[r.person_id]
-            plan_shared(
-                cfg, directory, state, plan, shared, r, resolve.recorded.get(shared.username.lower()), row, today
-            )
+            recorded = resolve.recorded.get(shared.username.lower())
+            waiting += plan_shared(cfg, directory, state, plan, shared, r, recorded, row, today)
             continue
         if acct is None:
             acct, how = _first_contact(r, index, claimed)

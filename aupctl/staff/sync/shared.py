@@ -46,8 +46,9 @@ def plan_shared(
     recorded: tuple[str, str] | None,
     row: Any,
     today: dt.date,
-) -> None:
-    """The changes for one row whose MIS id another school's account carries; a row only when there are any."""
+) -> int:
+    """The changes for one row whose MIS id another school's account carries; a row only when there are any.
+    Returns how many rows wait for a person (1: the account is disabled there)."""
     user = acct.username
     key = holder(cfg, acct.dn)
     other = f"works at {key} too" if key else "works elsewhere in the directory too"
@@ -61,7 +62,7 @@ def plan_shared(
         out = [g for g in dict.fromkeys(role_groups + system_groups) if holds(g)]
         live = sorted({a["system"] for a in approvals.live(state, username=user)})
         if not out and not live and recorded is None:
-            return  # gone from here already (or never arrived)
+            return 0  # gone from here already (or never arrived)
         why = f"left this school on {r.end_date} (MIS); the account stays {key or 'elsewhere'}'s"
         plan.extend([_membership(directory, acct, g, False, why) for g in out])
         for system in live:
@@ -77,16 +78,19 @@ def plan_shared(
                 Change("clear-role", user, f"forget {user}'s role here ({why})", run=lambda: clear_role(state, user))
             )
         row("left", r, user, f"{other}: left this school (its groups and approvals only; the account stays enabled)")
-        return
+        return 0
     if r.start_date and (r.start_date - today).days > cfg.mis.create_days_before:
         row("joining", r, user, f"{other}: joining this school on {r.start_date}")
-        return
+        return 0
+    if acct.disabled:  # withdrawn by the school that holds it: a second account would be the wrong fix
+        row("error", r, user, f"{other}, but that account is disabled ({acct.dn}): ask its school, then run again")
+        return 1
     was = recorded[0] if recorded else None
     new = [cfg.group_dn(g) for g in cfg.roles[r.role].groups]
     old = [g for g in role_groups if holds(g) and not any(same_dn(g, n) for n in new) and was and was != r.role]
     add = [g for g in new if not holds(g)]
     if not add and not old and was == r.role:
-        return  # nothing to do
+        return 0  # nothing to do
     plan.extend([_membership(directory, acct, g, False, f"role {was} -> {r.role} here, AUP 1.3") for g in old])
     plan.extend([_membership(directory, acct, g, True, f"role {r.role} here, AUP 1.3") for g in add])
     if was != r.role:
@@ -101,3 +105,4 @@ def plan_shared(
             )
         )
     row("shared", r, user, f"{other}: joins this school's role groups ({r.role})")
+    return 0
