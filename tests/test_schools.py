@@ -394,10 +394,14 @@ def test_one_school_config_is_unchanged(openldap_sandbox: sb.SandboxInfo) -> Non
 
 
 # -- the same trust on Active Directory (one test: AD DCs run one at a time) --
-def test_a_trust_on_active_directory(ad_sandbox: sb.SandboxInfo, openldap_sandbox: sb.SandboxInfo) -> None:
+AD_BASE = "DC=hollybank,DC=test"
+
+
+@pytest.fixture(scope="module")
+def ad_trust(ad_sandbox: sb.SandboxInfo, openldap_sandbox: sb.SandboxInfo) -> tuple[Path, dict[str, list[str]]]:
     """Three schools as OUs of one Samba AD domain, and Hollybank in a directory of its own (OpenLDAP: a
-    school's flavour is its own too): --all-schools access review, --school required, a store per school."""
-    ad_base = "DC=hollybank,DC=test"
+    school's flavour is its own too): the config's path and each OU school's usernames."""
+    ad_base = AD_BASE
     conn = ad_sandbox.connect(ad_sandbox.admin_dn, ad_sandbox.admin_password)
     people: dict[str, list[str]] = {}
     for key, (ou, names) in OU_SCHOOLS.items():
@@ -436,6 +440,13 @@ placeholder_member = "cn=nobody,ou=Groups"
 """
     path = ad_sandbox.dir / "trust.toml"
     path.write_text(text)
+    return path, people
+
+
+def test_a_trust_on_active_directory(ad_sandbox: sb.SandboxInfo, ad_trust: tuple[Path, dict[str, list[str]]]) -> None:
+    """Three schools as OUs of one Samba AD domain, and Hollybank in a directory of its own (OpenLDAP: a
+    school's flavour is its own too): --all-schools access review, --school required, a store per school."""
+    path, people = ad_trust
     code, _, err = run_main("access", "list", config=path)
     assert code == 2 and "4 schools" in err
     code, out, err = run_main("--format", "json", "access", "review", "--all-schools", config=path)
@@ -681,4 +692,54 @@ def test_a_person_of_two_schools_is_one_account_with_access_per_school(
     mine = [p for p in people if p["person_id"] == "X*(1)"]
     assert code == 1 and [p["kind"] for p in mine] == ["error"] and "disabled" in mine[0]["detail"], people
     assert not [p for p in people if p["kind"] == "joiner"]
+    conn.unbind()
+
+
+def test_a_person_of_two_schools_on_active_directory(
+    ad_sandbox: sb.SandboxInfo, ad_trust: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    """The same on AD: Oakfield's account (employeeID), Elmwood's sync gives it Elmwood's role groups (no
+    second account), Elmwood's grant and review take it, leaving Elmwood takes only Elmwood's groups."""
+    import datetime as dt
+
+    from ldap3 import BASE as SCOPE_BASE
+
+    path, _ = ad_trust
+    oak, elm = f"OU=Oakfield,{AD_BASE}", f"OU=Elmwood,{AD_BASE}"
+    dn = f"CN=Tess Twin,OU=Teachers,OU=Staff,{oak}"
+    conn = ad_sandbox.connect(ad_sandbox.admin_dn, ad_sandbox.admin_password)
+    attrs = {"sAMAccountName": "ttwin", "givenName": "Tess", "sn": "Twin", "employeeID": "X*(2)"}
+    assert conn.add(dn, ["top", "person", "organizationalPerson", "user"], {**attrs, "userAccountControl": "544"})
+    for group in ("Teaching Staff", "All Staff"):
+        gdn = f"CN={group},OU=Groups,{elm}"
+        assert conn.add(gdn, ["top", "group"], {"sAMAccountName": f"{group} Elmwood"}), conn.result
+
+    def state() -> tuple[set[str], int]:
+        conn.search(dn, "(objectClass=user)", SCOPE_BASE, attributes=["memberOf", "userAccountControl"])
+        (e,) = conn.entries
+        return {g.lower() for g in e["memberOf"].values}, int(e["userAccountControl"].value)
+
+    row = {"person_id": "X*(2)", "legal_first": "Tess", "legal_last": "Twin", "role": "teacher"}
+    code, people, err = _sync(path, "elmwood", _export(tmp_path / "elm1.csv", [row]))
+    mine = [p for p in people if p["person_id"] == "X*(2)"]
+    assert [(p["kind"], p["username"]) for p in mine] == [("shared", "ttwin")], people
+    assert "works at oakfield too" in mine[0]["detail"] and not [p for p in people if p["kind"] == "joiner"]
+    groups, uac = state()
+    assert {f"cn=teaching staff,ou=groups,{elm.lower()}", f"cn=all staff,ou=groups,{elm.lower()}"} <= groups
+    conn.search(AD_BASE, "(givenName=Tess)", attributes=["cn"])
+    assert [e.entry_dn for e in conn.entries] == [dn]
+    code, people, err = _sync(path, "elmwood", _export(tmp_path / "elm2.csv", [row]))
+    assert not [p for p in people if p["person_id"] == "X*(2)"], people
+    code, _, err = run_main("--school", "elmwood", "aup", "sign", "ttwin", "--yes", config=path)
+    assert code == 0, err
+    grant = ("access", "grant", "ttwin", "sims", "--approved-by", "Mrs A Patel (Headteacher)", "--yes")
+    code, _, err = run_main("--school", "elmwood", *grant, config=path)
+    assert code == 0, err
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "review", config=path)
+    assert not [f for f in json.loads(out)["findings"] if "ttwin" in f["subject"] + f["detail"]], out
+    left = dict(row, end_date=dt.date.today().isoformat())
+    code, people, err = _sync(path, "elmwood", _export(tmp_path / "elm3.csv", [left]))
+    assert [p["kind"] for p in people if p["person_id"] == "X*(2)"] == ["left"], people
+    groups, after = state()
+    assert not [g for g in groups if g.endswith(elm.lower())] and after == uac and not after & 2  # still enabled
     conn.unbind()
