@@ -656,6 +656,11 @@ def test_a_person_of_two_schools_is_one_account_with_access_per_school(
     code, _, err = run_main("--school", "elmwood", *grant, config=trust)
     assert code == 0, err
     assert f"cn=sims users,ou=groups,{elm.lower()}" in groups_of(tess)
+    revoke = ("access", "revoke", "ttwin", "sims", "--reason", "test", "--yes")
+    code, _, err = run_main("--school", "elmwood", *revoke, config=trust)
+    assert code == 0 and f"cn=sims users,ou=groups,{elm.lower()}" not in groups_of(tess), err
+    code, _, err = run_main("--school", "elmwood", *grant, config=trust)
+    assert code == 0 and f"cn=sims users,ou=groups,{elm.lower()}" in groups_of(tess), err
     code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "review", config=trust)
     assert code == 1, err  # Elmwood's own planted finding (eellis) is still there
     findings = json.loads(out)["findings"]

@@ -23,7 +23,7 @@ from ..plan import Change, Plan
 from ..records import approvals, tasks
 from ..state import State
 from ..text import refuse_unsafe
-from .shared import account_here
+from .shared import account_here, shared_account
 from .tasks import task_change
 
 # -- small helpers --
@@ -164,6 +164,8 @@ def revoke_changes(
         raise InputError("--reason is required: say why access is being withdrawn (it goes into the record)")
     username = username.strip()
     acct = directory.flavour.find_user(directory, username) if username else None
+    if acct is None and username:  # a person of two schools: the account another school holds
+        acct = shared_account(cfg, directory, state, username)
     live = approvals.live(state, username=username, system=system_key)
     if acct is None and not live:
         raise NotFoundError(
