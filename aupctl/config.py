@@ -280,6 +280,10 @@ class Config:
     school_key: str | None = field(default=None, metadata={"internal": True})
     technicians: list[str] = field(default_factory=list, metadata={"internal": True})
     school_keys: list[str] = field(default_factory=list, metadata={"internal": True})  # every school in the trust
+    # The trust's schools in this school's directory (same url): KEY -> base_dn, this one's too; and the
+    # trust-wide [directory] base_dn when that is the same directory: where a person of two schools is sought.
+    directory_schools: dict[str, str] = field(default_factory=dict, metadata={"internal": True})
+    trust_base_dn: str = field(default="", metadata={"internal": True})
 
     # -- DN helpers: OUs may be written relative to base_dn or in full --
     def dn(self, value: str) -> str:
@@ -593,7 +597,26 @@ class Trust:
                 raise ConfigError(self._name_school_key(exc.message, key), hint=exc.hint) from None
             section = self.sections[key]
             cfg = dataclasses.replace(cfg, school_key=key, technicians=list(section.technicians), school_keys=self.keys)
+            cfg = dataclasses.replace(cfg, **self._same_directory(cfg))
         return _anchor_paths(cfg, self.base) if self.base is not None else cfg
+
+    def _same_directory(self, cfg: Config) -> dict[str, Any]:
+        """directory_schools and trust_base_dn for cfg's school: the schools (and the trust-wide base) whose
+        [directory] url is this school's, read from the merged tables (no other school's config parsed)."""
+
+        def urls(d: Any) -> list[str]:
+            u = d.get("url") if isinstance(d, dict) else None
+            return [u.lower()] if isinstance(u, str) else [str(x).lower() for x in u] if isinstance(u, list) else []
+
+        mine = [u.lower() for u in cfg.directory.url]
+        schools: dict[str, str] = {}
+        for key in self.schools:
+            d = _merged(self.data.get("directory", {}), self.schools[key].get("directory", {}))
+            if urls(d) == mine and isinstance(d.get("base_dn"), str):
+                schools[key] = d["base_dn"]
+        top = self.data.get("directory", {})
+        base = top.get("base_dn") if urls(top) == mine and isinstance(top.get("base_dn"), str) else ""
+        return {"directory_schools": schools, "trust_base_dn": base}
 
     def _school_data(self, key: str) -> dict[str, Any]:
         raw, section = self.schools[key], self.sections[key]

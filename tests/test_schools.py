@@ -394,10 +394,14 @@ def test_one_school_config_is_unchanged(openldap_sandbox: sb.SandboxInfo) -> Non
 
 
 # -- the same trust on Active Directory (one test: AD DCs run one at a time) --
-def test_a_trust_on_active_directory(ad_sandbox: sb.SandboxInfo, openldap_sandbox: sb.SandboxInfo) -> None:
+AD_BASE = "DC=hollybank,DC=test"
+
+
+@pytest.fixture(scope="module")
+def ad_trust(ad_sandbox: sb.SandboxInfo, openldap_sandbox: sb.SandboxInfo) -> tuple[Path, dict[str, list[str]]]:
     """Three schools as OUs of one Samba AD domain, and Hollybank in a directory of its own (OpenLDAP: a
-    school's flavour is its own too): --all-schools access review, --school required, a store per school."""
-    ad_base = "DC=hollybank,DC=test"
+    school's flavour is its own too): the config's path and each OU school's usernames."""
+    ad_base = AD_BASE
     conn = ad_sandbox.connect(ad_sandbox.admin_dn, ad_sandbox.admin_password)
     people: dict[str, list[str]] = {}
     for key, (ou, names) in OU_SCHOOLS.items():
@@ -436,6 +440,13 @@ placeholder_member = "cn=nobody,ou=Groups"
 """
     path = ad_sandbox.dir / "trust.toml"
     path.write_text(text)
+    return path, people
+
+
+def test_a_trust_on_active_directory(ad_sandbox: sb.SandboxInfo, ad_trust: tuple[Path, dict[str, list[str]]]) -> None:
+    """Three schools as OUs of one Samba AD domain, and Hollybank in a directory of its own (OpenLDAP: a
+    school's flavour is its own too): --all-schools access review, --school required, a store per school."""
+    path, people = ad_trust
     code, _, err = run_main("access", "list", config=path)
     assert code == 2 and "4 schools" in err
     code, out, err = run_main("--format", "json", "access", "review", "--all-schools", config=path)
@@ -569,3 +580,171 @@ def test_all_schools_estate_and_domain_audit_snapshots_and_the_report(
     assert json.loads(out)["data"]["rollup"] is None
     code, _, err = run_main("--school", "oakfield", "report", "--all-schools", "--no-directory", config=trust)
     assert code == 2 and "not both" in err
+
+
+# -- a person who works at two schools: one account (Oakfield's), access per school --
+def _export(path: Path, rows: list[dict[str, str]]) -> Path:
+    import csv
+
+    from aupctl.staff.sync.profiles import PROFILES
+
+    headers = PROFILES["sims"]
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(headers.values()))
+        w.writeheader()
+        for r in rows:
+            w.writerow({headers[k]: v for k, v in r.items()})
+    return path
+
+
+def _sync(trust: Path, school: str, export: Path) -> tuple[int, list[dict], str]:
+    code, out, err = run_main(
+        "--school", school, "--format", "json", "staff", "sync", str(export), "--yes", config=trust
+    )
+    assert code in (0, 1), err
+    return code, json.loads(out)["data"]["people"], err
+
+
+def test_a_person_of_two_schools_is_one_account_with_access_per_school(
+    trust: Path, openldap_sandbox: sb.SandboxInfo, tmp_path: Path
+) -> None:
+    """Oakfield holds Tess Twin's account (MIS id X); Elmwood's export lists her too: Elmwood's sync makes no
+    second account, puts her in Elmwood's role groups and records her role there; Elmwood's grant and review
+    take her; her end date at Elmwood takes only Elmwood's groups and approvals; Oakfield still has her."""
+    import datetime as dt
+
+    from aupctl.config import load
+    from aupctl.staff.sync.engine import id_attribute
+
+    idattr = id_attribute(load(str(trust), "elmwood"))
+    oak, elm = f"ou=Oakfield,{BASE}", f"ou=Elmwood,{BASE}"
+    tess = f"uid=ttwin,ou=Teachers,ou=Staff,{oak}"
+    conn = openldap_sandbox.connect(openldap_sandbox.admin_dn, openldap_sandbox.admin_password)
+    attrs = {"uid": "ttwin", "cn": "Tess Twin", "sn": "Twin", "givenName": "Tess", idattr: "X*(1)"}  # escaped
+    assert conn.add(tess, ["inetOrgPerson"], attrs), conn.result
+    from ldap3 import MODIFY_ADD
+
+    assert conn.modify(f"cn=SIMS Users,ou=Groups,{oak}", {"member": [(MODIFY_ADD, [tess])]}), conn.result
+    eelgar = f"uid=eelgar,ou=Teachers,ou=Staff,{elm}"
+    for group in ("Teaching Staff", "All Staff"):  # Elmwood's role groups for teachers
+        assert conn.add(f"cn={group},ou=Groups,{elm}", ["groupOfNames"], {"cn": group, "member": [eelgar]})
+
+    def groups_of(dn: str) -> set[str]:
+        conn.search(BASE, f"(member={dn})", attributes=["cn"])
+        return {e.entry_dn.lower() for e in conn.entries}
+
+    def enabled() -> bool:
+        conn.search(tess, "(objectClass=*)", "BASE", attributes=["pwdAccountLockedTime"])
+        return len(conn.entries) == 1 and not conn.entries[0]["pwdAccountLockedTime"].values
+
+    row = {"person_id": "X*(1)", "legal_first": "Tess", "legal_last": "Twin", "role": "teacher"}
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm1.csv", [row]))
+    mine = [p for p in people if p["person_id"] == "X*(1)"]
+    assert [(p["kind"], p["username"]) for p in mine] == [("shared", "ttwin")], people
+    assert "works at oakfield too: joins this school's role groups" in mine[0]["detail"]
+    assert not [p for p in people if p["kind"] == "joiner"]
+    conn.search(BASE, "(givenName=Tess)", attributes=["uid"])
+    assert [e.entry_dn for e in conn.entries] == [tess]  # no second account
+    assert {f"cn=teaching staff,ou=groups,{elm.lower()}", f"cn=all staff,ou=groups,{elm.lower()}"} <= groups_of(tess)
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm2.csv", [row]))
+    assert not [p for p in people if p["person_id"] == "X*(1)"], people  # a re-run: nothing to do for her
+
+    # Elmwood's own grant and review take her
+    code, _, err = run_main("--school", "elmwood", "aup", "sign", "ttwin", "--yes", config=trust)
+    assert code == 0, err
+    grant = ("access", "grant", "ttwin", "sims", "--approved-by", "Ms E Ward (Head of School)", "--yes")
+    code, _, err = run_main("--school", "elmwood", *grant, config=trust)
+    assert code == 0, err
+    assert f"cn=sims users,ou=groups,{elm.lower()}" in groups_of(tess)
+    revoke = ("access", "revoke", "ttwin", "sims", "--reason", "test", "--yes")
+    code, _, err = run_main("--school", "elmwood", *revoke, config=trust)
+    assert code == 0 and f"cn=sims users,ou=groups,{elm.lower()}" not in groups_of(tess), err
+    code, _, err = run_main("--school", "elmwood", *grant, config=trust)
+    assert code == 0 and f"cn=sims users,ou=groups,{elm.lower()}" in groups_of(tess), err
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "review", config=trust)
+    assert code == 1, err  # Elmwood's own planted finding (eellis) is still there
+    findings = json.loads(out)["findings"]
+    assert not [f for f in findings if "ttwin" in (f["subject"] + f["detail"]).lower()], findings
+    assert any(f["subject"] == "eellis" for f in findings)
+    # Oakfield is not touched by Elmwood's store: she has no approval of SIMS there
+    code, out, err = run_main("--school", "oakfield", "--format", "json", "access", "review", config=trust)
+    assert ("ttwin", "no-approval") in {(f["subject"], f["check"]) for f in json.loads(out)["findings"]}
+
+    # She leaves Elmwood: Elmwood's groups and approval go; the account stays enabled, in Oakfield's groups
+    left = dict(row, end_date=dt.date.today().isoformat())
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm3.csv", [left]))
+    mine = [p for p in people if p["person_id"] == "X*(1)"]
+    assert [p["kind"] for p in mine] == ["left"], people
+    assert not [p for p in people if p["kind"] == "leaver"]
+    assert groups_of(tess) == {f"cn=sims users,ou=groups,{oak.lower()}"}
+    assert enabled()
+    conn.search(BASE, "(uid=ttwin)")
+    assert [e.entry_dn for e in conn.entries] == [tess]  # not moved to a leavers OU
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "list", config=trust)
+    assert not [r for r in json.loads(out)["data"] if r["username"] == "ttwin"]
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm4.csv", [left]))
+    assert not [p for p in people if p["person_id"] == "X*(1)"], people  # gone from Elmwood: nothing to do
+
+    # Oakfield's own sync still has her as Oakfield's: matched by id, nothing to change, not "not in the MIS"
+    code, people, err = _sync(trust, "oakfield", _export(tmp_path / "oak.csv", [row]))
+    assert not [p for p in people if p["username"] == "ttwin" or p["person_id"] == "X*(1)"], people
+    assert enabled() and groups_of(tess) == {f"cn=sims users,ou=groups,{oak.lower()}"}
+    # Oakfield has withdrawn her (disabled): Elmwood taking her on again makes no second account, it waits
+    from ldap3 import MODIFY_REPLACE
+
+    assert conn.modify(tess, {"pwdAccountLockedTime": [(MODIFY_REPLACE, ["000001010000Z"])]}), conn.result
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm5.csv", [row]))
+    mine = [p for p in people if p["person_id"] == "X*(1)"]
+    assert code == 1 and [p["kind"] for p in mine] == ["error"] and "disabled" in mine[0]["detail"], people
+    assert not [p for p in people if p["kind"] == "joiner"]
+    conn.unbind()
+
+
+def test_a_person_of_two_schools_on_active_directory(
+    ad_sandbox: sb.SandboxInfo, ad_trust: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    """The same on AD: Oakfield's account (employeeID), Elmwood's sync gives it Elmwood's role groups (no
+    second account), Elmwood's grant and review take it, leaving Elmwood takes only Elmwood's groups."""
+    import datetime as dt
+
+    from ldap3 import BASE as SCOPE_BASE
+
+    path, _ = ad_trust
+    oak, elm = f"OU=Oakfield,{AD_BASE}", f"OU=Elmwood,{AD_BASE}"
+    dn = f"CN=Tess Twin,OU=Teachers,OU=Staff,{oak}"
+    conn = ad_sandbox.connect(ad_sandbox.admin_dn, ad_sandbox.admin_password)
+    attrs = {"sAMAccountName": "ttwin", "givenName": "Tess", "sn": "Twin", "employeeID": "X*(2)"}
+    assert conn.add(dn, ["top", "person", "organizationalPerson", "user"], {**attrs, "userAccountControl": "544"})
+    for group in ("Teaching Staff", "All Staff"):
+        gdn = f"CN={group},OU=Groups,{elm}"
+        assert conn.add(gdn, ["top", "group"], {"sAMAccountName": f"{group} Elmwood"}), conn.result
+
+    def state() -> tuple[set[str], int]:
+        conn.search(dn, "(objectClass=user)", SCOPE_BASE, attributes=["memberOf", "userAccountControl"])
+        (e,) = conn.entries
+        return {g.lower() for g in e["memberOf"].values}, int(e["userAccountControl"].value)
+
+    row = {"person_id": "X*(2)", "legal_first": "Tess", "legal_last": "Twin", "role": "teacher"}
+    code, people, err = _sync(path, "elmwood", _export(tmp_path / "elm1.csv", [row]))
+    mine = [p for p in people if p["person_id"] == "X*(2)"]
+    assert [(p["kind"], p["username"]) for p in mine] == [("shared", "ttwin")], people
+    assert "works at oakfield too" in mine[0]["detail"] and not [p for p in people if p["kind"] == "joiner"]
+    groups, uac = state()
+    assert {f"cn=teaching staff,ou=groups,{elm.lower()}", f"cn=all staff,ou=groups,{elm.lower()}"} <= groups
+    conn.search(AD_BASE, "(givenName=Tess)", attributes=["cn"])
+    assert [e.entry_dn for e in conn.entries] == [dn]
+    code, people, err = _sync(path, "elmwood", _export(tmp_path / "elm2.csv", [row]))
+    assert not [p for p in people if p["person_id"] == "X*(2)"], people
+    code, _, err = run_main("--school", "elmwood", "aup", "sign", "ttwin", "--yes", config=path)
+    assert code == 0, err
+    grant = ("access", "grant", "ttwin", "sims", "--approved-by", "Mrs A Patel (Headteacher)", "--yes")
+    code, _, err = run_main("--school", "elmwood", *grant, config=path)
+    assert code == 0, err
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "review", config=path)
+    assert not [f for f in json.loads(out)["findings"] if "ttwin" in f["subject"] + f["detail"]], out
+    left = dict(row, end_date=dt.date.today().isoformat())
+    code, people, err = _sync(path, "elmwood", _export(tmp_path / "elm3.csv", [left]))
+    assert [p["kind"] for p in people if p["person_id"] == "X*(2)"] == ["left"], people
+    groups, after = state()
+    assert not [g for g in groups if g.endswith(elm.lower())] and after == uac and not after & 2  # still enabled
+    conn.unbind()

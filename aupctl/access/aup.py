@@ -18,7 +18,7 @@ from typing import Any
 from ..config import Config
 from ..csvfile import read as read_csv
 from ..dates import parse_date
-from ..directory import Account, Directory, require_account
+from ..directory import Account, Directory
 from ..errors import AupctlError, ConfigError, InputError
 from ..plan import Change, Plan
 from ..records import approvals, signatures
@@ -28,6 +28,7 @@ from ..state import State, today
 from ..text import problem as unsafe_problem
 from ..text import refuse_unsafe
 from .grant import grant_changes
+from .shared import account_here
 
 IMPORT_REQUIRED = ["username"]
 # Extra columns an office export may carry; read and ignored except those we use.
@@ -255,7 +256,7 @@ def sign_plan(
     cfg: Config, directory: Directory, state: State, username: str, version: str | None = None, on: str | None = None
 ) -> Plan:
     text_hash(cfg)  # an unreadable [school] aup_text is refused before anything is shown or recorded
-    acct = require_account(directory, username, changing=True)
+    acct = account_here(cfg, directory, state, username, changing=True)
     version = refuse_unsafe(
         (version or cfg.school.aup_version).strip(), "--version" if version else "[school] aup_version"
     )

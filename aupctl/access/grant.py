@@ -16,13 +16,14 @@ from typing import Any
 from .. import checks
 from ..config import Config, System
 from ..dates import parse_date
-from ..directory import Account, Directory, group_name, require_account, same_dn
+from ..directory import Account, Directory, group_name, same_dn
 from ..eligibility import refusal_for
 from ..errors import InputError, NotFoundError, RefusedError
 from ..plan import Change, Plan
 from ..records import approvals, tasks
 from ..state import State
 from ..text import refuse_unsafe
+from .shared import account_here, shared_account
 from .tasks import task_change
 
 # -- small helpers --
@@ -98,7 +99,7 @@ def grant_changes(
     system = cfg.system(system_key)
     approver = canonical_approver(cfg, system_key, approver)
     until_s = parse_until(until)
-    acct = acct or require_account(directory, username, changing=True)
+    acct = acct or account_here(cfg, directory, state, username, changing=True)
     why = refusal_for(cfg, state, acct, system_key, check_aup=not assume_signed)
     if why:
         raise RefusedError(f"cannot grant {system.name} to {acct.username}: {why}; nothing was changed")
@@ -163,6 +164,8 @@ def revoke_changes(
         raise InputError("--reason is required: say why access is being withdrawn (it goes into the record)")
     username = username.strip()
     acct = directory.flavour.find_user(directory, username) if username else None
+    if acct is None and username:  # a person of two schools: the account another school holds
+        acct = shared_account(cfg, directory, state, username)
     live = approvals.live(state, username=username, system=system_key)
     if acct is None and not live:
         raise NotFoundError(

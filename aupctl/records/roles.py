@@ -17,3 +17,8 @@ def set_role(state: State, username: str, role: str, source: str = "set") -> Non
         "recorded_by=excluded.recorded_by, recorded_at=excluded.recorded_at",
         (username, role, source, actor(), now_iso()),
     )
+
+
+def clear_role(state: State, username: str) -> None:
+    """Forget a person's role here (a person of two schools who left this one)."""
+    state.execute("DELETE FROM roles WHERE lower(username) = ?", (username.lower(),))

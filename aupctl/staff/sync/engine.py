@@ -20,6 +20,7 @@ from ldap3.utils.dn import escape_rdn
 
 from ... import checks, csvfile, usernames
 from ...access.grant import revoke_changes
+from ...access.shared import held_elsewhere
 from ...config import Config
 from ...dates import read_date
 from ...directory import (
@@ -46,6 +47,7 @@ from ...state import State
 from ..intake import Person, build
 from ..intake.plan import Intake
 from .profiles import FIELDS, PROFILES, REQUIRED
+from .shared import plan_shared
 
 
 @dataclass
@@ -286,6 +288,8 @@ def plan_sync(
         pid = as_text(first(a.raw, idattr, ""))
         if pid:
             by_id[pid] = a
+    # A person of two schools: their account is another school's (same directory), found by MIS id.
+    elsewhere = held_elsewhere(cfg, directory, idattr, [r.person_id for r in export.rows if r.person_id not in by_id])
     index = _Index(accounts)  # staff code, email and name: built on the first first-contact match
     fl.fill_groups(directory, accounts)
     resolve = RoleResolver(cfg, recorded_roles(state))
@@ -312,6 +316,11 @@ def plan_sync(
 
     for r in export.rows:
         acct, how = by_id.get(r.person_id), "id"
+        if acct is None and r.person_id in elsewhere:
+            shared = elsewhere[r.person_id]
+            recorded = resolve.recorded.get(shared.username.lower())
+            waiting += plan_shared(cfg, directory, state, plan, shared, r, recorded, row, today)
+            continue
         if acct is None:
             acct, how = _first_contact(r, index, claimed)
         if how == "ambiguous":
