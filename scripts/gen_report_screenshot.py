@@ -1,7 +1,7 @@
 """docs/report-screenshot.png: the sandbox school's termly report, as a governor sees it (make docs).
 
 Starts a throwaway OpenLDAP sandbox school, runs a few of the demo's jobs on it (AUP signatures, adopt,
-a grant, an access review, a password audit, a leaver, evidence), writes the report and screenshots its
+a grant, an access review, the password, domain, estate and laptop audits, a leaver, evidence), writes the report and screenshots its
 first page with headless Chromium. Without slapd or Chromium it says so and changes nothing (exit 0), so
 `make docs` works on any machine.
 """
@@ -51,6 +51,9 @@ def main() -> int:
             aupctl("access", "grant", "zclarke", "raise", "--approved-by", "Mrs A Patel", "--yes")
             aupctl("access", "review")
             aupctl("password", "audit", "--no-hash-check")
+            aupctl("domain", "audit")
+            aupctl("estate", "audit", "--no-probe")
+            aupctl("laptop", "audit", "--no-probe")
             aupctl("leaver", "withdraw", "skhan", "--reason", "left", "--yes")
             aupctl("evidence", "record", "backup-tested", "--on", today, "--note", "restored SIMS", "--yes")
             aupctl("evidence", "record", "cyber-training", "--on", today, "--note", "INSET day", "--yes")

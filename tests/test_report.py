@@ -121,6 +121,8 @@ def test_review_and_password_figures_equal_the_commands_json(school) -> None:
     assert s["extra"]["estate-audit"]["run"] is False and s["extra"]["domain-audit"]["run"] is False
     rows = {r["key"]: r for r in school["school"]["glance"]["standards"]}
     assert rows["network"]["evidence"].endswith("not run this term") and rows["network"]["rag"] == "amber"
+    assert not school["json"]["laptops"]["data"]["laptops"]  # the sandbox enrols none: a clean audit of
+    assert rows["devices"]["rag"] == "amber" and "found nothing to check" in rows["devices"]["evidence"]  # none
 
 
 def test_people_and_access_figures_equal_the_commands_json(school) -> None:

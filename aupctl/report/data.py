@@ -405,6 +405,8 @@ def _glance(cfg: Config, school: dict[str, Any], today: dt.date, period: Period)
         last = part["latest"]
         rag = "red" if extra_red else _rag_findings(part)
         text = f"{part['title']}: {last['total']} finding(s) in {last['subjects']} checked{extra}"
+        if not last["subjects"] and rag == "green":  # a clean run over nothing is no evidence of being safe
+            rag, text = "amber", f"{part['title']}: ran, but found nothing to check{extra}"
         rows.append({"key": key, "rag": rag, "evidence": text, "date": last["at"][:10]})
 
     jml = s["jml"]
