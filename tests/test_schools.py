@@ -815,3 +815,20 @@ def test_a_role_change_at_the_second_school_ends_the_approvals_the_new_role_may_
     assert not [p for p in people if p["person_id"] == "R-1"], people  # a re-run: nothing to do
     conn.unbind()
 
+
+def test_the_second_schools_review_finds_the_shared_account_outside_its_group(
+    trust: Path, openldap_sandbox: sb.SandboxInfo, tmp_path: Path
+) -> None:
+    """Sam's Elmwood SIMS approval outlives his Elmwood SIMS Users membership (taken away by hand): Elmwood's
+    review finds the account (in Oakfield's OU) and says he is not a member, not "no such account"."""
+    from ldap3 import MODIFY_DELETE
+
+    conn, dn, _ = _oakfield_person_at_elmwood(trust, openldap_sandbox, tmp_path, "sdrift", "D-1")
+    elm_sims = f"cn=SIMS Users,ou=Groups,ou=Elmwood,{BASE}"
+    assert conn.modify(elm_sims, {"member": [(MODIFY_DELETE, [dn])]}), conn.result
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "review", config=trust)
+    assert code == 1, err
+    mine = [f for f in json.loads(out)["findings"] if f["subject"] == "sdrift"]
+    assert [f["check"] for f in mine] == ["not-a-member"], mine
+    assert "no such account" not in mine[0]["detail"] and "re-grant or revoke" in mine[0]["detail"], mine
+    conn.unbind()
