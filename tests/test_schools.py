@@ -832,3 +832,41 @@ def test_the_second_schools_review_finds_the_shared_account_outside_its_group(
     assert [f["check"] for f in mine] == ["not-a-member"], mine
     assert "no such account" not in mine[0]["detail"] and "re-grant or revoke" in mine[0]["detail"], mine
     conn.unbind()
+
+
+def test_the_second_school_may_not_withdraw_or_restore_the_other_schools_account(
+    trust: Path, openldap_sandbox: sb.SandboxInfo, tmp_path: Path
+) -> None:
+    """`--school elmwood leaver withdraw|restore` for Oakfield's account: refused (exit 2) naming Oakfield and
+    what to do instead; nothing changed. Someone no school holds is still "no such account"."""
+    conn, dn, _ = _oakfield_person_at_elmwood(trust, openldap_sandbox, tmp_path, "lwho", "L-1")
+    before = _groups_of(conn, dn)
+    code, _, err = run_main(
+        "--school", "elmwood", "leaver", "withdraw", "lwho", "--reason", "left", "--yes", config=trust
+    )
+    assert code == 2, err
+    assert "school oakfield's account" in err and dn in err, err
+    assert "MIS export" in err and "aupctl --school elmwood access revoke" in err, err
+    assert "aupctl --school oakfield leaver" in err, err
+    code, _, err = run_main(
+        "--school",
+        "elmwood",
+        "leaver",
+        "restore",
+        "lwho",
+        "--credentials-out",
+        str(tmp_path / "pw.csv"),
+        "--yes",
+        config=trust,
+    )
+    assert code == 2 and "school oakfield's account" in err and "aupctl --school oakfield leaver" in err, err
+    assert not (tmp_path / "pw.csv").exists()
+    conn.search(dn, "(objectClass=*)", "BASE", attributes=["pwdAccountLockedTime"])
+    assert not conn.entries[0]["pwdAccountLockedTime"].values and _groups_of(conn, dn) == before  # untouched
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "leaver", "list", config=trust)
+    assert not [r for r in json.loads(out)["data"] if r["username"] == "lwho"], out
+    code, _, err = run_main(
+        "--school", "elmwood", "leaver", "withdraw", "nobody-here", "--reason", "left", "--yes", config=trust
+    )
+    assert code == 2 and "no such account in ou=Elmwood" in err, err
+    conn.unbind()
