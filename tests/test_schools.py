@@ -748,3 +748,125 @@ def test_a_person_of_two_schools_on_active_directory(
     groups, after = state()
     assert not [g for g in groups if g.endswith(elm.lower())] and after == uac and not after & 2  # still enabled
     conn.unbind()
+
+
+# -- a person of two schools: a role change at the second school, its review, its leavers --
+def _oakfield_person_at_elmwood(
+    trust: Path, sandbox: sb.SandboxInfo, tmp_path: Path, uid: str, mis_id: str
+) -> tuple[object, str, dict[str, str]]:
+    """An Oakfield teacher (in Oakfield's SIMS Users) whom Elmwood's export lists as a teacher too: synced at
+    Elmwood (its role groups, its role record), then signed and granted SIMS there. (conn, dn, MIS row)"""
+    from ldap3 import MODIFY_ADD
+
+    from aupctl.config import load
+    from aupctl.staff.sync.engine import id_attribute
+
+    idattr = id_attribute(load(str(trust), "elmwood"))
+    oak, elm = f"ou=Oakfield,{BASE}", f"ou=Elmwood,{BASE}"
+    dn = f"uid={uid},ou=Teachers,ou=Staff,{oak}"
+    conn = sandbox.connect(sandbox.admin_dn, sandbox.admin_password)
+    attrs = {"uid": uid, "cn": f"{uid} Shared", "sn": "Shared", "givenName": uid, idattr: mis_id}
+    assert conn.add(dn, ["inetOrgPerson"], attrs), conn.result
+    assert conn.modify(f"cn=SIMS Users,ou=Groups,{oak}", {"member": [(MODIFY_ADD, [dn])]}), conn.result
+    eelgar = f"uid=eelgar,ou=Teachers,ou=Staff,{elm}"
+    for group in ("Teaching Staff", "All Staff", "Support Staff"):  # Elmwood's role groups (teacher, ta)
+        gdn = f"cn={group},ou=Groups,{elm}"
+        if not conn.search(gdn, "(objectClass=*)", "BASE"):
+            assert conn.add(gdn, ["groupOfNames"], {"cn": group, "member": [eelgar]}), conn.result
+    row = {"person_id": mis_id, "legal_first": uid, "legal_last": "Shared", "role": "teacher"}
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm-teacher.csv", [row]))
+    assert [(p["kind"], p["username"]) for p in people if p["person_id"] == mis_id] == [("shared", uid)], people
+    code, _, err = run_main("--school", "elmwood", "aup", "sign", uid, "--yes", config=trust)
+    assert code == 0, err
+    grant = ("access", "grant", uid, "sims", "--approved-by", "Ms E Ward (Head of School)", "--yes")
+    code, _, err = run_main("--school", "elmwood", *grant, config=trust)
+    assert code == 0, err
+    return conn, dn, row
+
+
+def _groups_of(conn, dn: str) -> set[str]:
+    conn.search(BASE, f"(member={dn})", attributes=["cn"])
+    return {e.entry_dn.lower() for e in conn.entries}
+
+
+def test_a_role_change_at_the_second_school_ends_the_approvals_the_new_role_may_not_hold(
+    trust: Path, openldap_sandbox: sb.SandboxInfo, tmp_path: Path
+) -> None:
+    """Elmwood's export moves Rhys from teacher to TA (who may not hold SIMS): as a normal mover, Elmwood's
+    SIMS approval ends and he leaves Elmwood's SIMS Users; Oakfield's SIMS Users keeps him."""
+    conn, dn, row = _oakfield_person_at_elmwood(trust, openldap_sandbox, tmp_path, "rrole", "R-1")
+    oak, elm = f"ou=Oakfield,{BASE}".lower(), f"ou=Elmwood,{BASE}".lower()
+    assert f"cn=sims users,ou=groups,{elm}" in _groups_of(conn, dn)
+    ta = dict(row, role="ta")
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm-ta.csv", [ta]))
+    mine = [p for p in people if p["person_id"] == "R-1"]
+    assert [(p["kind"], p["username"]) for p in mine] == [("shared", "rrole")], people
+    assert "role teacher -> ta" in mine[0]["detail"] and "access ended: sims" in mine[0]["detail"], mine
+    groups = _groups_of(conn, dn)
+    assert f"cn=sims users,ou=groups,{elm}" not in groups
+    assert f"cn=teaching staff,ou=groups,{elm}" not in groups
+    assert {f"cn=support staff,ou=groups,{elm}", f"cn=all staff,ou=groups,{elm}"} <= groups
+    assert f"cn=sims users,ou=groups,{oak}" in groups  # Oakfield's access is Oakfield's
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "list", config=trust)
+    assert not [r for r in json.loads(out)["data"] if r["username"] == "rrole"], out
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "review", config=trust)
+    assert not [f for f in json.loads(out)["findings"] if "rrole" in f["subject"] + f["detail"]], out
+    code, people, err = _sync(trust, "elmwood", _export(tmp_path / "elm-ta2.csv", [ta]))
+    assert not [p for p in people if p["person_id"] == "R-1"], people  # a re-run: nothing to do
+    conn.unbind()
+
+
+def test_the_second_schools_review_finds_the_shared_account_outside_its_group(
+    trust: Path, openldap_sandbox: sb.SandboxInfo, tmp_path: Path
+) -> None:
+    """Sam's Elmwood SIMS approval outlives his Elmwood SIMS Users membership (taken away by hand): Elmwood's
+    review finds the account (in Oakfield's OU) and says he is not a member, not "no such account"."""
+    from ldap3 import MODIFY_DELETE
+
+    conn, dn, _ = _oakfield_person_at_elmwood(trust, openldap_sandbox, tmp_path, "sdrift", "D-1")
+    elm_sims = f"cn=SIMS Users,ou=Groups,ou=Elmwood,{BASE}"
+    assert conn.modify(elm_sims, {"member": [(MODIFY_DELETE, [dn])]}), conn.result
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "access", "review", config=trust)
+    assert code == 1, err
+    mine = [f for f in json.loads(out)["findings"] if f["subject"] == "sdrift"]
+    assert [f["check"] for f in mine] == ["not-a-member"], mine
+    assert "no such account" not in mine[0]["detail"] and "re-grant or revoke" in mine[0]["detail"], mine
+    conn.unbind()
+
+
+def test_the_second_school_may_not_withdraw_or_restore_the_other_schools_account(
+    trust: Path, openldap_sandbox: sb.SandboxInfo, tmp_path: Path
+) -> None:
+    """`--school elmwood leaver withdraw|restore` for Oakfield's account: refused (exit 2) naming Oakfield and
+    what to do instead; nothing changed. Someone no school holds is still "no such account"."""
+    conn, dn, _ = _oakfield_person_at_elmwood(trust, openldap_sandbox, tmp_path, "lwho", "L-1")
+    before = _groups_of(conn, dn)
+    code, _, err = run_main(
+        "--school", "elmwood", "leaver", "withdraw", "lwho", "--reason", "left", "--yes", config=trust
+    )
+    assert code == 2, err
+    assert "school oakfield's account" in err and dn in err, err
+    assert "MIS export" in err and "aupctl --school elmwood access revoke" in err, err
+    assert "aupctl --school oakfield leaver" in err, err
+    code, _, err = run_main(
+        "--school",
+        "elmwood",
+        "leaver",
+        "restore",
+        "lwho",
+        "--credentials-out",
+        str(tmp_path / "pw.csv"),
+        "--yes",
+        config=trust,
+    )
+    assert code == 2 and "school oakfield's account" in err and "aupctl --school oakfield leaver" in err, err
+    assert not (tmp_path / "pw.csv").exists()
+    conn.search(dn, "(objectClass=*)", "BASE", attributes=["pwdAccountLockedTime"])
+    assert not conn.entries[0]["pwdAccountLockedTime"].values and _groups_of(conn, dn) == before  # untouched
+    code, out, err = run_main("--school", "elmwood", "--format", "json", "leaver", "list", config=trust)
+    assert not [r for r in json.loads(out)["data"] if r["username"] == "lwho"], out
+    code, _, err = run_main(
+        "--school", "elmwood", "leaver", "withdraw", "nobody-here", "--reason", "left", "--yes", config=trust
+    )
+    assert code == 2 and "no such account in ou=Elmwood" in err, err
+    conn.unbind()

@@ -17,6 +17,7 @@ from ..directory import Account, Directory, is_under, normalise_dn, unresolved_u
 from ..records.roles import recorded_roles
 from ..roles import RoleInfo, RoleResolver
 from ..state import State
+from .shared import search_base
 
 BATCH = 100  # usernames OR'd into one filter
 
@@ -94,11 +95,17 @@ def read_staff(cfg: Config, directory: Directory, *, full: bool = False) -> Peop
 
 
 def read_people(
-    cfg: Config, directory: Directory, member_dns: set[str], usernames: set[str], people: People | None = None
+    cfg: Config,
+    directory: Directory,
+    member_dns: set[str],
+    usernames: set[str],
+    people: People | None = None,
+    state: State | None = None,
 ) -> People:
     """Every account involved, each read once: the staff and leavers OUs in one search each (unless read
     already: people), then members outside them by DN and approval holders not yet seen in batches of OR'd
-    usernames."""
+    usernames. state: holders still not found whom this school records a role for are sought across the
+    trust's part of the directory too (a person of two schools whose account another school holds)."""
     fl = directory.flavour
     people = people if people is not None else read_staff(cfg, directory)
     attrs_wanted, raw, make = _brief(directory)
@@ -111,6 +118,15 @@ def read_people(
         users = fl.users_filter(missing[i : i + BATCH])
         for dn, attrs in directory.search(cfg.directory.base_dn, users, attrs_wanted, raw=raw):
             people.add(make(dn, attrs))
+    trust_base = search_base(cfg) if state is not None else None
+    if trust_base is not None and state is not None:
+        recorded = recorded_roles(state)
+        elsewhere = sorted(u for u in missing if u.lower() not in people.by_user and u.strip().lower() in recorded)
+        for i in range(0, len(elsewhere), BATCH):
+            users = fl.users_filter(elsewhere[i : i + BATCH])
+            for dn, attrs in directory.search(trust_base, users, attrs_wanted, raw=raw):
+                if not is_under(dn, cfg.directory.base_dn):  # this school's base was searched above
+                    people.add(make(dn, attrs))
     return people
 
 

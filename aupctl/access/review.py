@@ -104,7 +104,7 @@ def review(
     step(2)
     live = [r for r in approvals.live(state, columns=APPROVAL_COLUMNS) if r["system"] in keys]
     member_dns = {dn for m in memberships.values() if m for dn in m}
-    people = read_people(cfg, directory, member_dns, {r["username"] for r in live}, staff)
+    people = read_people(cfg, directory, member_dns, {r["username"] for r in live}, staff, state)
     step(3)
     judge = _Judge(cfg, people, roles_for(cfg, directory, state, people), signed_users(state, cfg.school.aup_version))
     step(4)

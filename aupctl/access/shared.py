@@ -51,6 +51,33 @@ def holder(cfg: Config, dn: str) -> str | None:
     return best[1] if best else None
 
 
+def account_of_another_school(cfg: Config, directory: Directory, username: str) -> tuple[str | None, str] | None:
+    """(the school whose base holds it, or None; its DN) for an account by this username in the trust's part of
+    the directory outside this school's base, else None (a school alone in its directory: always None)."""
+    base = search_base(cfg)
+    if base is None or not username.strip():
+        return None
+    fl = directory.flavour
+    for dn, _ in directory.search(base, fl.user_filter(username.strip()), fl.lean_attributes, raw=True):
+        if not _under(dn, cfg.directory.base_dn):
+            return holder(cfg, dn), dn
+    return None
+
+
+def not_ours(cfg: Config, who: str, held: tuple[str | None, str]) -> str:
+    """Why this school may not withdraw (or restore) an account another school of the trust holds, and what to
+    do instead."""
+    key, dn = held
+    here = cfg.school_key or "this school"
+    there = f"school {key}'s" if key else "another part of the directory's"
+    then = f"`aupctl --school {key} leaver ...`" if key else "the school that holds it"
+    return (
+        f"{who} is {there} account ({dn}), not {here}'s: to end their post at {here}, end it in {here}'s MIS "
+        f"export (staff sync) or `aupctl --school {here} access revoke`; withdrawing or restoring the account "
+        f"is for {then}"
+    )
+
+
 def held_elsewhere(cfg: Config, directory: Directory, idattr: str, ids: list[str]) -> dict[str, Account]:
     """MIS id -> the account outside this school's base (in the same directory) that carries it, read as
     sync reads its own people, its groups filled in (this school's groups among them)."""

@@ -20,6 +20,7 @@ from typing import Any
 import ldap3
 
 from .. import checks, credfile, passphrase
+from ..access.shared import account_of_another_school, not_ours
 from ..config import Config
 from ..credfile import CredentialsFile, require_new
 from ..directory import Account, Directory, as_text, first_rdn, group_name, normalise_dn, parent_dn, same_dn
@@ -94,6 +95,10 @@ def restore(
     dry_run: bool = False,
 ) -> Plan:
     row = records.latest(state, username)
+    if row is None and directory.flavour.find_user(directory, username) is None:
+        held = account_of_another_school(cfg, directory, username)
+        if held is not None:  # a person of two schools: their account is the other school's to restore
+            raise RefusedError(not_ours(cfg, username.strip(), held))
     if row is None or row["status"] not in (WITHDRAWING, DONE) or not row["snapshot"]:
         _refuse(username, row)
     assert row is not None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import csvfile
+from ..access.shared import account_of_another_school, not_ours
 from ..config import Config
 from ..dates import parse_date as read_date
 from ..directory import Account, Directory, normalise_dn
@@ -121,7 +122,11 @@ def resolve(
         else:
             acct = (known or {}).get(req.who.lower()) or flavour.find_user(directory, req.who)
         if acct is None:
-            problems.append(f"{req.label}: no such account in {directory.cfg.directory.base_dn}")
+            held = account_of_another_school(directory.cfg, directory, req.who) if req.by == "username" else None
+            if held is not None:  # a person of two schools: the account is the other school's to withdraw
+                problems.append(f"{req.label}: {not_ours(directory.cfg, req.who, held)}")
+            else:
+                problems.append(f"{req.label}: no such account in {directory.cfg.directory.base_dn}")
             continue
         key = normalise_dn(acct.dn)
         if key in by_dn:

@@ -13,9 +13,11 @@ from ...access.grant import revoke_changes
 from ...access.shared import holder
 from ...config import Config
 from ...directory import Account, Directory, same_dn
+from ...eligibility import ROLE, ineligible
 from ...plan import Change, Plan
 from ...records import approvals
 from ...records.roles import clear_role, set_role
+from ...roles import RoleInfo
 from ...state import State
 
 
@@ -93,6 +95,13 @@ def plan_shared(
         return 0  # nothing to do
     plan.extend([_membership(directory, acct, g, False, f"role {was} -> {r.role} here, AUP 1.3") for g in old])
     plan.extend([_membership(directory, acct, g, True, f"role {r.role} here, AUP 1.3") for g in add])
+    ended: list[str] = []
+    if was and was != r.role:  # a role change here: this school's approvals the new role may not hold end
+        for a in approvals.live(state, username=user):
+            if any(i.check == ROLE for i in ineligible(cfg, acct, a["system"], RoleInfo(r.role, "the MIS"), None)):
+                ended.append(a["system"])
+                why = f"role moved from {was} to {r.role} in this school's MIS (AUP 1.3)"
+                plan.extend(revoke_changes(cfg, directory, state, user, a["system"], why))
     if was != r.role:
         role = r.role
         plan.add(
@@ -104,5 +113,9 @@ def plan_shared(
                 details={"role": role, "was": was},
             )
         )
-    row("shared", r, user, f"{other}: joins this school's role groups ({r.role})")
+    if was and was != r.role:
+        lost = f"; access ended: {', '.join(ended)}" if ended else ""
+        row("shared", r, user, f"{other}: role {was} -> {r.role} in this school's groups{lost}")
+    else:
+        row("shared", r, user, f"{other}: joins this school's role groups ({r.role})")
     return 0
