@@ -183,7 +183,7 @@ def survey(
     memberships = read_memberships(cfg, directory, group_keys, staff)
     live = [r for r in approvals.live(state) if r["system"] in keys]
     member_dns = {dn for m in memberships.values() if m for dn in m}
-    people = read_people(cfg, directory, member_dns, {r["username"] for r in live}, staff)
+    people = read_people(cfg, directory, member_dns, {r["username"] for r in live}, staff, state)
     roles = roles_for(cfg, directory, state, people)
     signed = signed_users(state, cfg.school.aup_version)
     lag = directory.flavour.logon_lag_days
