@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import winacl
 from .errors import InputError
-from .text import inert  # the one neutralisation, shared with --format csv
+from .text import csv_cell  # the one CSV cell, shared with --format csv and the recertification files
 
 # The columns of each kind of credentials file, written here once (docs name them):
 # the first passwords of new staff (staff import) ...
@@ -85,9 +85,10 @@ class CredentialsFile:
     def _write(self, rows: Iterable[list[str]]) -> None:
         assert self.fd is not None
         buf = io.StringIO()
-        # The password is written as it is: it is what the person types.
+        # The password is written as it is: it is what the person types (passphrase.generate: ASCII words,
+        # '-' and digits, so nothing in it needs escaping or quoting).
         csv.writer(buf, lineterminator="\n").writerows(
-            [v if i == self._secret else inert(v) for i, v in enumerate(row)] for row in rows
+            [v if i == self._secret else csv_cell(v) for i, v in enumerate(row)] for row in rows
         )
         data = buf.getvalue().encode("utf-8")
         while data:

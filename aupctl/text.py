@@ -1,6 +1,9 @@
 """Text from outside (CSV files, the directory, laptops) made safe for where it goes next.
 
-- inert(): a CSV cell a spreadsheet will not run as a formula (the credentials file and --format csv).
+- csv_cell(): every CSV cell aupctl writes (--format csv, the credentials and recertification files):
+  shown() and then inert(), so a cell can neither drive a terminal nor reorder or break a row, nor run
+  as a formula in a spreadsheet.
+- inert(): a cell a spreadsheet will not run as a formula.
 - shown(): text for a terminal, with control, bidi and invisible characters written as escapes
   (`\\x1b`, `\\u202e`), so a hostname or a name cannot retitle the window, clear the screen or reorder
   what the reader sees.
@@ -28,6 +31,12 @@ FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 def inert(value: str) -> str:
     """A CSV cell a spreadsheet shows as text: a leading quote before anything it would run as a formula."""
     return "'" + value if value[:1] in FORMULA_START else value
+
+
+def csv_cell(value: str) -> str:
+    """A CSV cell safe for a spreadsheet and a terminal: control, bidi and invisible characters (CR and LF
+    too: a value never breaks a line) written as the table shows them, then a formula-like start quoted."""
+    return inert(shown(value))
 
 
 def unsafe(ch: str) -> bool:

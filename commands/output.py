@@ -22,7 +22,7 @@ import click
 from aupctl.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, ConfirmationRequired
 from aupctl.findings import Finding, sort_findings
 from aupctl.plan import UNKNOWN, ApplyResult, Change, Plan, Reconciled, apply, reconcile
-from aupctl.text import inert, shown, unsafe
+from aupctl.text import csv_cell, shown, unsafe
 
 from .context import Ctx
 
@@ -138,15 +138,20 @@ def _cell(value: Any) -> str:
 
 
 def _csv_cell(value: Any) -> str:
-    """A cell a spreadsheet shows as text (as in the credentials file); our own numbers stay numbers."""
+    """A cell a spreadsheet shows as text and a terminal cannot obey (as in the credentials file); our own
+    numbers stay numbers."""
     cell = _cell(value)
-    return cell if isinstance(value, int | float) and not isinstance(value, bool) else inert(cell)
+    return cell if isinstance(value, int | float) and not isinstance(value, bool) else csv_cell(cell)
 
 
 def to_json(payload: Any) -> str:
     """JSON that means the same to a program and cannot drive a terminal: json.dumps escapes C0 controls;
     DEL, C1, bidi and invisible characters (valid raw in JSON) are written as \\u escapes too."""
-    out = json.dumps(_plain(payload), indent=2, ensure_ascii=False)
+    return _json_text(payload, indent=2)
+
+
+def _json_text(payload: Any, **how: Any) -> str:
+    out = json.dumps(_plain(payload), ensure_ascii=False, **how)
     return _SUSPECT.sub(lambda m: json.dumps(m[0])[1:-1] if unsafe(m[0]) else m[0], out)
 
 
@@ -190,7 +195,8 @@ def render(
         set_json(ctx, data=payload)
         return
     if json_text:
-        text = (lambda v: json.dumps(v, ensure_ascii=False)) if ctx.fmt == "csv" else words
+        # in CSV: JSON text with \u escapes for what a terminal could obey (it still decodes to the value)
+        text = _json_text if ctx.fmt == "csv" else words
         rows = [{**r, **{c: text(r.get(c)) for c in json_text if c in r}} for r in rows]
     if ctx.fmt == "csv":
         buf = io.StringIO()

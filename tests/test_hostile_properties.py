@@ -145,3 +145,12 @@ def test_shown_inert_and_json_are_safe_and_faithful(value: str) -> None:
     dumped = to_json({"name": value, "list": [value]})
     assert not any(text.unsafe(c) for c in dumped if c != "\n")
     assert json.loads(dumped) == {"name": value, "list": [value]}
+
+
+@SETTINGS
+@given(ANY_TEXT)
+def test_csv_cell_is_safe_and_one_line(value: str) -> None:
+    cell = text.csv_cell(value)
+    assert not any(text.unsafe(c) for c in cell) and "\n" not in cell and "\r" not in cell
+    assert cell[:1] not in text.FORMULA_START
+    assert cell.endswith(text.shown(value))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import stat
 from pathlib import Path
@@ -264,6 +265,23 @@ def test_credentials_file_cells_never_run_as_formulas(tmp_path: Path) -> None:
     (row,) = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
     assert row["password"] == "Harbor-Velvet-Ocean-Timber-47"
     assert row["name"] == '\'=HYPERLINK("x")' and row["email"] == "'@evil" and row["staff_code"] == "'+1"
+
+
+def test_credentials_file_escapes_control_and_bidi_but_keeps_the_password(tmp_path: Path) -> None:
+    from aupctl import passphrase, text
+
+    path = tmp_path / "creds.csv"
+    creds = CredentialsFile(path, CREDENTIAL_COLUMNS)
+    password = passphrase.generate()
+    name = "Eve\x1b[31m\r\nRed\u202egnp.exe"
+    creds.write([["jsmith", password, name, "e@x.test", "teacher", "HS1", "uid=jsmith", "now"]])
+    creds.close()
+    raw = path.read_text(encoding="utf-8")
+    assert not [c for c in raw if text.unsafe(c) and c != "\n"] and raw.count("\n") == 2
+    (row,) = list(csv.DictReader(io.StringIO(raw)))
+    assert row["password"] == password and row["name"] == "Eve\\x1b[31m\\x0d\\x0aRed\\u202egnp.exe"
+    # generated passwords hold nothing csv_cell would change: the password column can stay as it is
+    assert all(text.csv_cell(p) == p for p in (passphrase.generate() for _ in range(200)))
 
 
 def test_variant_prefilter_never_hides_a_variant() -> None:

@@ -30,6 +30,7 @@ from aupctl.access.recertify import (
     pending_approvers,
     start_plan,
 )
+from aupctl.access.recertify.campaign import decisions_csv
 from aupctl.access.recertify.decisions import undecided_findings
 from aupctl.config import load
 from aupctl.directory import open_directory, same_dn
@@ -38,6 +39,7 @@ from aupctl.plan import apply
 from aupctl.records import approvals, tasks
 from aupctl.sandbox.school import BUSINESS_MANAGER, HEADTEACHER
 from aupctl.state import State
+from aupctl.text import shown, unsafe
 
 HEAD = HEADTEACHER
 DEPUTY = "Mrs R Hughes (Deputy Headteacher)"
@@ -325,6 +327,33 @@ def test_a_member_list_changed_since_the_start_is_refused(base, tmp_path: Path) 
     finally:
         d.flavour.remove_member(d, gdn, outsider.dn, outsider.username)
     apply(decide_plan(cfg, d, st, someone, "raise", "keep", "Mrs A Patel"), st)  # the list is back: accepted
+
+
+def test_a_hostile_name_in_a_decisions_file_is_escaped_and_the_file_still_applies(base, tmp_path: Path) -> None:
+    """A name with a formula, ESC, CR/LF and a bidi override (a hand-made account's): the approver's file
+    holds it escaped on one line, quoted, and the file still applies."""
+    cfg, d, st, _ = setup(base, tmp_path)
+    camp = start(cfg, d, st, ["target_tracker"])
+    item = direct_items(camp, "target_tracker")[0]
+    hostile = "=cmd|' /C calc'!A0\x1b[31m\r\nred\u202egnp.exe"
+    st.execute("UPDATE recert_items SET name = ? WHERE id = ?", (hostile, item["id"]))
+    camp = load_campaign(st, system="target_tracker")
+    text = decisions_csv(camp, HEAD).decode("utf-8-sig")
+    assert not [c for c in text.replace("\r\n", "") if unsafe(c)], "raw control/bidi characters in the file"
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert text.count("\r\n") == len(rows) + 1, "a value broke a line"
+    row = next(r for r in rows if r["username"] == item["username"])
+    assert row["name"] == "'" + shown(hostile) and "\\x1b[31m\\x0d\\x0ared\\u202e" in row["name"]
+    row["decision"], row["note"] = "keep", "still needed"
+    returned = tmp_path / "returned.csv"
+    write_file(returned, rows)
+    apply(apply_plan(cfg, d, st, returned), st)
+    decided = load_campaign(st, system="target_tracker").decisions[item["id"]]
+    assert (decided["decision"], decided["approver"], decided["note"]) == ("keep", HEAD, "still needed")
+    # a hand-made account's odd username comes back as the file wrote it, and still finds its row
+    odd = {**item, "username": "Ev\u202eil", "user_key": "ev\u202eil"}
+    camp.items.append(odd)
+    assert camp.item("target_tracker", shown(odd["username"])) is odd
 
 
 def test_decide_one_by_one(base, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from ...records import approvals
 from ...records import recertify as rec
 from ...records.signatures import signed_users
 from ...state import State, today
-from ...text import inert
+from ...text import csv_cell, shown
 from ..members import read_memberships, read_people, read_staff, roles_for
 
 CLAUSE = "1.3"
@@ -77,7 +77,10 @@ class Campaign:
 
     def item(self, system: str, username: str) -> dict[str, Any] | None:
         key = username.strip().lower()
-        return next((i for i in self.items if i["system"] == system and i["user_key"] == key), None)
+        # a hand-made account's odd username comes back from the decisions file as csv_cell wrote it
+        return next(
+            (i for i in self.items if i["system"] == system and key in (i["user_key"], shown(i["user_key"]))), None
+        )
 
     def approvers(self) -> dict[str, list[str]]:
         """approver (as the config spelt it at the start) -> their systems, in config order."""
@@ -385,7 +388,8 @@ def file_names(code: str, approvers: dict[str, list[str]] | list[str]) -> dict[s
 
 def decisions_csv(camp: Campaign, approver: str) -> bytes:
     """The approver's file: their systems' members, `decision` and `note` to fill in (UTF-8 with a BOM, so
-    Excel reads the names right; every cell inert, so a name cannot be a formula)."""
+    Excel reads the names right; every cell through csv_cell, so a name cannot be a formula, break a row or
+    reorder what the approver reads)."""
     their = [k for k, m in camp.systems.items() if approver in m["approvers"]]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
@@ -405,7 +409,7 @@ def decisions_csv(camp: Campaign, approver: str) -> bytes:
             "decision": mine["decision"] if mine else "",
             "note": mine["note"] if mine else "",
         }
-        w.writerow([inert(str(row.get(c) or "")) for c in CSV_COLUMNS])
+        w.writerow([csv_cell(str(row.get(c) or "")) for c in CSV_COLUMNS])
     return buf.getvalue().encode("utf-8-sig")
 
 
