@@ -1,4 +1,4 @@
-"""aupctl sandbox start | status | stop"""
+"""aupctl sandbox start | status | stop | mail"""
 
 from __future__ import annotations
 
@@ -84,3 +84,39 @@ def stop(directory: Path | None) -> None:
 
     d = directory or sandbox.default_dir()
     message("stopped" if sandbox.stop(d) else f"no running sandbox in {d}")
+
+
+@cli.command("mail")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where its certificate, password file (smtp/) and the letters (mail/) go.")  # fmt: skip
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
+def mail(directory: Path, port: int) -> None:
+    """A throwaway SMTP server on 127.0.0.1 for trying `aupctl notify` and recertification letters:
+    STARTTLS with its own CA (DIR/smtp/ca.pem), AUTH as aupctl-sandbox (DIR/smtp/password), every letter
+    written to DIR/mail/NNNN.eml. Runs in the foreground until Ctrl-C or SIGTERM; DIR/smtp/port holds its
+    port while it listens. Needs aiosmtpd (pip install 'aupctl[test]')."""
+    if not sys.platform.startswith("linux"):
+        raise _not_linux()
+    import signal
+    import threading
+
+    try:
+        from aupctl.sandbox import smtp  # the module, not its name: mypy --platform win32 skips the sandbox
+    except ImportError as exc:  # aiosmtpd is a test extra
+        raise InputError(f"the SMTP sandbox needs aiosmtpd ({exc})", hint="pip install 'aupctl[test]'") from None
+
+    catcher = smtp.MailCatcher(directory, port=port or None).start()
+    (catcher.tls_dir / "port").write_text(f"{catcher.port}\n")
+    message(
+        f"SMTP sandbox on {catcher.host}:{catcher.port} (STARTTLS, AUTH as {catcher.username}); "
+        f"letters are written to {catcher.spool}/"
+    )
+    stop_ = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_.set())
+    try:
+        stop_.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        catcher.stop()
+        (catcher.tls_dir / "port").unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 # the school's; every letter it takes lands in $DEMO_DIR/mail/NNNN.eml. It serves the recertification's
 # letters (60) and the reminders (65), and is stopped when the demo ends.
 rm -rf "$DEMO_DIR/mail" "$DEMO_DIR/smtp/port"
-python3 -m aupctl.sandbox.smtp --dir "$DEMO_DIR" > "$DEMO_DIR/smtp.log" 2>&1 &
+aupctl sandbox mail --dir "$DEMO_DIR" > "$DEMO_DIR/smtp.log" 2>&1 &
 SMTP_PID=$!
 trap 'kill "$SMTP_PID" 2>/dev/null || true; wait "$SMTP_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do [ -s "$DEMO_DIR/smtp/port" ] && break; sleep 0.1; done

@@ -1,20 +1,15 @@
 """A throwaway SMTP server on loopback for the demo and the tests: STARTTLS with the sandbox's own CA,
 AUTH (PLAIN/LOGIN) checking one username and password, every letter kept in memory and written to
-DIR/mail/NNNN.eml. Built on aiosmtpd (the `test` extra).
-
-    python3 -m aupctl.sandbox.smtp --dir DIR [--port N]
-
-runs it in the foreground until stopped (SIGTERM or Ctrl-C); DIR/smtp/ holds ca.pem, the password file
-and `port` (written once it listens). Linux only, like the rest of the sandbox.
+DIR/mail/NNNN.eml. Built on aiosmtpd (the `test` extra). `aupctl sandbox mail --dir DIR` runs one in the
+foreground (commands/sandbox.py); DIR/smtp/ holds ca.pem, the password file and `port` (written once it
+listens). Linux only, like the rest of the sandbox.
 """
 
 from __future__ import annotations
 
-import argparse
 import email
 import email.policy
 import os
-import signal
 import socket
 import ssl
 import sys
@@ -151,31 +146,3 @@ class MailCatcher:
             'from = "Hollybank ICT <ict@hollybank.test>"\n'
             'reply_to = "ICT Support <ict@hollybank.test>"\n'
         )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m aupctl.sandbox.smtp", description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", required=True, help="where its certificate, password and letters go")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    args = parser.parse_args(argv)
-    catcher = MailCatcher(Path(args.dir), port=args.port or None).start()
-    (catcher.tls_dir / "port").write_text(f"{catcher.port}\n")
-    print(
-        f"SMTP sandbox on {catcher.host}:{catcher.port} (STARTTLS, AUTH as {catcher.username}); "
-        f"letters are written to {catcher.spool}/",
-        flush=True,
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        catcher.stop()
-        (catcher.tls_dir / "port").unlink(missing_ok=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
